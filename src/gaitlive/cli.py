@@ -1,0 +1,88 @@
+"""The one ``gaitlive`` command line.
+
+Each subcommand lives in :mod:`gaitlive.commands` as a small module with
+``register(subparsers)``: it declares its arguments and a ``run(args) -> int`` that imports
+the heavy modules it needs only when called, so ``gaitlive --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from gaitlive import __version__
+
+log = logging.getLogger("gaitlive")
+
+# subcommand name -> module in gaitlive.commands, in the order --help lists them
+COMMANDS: dict[str, str] = {
+    "run": "run",          # live pipeline (camera, stream, file)
+    "analyze": "analyze",  # offline: video or pose file -> poses, steps, passes, movie
+    "synth": "synth",      # render the synthetic corridor world
+    "frames": "frames",    # pick frames for annotation (k-means)
+    "annotate": "annotate",  # annotation GUI
+    "train": "train",      # DeepLabCut training
+    "evaluate": "evaluate",
+    "export": "export",    # export for DLC-Live + model card
+    "score": "score",      # score fit / score compare
+    "listen": "listen",    # reference farm-system subscriber
+    "relay": "relay",      # XSUB/XPUB multi-camera proxy
+    "keys": "keys",        # CURVE key pairs
+    "view": "view",        # remote overlay viewer
+    "report": "report",    # gait reports
+    "info": "info",        # versions and GPU
+}
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as ``gaitlive: error: ...`` with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gaitlive",
+        description="Real-time locomotion (gait) scoring of birds walking past a camera, "
+                    "on DeepLabCut-Live.")
+    parser.add_argument("--version", action="version", version=f"gaitlive {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        try:
+            mod = importlib.import_module(f"gaitlive.commands.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"gaitlive.commands.{module}":
+                raise
+            continue  # not built in this checkout
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose >= 2 else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    logging.getLogger("gaitlive").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("gaitlive: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, FileNotFoundError, RuntimeError) as e:
+        # ConfigError, DLCFileError, ... are ValueErrors with a message naming file and key
+        if args.verbose >= 2:
+            raise
+        print(f"gaitlive {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Subcommands of the ``gaitlive`` CLI: one module each, with ``register(subparsers)``.
+
+Modules here only parse arguments; they import the modules that do the work inside
+``run`` so that ``gaitlive --help`` never imports torch or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_config_args", "config_from_args"]
+
+
+def add_config_args(p: argparse.ArgumentParser, *, source: bool = True) -> None:
+    """The common options every run-like command takes: a config file and the overrides
+    of its common keys (source, model, endpoint, profile)."""
+    p.add_argument("--config", "-c", default=None,
+                   help="YAML run config (default: configs/default.yaml)")
+    p.add_argument("--profile", default=None,
+                   help="species/view profile name or YAML path (overrides the config's)")
+    if source:
+        p.add_argument("--source", "-s", default=None,
+                       help="camera index, stream URL, video file or image folder")
+    p.add_argument("--model", "-m", default=None, help="exported DLC-Live model folder")
+    p.add_argument("--endpoint", default=None,
+                   help="ZeroMQ PUB endpoint (default from config: tcp://127.0.0.1:5556)")
+    p.add_argument("--camera-id", default=None, help="camera id carried by every message")
+
+
+def config_from_args(args: argparse.Namespace):  # -> gaitlive.config.Config
+    from gaitlive.config import load_config
+
+    overrides = {
+        "profile": getattr(args, "profile", None),
+        "source": getattr(args, "source", None),
+        "model.path": getattr(args, "model", None),
+        "publish.endpoint": getattr(args, "endpoint", None),
+        "camera_id": getattr(args, "camera_id", None),
+    }
+    return load_config(args.config, overrides=overrides)

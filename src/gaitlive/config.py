@@ -1,0 +1,578 @@
+"""Typed, immutable, validated configuration.
+
+A run is configured by one YAML file (``configs/default.yaml``) that names a *profile*
+(``configs/broiler-side.yaml`` ...). The profile describes the animal and the view: its
+bodyparts, skeleton, angles, pcutoff and gait settings. Both load into frozen dataclasses
+and are validated when loaded; every problem raises :class:`ConfigError` naming the file,
+the key path and what was expected.
+
+Examples
+--------
+>>> from gaitlive.config import load_config
+>>> cfg = load_config()                      # configs/default.yaml
+>>> cfg.profile.bodyparts[:2]
+('head', 'neck')
+>>> cfg = load_config(overrides={"source": "barn.mp4", "publish.endpoint": "tcp://127.0.0.1:6000"})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from gaitlive.paths import CONFIG_DIR, resolve_asset
+
+__all__ = [
+    "ConfigError",
+    "Config",
+    "Profile",
+    "GaitSettings",
+    "LegSpec",
+    "ModelSettings",
+    "PresenceSettings",
+    "PublishSettings",
+    "CurveSettings",
+    "OverlaySettings",
+    "RecordSettings",
+    "ScoreSettings",
+    "load_config",
+    "load_profile",
+    "from_mapping",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid.
+
+    The message always names the file (when there is one), the key path and what was
+    expected, e.g. ``configs/x.yaml: gait.min_steps: expected an integer >= 1, got -2``.
+    """
+
+    def __init__(self, message: str, *, file: str | Path | None = None, key: str | None = None):
+        self.file = str(file) if file is not None else None
+        self.key = key
+        prefix = ""
+        if self.file:
+            prefix += f"{self.file}: "
+        if key:
+            prefix += f"{key}: "
+        super().__init__(prefix + message)
+
+
+def _rng(lo: float | None = None, hi: float | None = None, **kw: Any) -> dict[str, Any]:
+    """Field metadata for an inclusive numeric range."""
+    return {"lo": lo, "hi": hi, **kw}
+
+
+def _field(default: Any = dataclasses.MISSING, *, lo: float | None = None,
+           hi: float | None = None, choices: tuple[Any, ...] | None = None,
+           doc: str = "", default_factory: Any = dataclasses.MISSING) -> Any:
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------------------
+# Profile: the animal and the view
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LegSpec:
+    """The keypoints of one leg, proximal to distal. ``knee`` may be empty for a leg
+    tracked from hock down only; ``foot`` is required (it is what touches the floor)."""
+
+    knee: str = ""
+    hock: str = ""
+    foot: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.foot:
+            raise ConfigError("a leg needs a 'foot' bodypart", key="foot")
+
+
+@dataclass(frozen=True)
+class GaitSettings:
+    """Settings of the gait stage (step detection, rolling features, pass segmentation)."""
+
+    legs: dict[str, LegSpec] = _field(default_factory=dict,
+                                      doc="leg name -> keypoints; e.g. left/right")
+    # Pairs of legs compared for left/right asymmetry, e.g. [[left, right]].
+    pairs: tuple[tuple[str, str], ...] = ()
+    # Bodyparts whose mean position is the body centre (for body motion and sway).
+    body: tuple[str, ...] = ()
+    # Segments (bodypart pairs) summed to the image-space scale used to make features
+    # scale-invariant (e.g. knee-hock + hock-foot = leg length).
+    scale_segments: tuple[tuple[str, str], ...] = ()
+    head: str = ""
+    # Foot is "on the ground" when its speed relative to the floor is below this fraction of
+    # the scale per second.
+    stance_speed: float = _field(0.6, lo=0.0, hi=100.0)
+    # Frames a stance/swing state must persist before it is accepted (debounce).
+    min_stance_frames: int = _field(2, lo=1, hi=1000)
+    min_swing_frames: int = _field(2, lo=1, hi=1000)
+    smoothing_frames: int = _field(3, lo=1, hi=101)
+    window_s: float = _field(4.0, lo=0.1, hi=600.0)
+    min_steps: int = _field(4, lo=1, hi=1000)
+    lost_s: float = _field(1.0, lo=0.0, hi=600.0)
+    min_present_keypoints: int = _field(4, lo=1, hi=1000)
+    max_match_distance: float = _field(1.5, lo=0.0, hi=100.0,
+                                       doc="max tracking distance, in body scales")
+    walk_direction: str = _field("auto", choices=("auto", "left_to_right", "right_to_left",
+                                                  "away", "towards"))
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    scale: str = _field("kestin", choices=("kestin", "cow5", "custom"))
+    min_score: int = 0
+    max_score: int = 5
+    model: str = ""  # path of a score model file (models/...), "" = none
+
+    def __post_init__(self) -> None:
+        if self.max_score <= self.min_score:
+            raise ConfigError(
+                f"expected max_score > min_score, got {self.min_score}..{self.max_score}",
+                key="max_score")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A species/view profile: what the pose model detects and how to read gait from it."""
+
+    name: str
+    species: str
+    view: str = _field("side", choices=("side", "rear"))
+    bodyparts: tuple[str, ...] = ()
+    skeleton: tuple[tuple[str, str], ...] = ()
+    # angle name -> (a, vertex, c): the angle at `vertex` between a and c, in degrees
+    angles: dict[str, tuple[str, str, str]] = _field(default_factory=dict)
+    pcutoff: float = _field(0.5, lo=0.0, hi=1.0)
+    gait: GaitSettings = _field(default_factory=GaitSettings)
+    score: ScoreSettings = _field(default_factory=ScoreSettings)
+
+    def __post_init__(self) -> None:
+        if not self.bodyparts:
+            raise ConfigError("expected a non-empty list of bodypart names", key="bodyparts")
+        if len(set(self.bodyparts)) != len(self.bodyparts):
+            raise ConfigError(f"bodypart names must be unique, got {list(self.bodyparts)}",
+                              key="bodyparts")
+        known = set(self.bodyparts)
+
+        def check(names: typing.Iterable[str], key: str) -> None:
+            for n in names:
+                if n and n not in known:
+                    raise ConfigError(
+                        f"unknown bodypart {n!r}; expected one of {list(self.bodyparts)}",
+                        key=key)
+
+        for i, edge in enumerate(self.skeleton):
+            check(edge, f"skeleton[{i}]")
+        for name, triple in self.angles.items():
+            check(triple, f"angles.{name}")
+        for leg, spec in self.gait.legs.items():
+            check((spec.knee, spec.hock, spec.foot), f"gait.legs.{leg}")
+        for i, pair in enumerate(self.gait.pairs):
+            for leg in pair:
+                if leg not in self.gait.legs:
+                    raise ConfigError(
+                        f"unknown leg {leg!r}; expected one of {list(self.gait.legs)}",
+                        key=f"gait.pairs[{i}]")
+        check(self.gait.body, "gait.body")
+        for i, seg in enumerate(self.gait.scale_segments):
+            check(seg, f"gait.scale_segments[{i}]")
+        check((self.gait.head,), "gait.head")
+
+    def index(self, bodypart: str) -> int:
+        """Column of ``bodypart`` in pose arrays; -1 for ``""``."""
+        if not bodypart:
+            return -1
+        return self.bodyparts.index(bodypart)
+
+    @property
+    def n_keypoints(self) -> int:
+        return len(self.bodyparts)
+
+
+# --------------------------------------------------------------------------------------
+# Run configuration
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The pose model and how DLC-Live runs it."""
+
+    path: str = "models/gaitlive-corridor"
+    engine: str = _field("auto", choices=("auto", "pytorch", "tensorflow"))
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = _field("FP32", choices=("FP32", "FP16"))
+    resize: float = _field(1.0, lo=0.05, hi=4.0)
+    # static crop [x1, x2, y1, y2] in pixels, or empty for none
+    cropping: tuple[int, ...] = ()
+    dynamic_crop: bool = False
+    dynamic_crop_margin: int = _field(40, lo=0, hi=10000)
+    dynamic_crop_threshold: float = _field(0.5, lo=0.0, hi=1.0)
+    warmup_frames: int = _field(2, lo=0, hi=1000)
+    # number of individuals the model outputs; 1 for single-animal models
+    max_individuals: int = _field(1, lo=1, hi=1000)
+
+    def __post_init__(self) -> None:
+        if self.cropping and len(self.cropping) != 4:
+            raise ConfigError(f"expected [x1, x2, y1, y2], got {list(self.cropping)}",
+                              key="cropping")
+        if self.cropping:
+            x1, x2, y1, y2 = self.cropping
+            if not (0 <= x1 < x2 and 0 <= y1 < y2):
+                raise ConfigError(
+                    f"expected 0 <= x1 < x2 and 0 <= y1 < y2, got {list(self.cropping)}",
+                    key="cropping")
+
+
+@dataclass(frozen=True)
+class PresenceSettings:
+    """Background-subtraction presence gating: skip inference on an empty corridor."""
+
+    enabled: bool = True
+    history: int = _field(300, lo=1, hi=100000)
+    var_threshold: float = _field(25.0, lo=0.0, hi=10000.0)
+    min_area_fraction: float = _field(0.004, lo=0.0, hi=1.0)
+    downscale: int = _field(4, lo=1, hi=32)
+    margin: int = _field(48, lo=0, hi=10000)
+    # frames to keep running inference after the last motion
+    hold_frames: int = _field(15, lo=0, hi=100000)
+    crop: bool = True
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    enabled: bool = False
+    keys_dir: str = "keys"  # server.key_secret lives here
+    allow_dir: str = "keys/allowed"  # public keys of allowed subscribers
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    enabled: bool = True
+    endpoint: str = "tcp://127.0.0.1:5556"
+    side_channel: str = "tcp://127.0.0.1:5557"
+    journal: str = "gaitlive-journal.sqlite"
+    sndhwm: int = _field(1000, lo=1, hi=10_000_000)
+    queue_size: int = _field(256, lo=1, hi=10_000_000)
+    heartbeat_s: float = _field(1.0, lo=0.05, hi=3600.0)
+    publish_poses: bool = True
+    jpeg: bool = False
+    jpeg_quality: int = _field(75, lo=1, hi=100)
+    jpeg_every: int = _field(1, lo=1, hi=1000)
+    curve: CurveSettings = _field(default_factory=CurveSettings)
+
+    def __post_init__(self) -> None:
+        for key in ("endpoint", "side_channel"):
+            value = getattr(self, key)
+            if "://" not in value:
+                raise ConfigError(f"expected a ZeroMQ endpoint like tcp://127.0.0.1:5556, "
+                                  f"got {value!r}", key=key)
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    window: str = _field("auto", choices=("auto", "on", "off"))
+    video: str = ""  # overlay video path for --headless; "" = <out_dir>/overlay.mp4
+    queue_size: int = _field(4, lo=1, hi=10000)
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    enabled: bool = False
+    dir: str = "recordings"
+    segment_s: float = _field(600.0, lo=1.0, hi=7 * 24 * 3600.0)
+    fourcc: str = "mp4v"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run configuration, as loaded from ``configs/default.yaml``."""
+
+    profile: Profile
+    source: str = "demo"  # demo | camera index | URL | video file | image folder
+    camera_id: str = "cam0"
+    realtime: bool = True
+    out_dir: str = "gaitlive-out"
+    open_timeout_s: float = _field(10.0, lo=0.1, hi=3600.0)
+    read_timeout_s: float = _field(5.0, lo=0.1, hi=3600.0)
+    reconnect_max_s: float = _field(30.0, lo=0.1, hi=3600.0)
+    queue_size: int = _field(8, lo=1, hi=100000)
+    model: ModelSettings = _field(default_factory=ModelSettings)
+    presence: PresenceSettings = _field(default_factory=PresenceSettings)
+    publish: PublishSettings = _field(default_factory=PublishSettings)
+    overlay: OverlaySettings = _field(default_factory=OverlaySettings)
+    record: RecordSettings = _field(default_factory=RecordSettings)
+    # file the config came from (set by the loader)
+    file: str = ""
+
+
+# --------------------------------------------------------------------------------------
+# Generic loader: mapping -> frozen dataclass, with type/range/unknown-key checks
+# --------------------------------------------------------------------------------------
+
+_NoneType = type(None)
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    if origin in (tuple, list):
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+        return f"a list of {len(args)} items"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any, key: str, file: str | None) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not _NoneType]
+        if value is None and _NoneType in get_args(tp):
+            return None
+        errors = []
+        for a in args:
+            try:
+                return _convert(value, a, key, file)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0]
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"expected a mapping, got {value!r}", file=file, key=key)
+        return from_mapping(tp, value, file=file, prefix=key)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"expected true or false, got {value!r}", file=file, key=key)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {value!r}", file=file, key=key)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"expected a number, got {value!r}", file=file, key=key)
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool) or value is None:
+            raise ConfigError(f"expected a string, got {value!r}", file=file, key=key)
+        if isinstance(value, (int, float)):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a string, got {value!r}", file=file, key=key)
+        return value
+    if origin in (tuple, list):
+        args = get_args(tp)
+        if value is None:
+            value = []
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"expected {_describe(tp)}, got {value!r}", file=file, key=key)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{key}[{i}]", file) for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"expected {_describe(tp)}, got {list(value)!r}", file=file, key=key)
+        return tuple(_convert(v, a, f"{key}[{i}]", file)
+                     for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if origin is dict:
+        kt, vt = get_args(tp)
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"expected a mapping, got {value!r}", file=file, key=key)
+        return {_convert(k, kt, key, file): _convert(v, vt, f"{key}.{k}", file)
+                for k, v in value.items()}
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # programming error
+
+
+def from_mapping(cls: type, data: Mapping[str, Any], *, file: str | Path | None = None,
+                 prefix: str = "") -> Any:
+    """Build the frozen dataclass ``cls`` from ``data``, validating every key.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown key, a wrong type, an out-of-range value or a failed check in the
+        class's ``__post_init__``; the message names ``file`` and the dotted key path.
+    """
+    file = str(file) if file is not None else None
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for k in data:
+        if k not in fields or k == "file":
+            where = f"{prefix}.{k}" if prefix else str(k)
+            known = ", ".join(n for n in fields if n != "file")
+            raise ConfigError(f"unknown key; expected one of: {known}", file=file, key=where)
+    for name, f in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError("missing required key", file=file, key=key)
+            continue
+        value = _convert(data[name], hints[name], key, file)
+        meta = f.metadata
+        lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+        if lo is not None and value < lo or hi is not None and value > hi:
+            kind = "an integer" if hints[name] is int else "a number"
+            rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise ConfigError(f"expected {kind} {rng}, got {data[name]!r}", file=file, key=key)
+        if choices is not None and value not in choices:
+            raise ConfigError(f"expected one of {list(choices)}, got {value!r}",
+                              file=file, key=key)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        if e.file is None:
+            sub = f"{prefix}.{e.key}" if prefix and e.key else (e.key or prefix or None)
+            msg = str(e)
+            if e.key:
+                msg = msg.split(": ", 1)[1]
+            raise ConfigError(msg, file=file, key=sub) from None
+        raise
+
+
+# --------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found (expected a YAML file at {path})", file=path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML: {e}", file=path) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}",
+                          file=path)
+    return data
+
+
+def _profile_path(name_or_path: str, relative_to: Path | None = None) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_absolute() and relative_to is not None and (relative_to / p).exists():
+            return relative_to / p
+        return p
+    return CONFIG_DIR / f"{name_or_path}.yaml"
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a species/view profile by name (``broiler-side``) or path.
+
+    Examples
+    --------
+    >>> load_profile("broiler-rear").view
+    'rear'
+    """
+    path = _profile_path(str(name_or_path))
+    data = _read_yaml(path)
+    return from_mapping(Profile, data, file=path)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    cur = data
+    for p in parts[:-1]:
+        nxt = cur.get(p)
+        if nxt is None:
+            nxt = {}
+            cur[p] = nxt
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load and validate a run configuration.
+
+    Parameters
+    ----------
+    path
+        A YAML file; ``None`` means ``configs/default.yaml``.
+    overrides
+        Dotted keys to replace after loading, e.g. ``{"source": "cam.mp4",
+        "model.path": "models/x", "publish.endpoint": "tcp://127.0.0.1:6000"}`` (what the
+        CLI's ``--source``, ``--model`` and ``--endpoint`` do). ``None`` values are ignored.
+    """
+    path = Path(path) if path is not None else CONFIG_DIR / "default.yaml"
+    data = _read_yaml(path)
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            _set_dotted(data, k, v)
+    prof = data.get("profile", "broiler-side")
+    if isinstance(prof, str):
+        ppath = _profile_path(prof, relative_to=path.parent)
+        pdata = _read_yaml(ppath)
+        profile = from_mapping(Profile, pdata, file=ppath)
+    elif isinstance(prof, Mapping):
+        profile = from_mapping(Profile, prof, file=path, prefix="profile")
+    else:
+        raise ConfigError(f"expected a profile name or mapping, got {prof!r}", file=path,
+                          key="profile")
+    rest = {k: v for k, v in data.items() if k != "profile"}
+    return _build_config(rest, profile, path)
+
+
+def _build_config(rest: dict[str, Any], profile: Profile, path: Path) -> Config:
+    # Validate everything but the profile through the generic loader, then attach it.
+    fields = {f.name for f in dataclasses.fields(Config)}
+    for k in rest:
+        if k not in fields or k in ("file", "profile"):
+            known = ", ".join(n for n in fields if n != "file")
+            raise ConfigError(f"unknown key; expected one of: {known}", file=path, key=str(k))
+    tmp = from_mapping(_ConfigNoProfile, rest, file=path)
+    values = {f.name: getattr(tmp, f.name) for f in dataclasses.fields(_ConfigNoProfile)}
+    cfg = Config(profile=profile, file=str(path), **values)
+    model_path = resolve_asset(cfg.model.path, base=path.parent)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, path=str(model_path)))
+
+
+def _without_profile() -> type:
+    flds = []
+    for f in dataclasses.fields(Config):
+        if f.name in ("profile", "file"):
+            continue
+        kw: dict[str, Any] = {"metadata": f.metadata}
+        if f.default is not dataclasses.MISSING:
+            kw["default"] = f.default
+        else:
+            kw["default_factory"] = f.default_factory
+        flds.append((f.name, get_type_hints(Config)[f.name], field(**kw)))
+    return dataclasses.make_dataclass("_ConfigNoProfile", flds, frozen=True)
+
+
+_ConfigNoProfile = _without_profile()

@@ -1,0 +1,381 @@
+"""DeepLabCut file formats: pose time series, labelled frames, project configs.
+
+gaitlive reads and writes DeepLabCut's own layouts so that DeepLabCut, movement and
+sleap-io open every file it writes:
+
+* **Pose files** (``*.h5`` with key ``df_with_missing`` and the matching ``*.csv``):
+  one row per frame; column levels ``scorer / bodyparts / coords`` with coords
+  ``x, y, likelihood``; multi-animal files add an ``individuals`` level
+  (``scorer / individuals / bodyparts / coords``).
+* **Labelled frames** (``labeled-data/<video>/CollectedData_<scorer>.h5`` and ``.csv``):
+  index ``("labeled-data", <video>, <image>)``, columns ``scorer / bodyparts / coords``
+  with coords ``x, y``; unlabelled points are NaN.
+
+In memory everything is the gaitlive pose layout (see :mod:`gaitlive.frames`):
+``float32 (n_frames, n_individuals, n_keypoints, 3)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gaitlive.frames import validate_pose_series
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "PoseData",
+    "DLCFileError",
+    "read_pose",
+    "write_pose",
+    "read_collected_data",
+    "write_collected_data",
+    "read_cow_csv",
+    "read_project_config",
+]
+
+H5_KEY = "df_with_missing"
+
+
+class DLCFileError(ValueError):
+    """A DeepLabCut file is missing or not in the expected layout (the message names it)."""
+
+
+@dataclass
+class PoseData:
+    """A pose time series with its names.
+
+    Attributes
+    ----------
+    poses
+        ``float32 (n_frames, n_individuals, n_keypoints, 3)``: x, y, likelihood.
+    bodyparts
+        Keypoint names, in column order.
+    individuals
+        Individual names; ``("single",)``-like for single-animal data.
+    scorer
+        DeepLabCut scorer (model or annotator) name.
+    fps
+        Frames per second, when known.
+    frame_index
+        Source frame number of each row (``arange(n_frames)`` unless rows were skipped).
+    """
+
+    poses: np.ndarray
+    bodyparts: tuple[str, ...]
+    individuals: tuple[str, ...] = ("animal",)
+    scorer: str = "gaitlive"
+    fps: float | None = None
+    frame_index: np.ndarray | None = None
+    multi_animal: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.poses = validate_pose_series(self.poses)
+        self.bodyparts = tuple(self.bodyparts)
+        self.individuals = tuple(self.individuals)
+        n_t, n_i, n_k, _ = self.poses.shape
+        if n_k != len(self.bodyparts):
+            raise ValueError(f"poses have {n_k} keypoints but {len(self.bodyparts)} "
+                             f"bodyparts were named: {list(self.bodyparts)}")
+        if n_i != len(self.individuals):
+            raise ValueError(f"poses have {n_i} individuals but {len(self.individuals)} "
+                             f"were named: {list(self.individuals)}")
+        if self.frame_index is None:
+            self.frame_index = np.arange(n_t)
+        else:
+            self.frame_index = np.asarray(self.frame_index)
+            if len(self.frame_index) != n_t:
+                raise ValueError("frame_index must have one entry per frame")
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.poses.shape[0])
+
+
+# --------------------------------------------------------------------------------------
+# Pose files
+# --------------------------------------------------------------------------------------
+
+
+def _pose_columns(scorer: str, bodyparts: Sequence[str], individuals: Sequence[str] | None
+                  ) -> pd.MultiIndex:
+    if individuals is None:
+        return pd.MultiIndex.from_product(
+            [[scorer], list(bodyparts), ["x", "y", "likelihood"]],
+            names=["scorer", "bodyparts", "coords"])
+    return pd.MultiIndex.from_product(
+        [[scorer], list(individuals), list(bodyparts), ["x", "y", "likelihood"]],
+        names=["scorer", "individuals", "bodyparts", "coords"])
+
+
+def pose_dataframe(data: PoseData) -> pd.DataFrame:
+    """The DeepLabCut DataFrame for ``data`` (multi-animal layout iff ``data.multi_animal``
+    or more than one individual)."""
+    multi = data.multi_animal or len(data.individuals) > 1
+    n_t = data.n_frames
+    if multi:
+        cols = _pose_columns(data.scorer, data.bodyparts, data.individuals)
+        values = data.poses.reshape(n_t, -1)
+    else:
+        cols = _pose_columns(data.scorer, data.bodyparts, None)
+        values = data.poses[:, 0].reshape(n_t, -1)
+    return pd.DataFrame(values.astype(np.float64), columns=cols,
+                        index=pd.Index(np.asarray(data.frame_index)))
+
+
+def _atomic_write(path: Path, writer: Any) -> None:
+    """Write through a temporary file in the same folder, then rename: a crash never
+    leaves a half-written file where a good one was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        writer(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_pose(path: str | os.PathLike[str], data: PoseData, *, csv: bool = True) -> Path:
+    """Write a DeepLabCut pose file (``.h5``, key ``df_with_missing``) and its ``.csv``.
+
+    Parameters
+    ----------
+    path
+        Target ``.h5`` path (a ``.csv`` path writes only the CSV).
+    data
+        The poses. More than one individual (or ``data.multi_animal``) writes the
+        multi-animal layout with the ``individuals`` column level.
+    csv
+        Also write the ``.csv`` beside the ``.h5``.
+
+    Returns
+    -------
+    Path
+        The path written (the ``.h5`` unless a ``.csv`` was asked for).
+    """
+    path = Path(path)
+    df = pose_dataframe(data)
+    if path.suffix == ".csv":
+        _atomic_write(path, lambda p: df.to_csv(p))
+        return path
+    if path.suffix != ".h5":
+        raise DLCFileError(f"{path}: expected a .h5 or .csv pose file name")
+    _atomic_write(path, lambda p: df.to_hdf(p, key=H5_KEY, mode="w", format="fixed"))
+    if csv:
+        _atomic_write(path.with_suffix(".csv"), lambda p: df.to_csv(p))
+    return path
+
+
+def _frame_to_posedata(df: pd.DataFrame, path: Path) -> PoseData:
+    names = list(df.columns.names)
+    if df.columns.nlevels == 3:
+        multi = False
+    elif df.columns.nlevels == 4:
+        multi = True
+    else:
+        raise DLCFileError(
+            f"{path}: expected DeepLabCut columns scorer/bodyparts/coords or "
+            f"scorer/individuals/bodyparts/coords, got {df.columns.nlevels} levels {names}")
+    scorer = str(df.columns.get_level_values(0)[0])
+    coords = list(dict.fromkeys(df.columns.get_level_values(-1)))
+    if coords[:2] != ["x", "y"]:
+        raise DLCFileError(f"{path}: expected coords x, y[, likelihood], got {coords}")
+    bodyparts = list(dict.fromkeys(df.columns.get_level_values(-2)))
+    if multi:
+        individuals = list(dict.fromkeys(df.columns.get_level_values(1)))
+    else:
+        individuals = ["animal"]
+    n_t = len(df)
+    poses = np.full((n_t, len(individuals), len(bodyparts), 3), np.nan, dtype=np.float32)
+    poses[..., 2] = 0.0
+    for i, ind in enumerate(individuals):
+        for k, bp in enumerate(bodyparts):
+            key: tuple[Any, ...] = (scorer, ind, bp) if multi else (scorer, bp)
+            try:
+                sub = df[key]
+            except KeyError:
+                continue  # e.g. the "single" animal of maDLC files lacks some bodyparts
+            sub = sub.apply(pd.to_numeric, errors="coerce")
+            poses[:, i, k, 0] = sub["x"].to_numpy(dtype=np.float32)
+            poses[:, i, k, 1] = sub["y"].to_numpy(dtype=np.float32)
+            if "likelihood" in sub:
+                lk = sub["likelihood"].to_numpy(dtype=np.float32)
+            else:
+                lk = np.where(np.isfinite(poses[:, i, k, 0]), 1.0, 0.0).astype(np.float32)
+            poses[:, i, k, 2] = np.nan_to_num(lk, nan=0.0)
+    missing = ~np.isfinite(poses[..., 0]) | ~np.isfinite(poses[..., 1])
+    poses[missing, 2] = 0.0
+    try:
+        frame_index = np.asarray(df.index, dtype=np.int64)
+    except (TypeError, ValueError):
+        frame_index = np.arange(n_t)
+    return PoseData(poses=poses, bodyparts=tuple(bodyparts), individuals=tuple(individuals),
+                    scorer=scorer, frame_index=frame_index, multi_animal=multi)
+
+
+def read_pose(path: str | os.PathLike[str]) -> PoseData:
+    """Read a DeepLabCut pose file (``.h5`` or ``.csv``, single- or multi-animal).
+
+    Raises
+    ------
+    DLCFileError
+        When the file is missing or not in DeepLabCut's layout.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DLCFileError(f"{path}: pose file not found")
+    try:
+        if path.suffix == ".h5":
+            df = pd.read_hdf(path)
+        elif path.suffix == ".csv":
+            head = pd.read_csv(path, nrows=4, header=None, index_col=0)
+            levels = 3
+            if str(head.index[1]) == "individuals":
+                levels = 4
+            df = pd.read_csv(path, header=list(range(levels)), index_col=0)
+        else:
+            raise DLCFileError(f"{path}: expected a DeepLabCut .h5 or .csv pose file")
+    except DLCFileError:
+        raise
+    except Exception as e:  # pandas/tables raise many kinds
+        raise DLCFileError(f"{path}: cannot read as a DeepLabCut pose file ({e})") from e
+    if not isinstance(df, pd.DataFrame):
+        raise DLCFileError(f"{path}: expected a DataFrame in the file")
+    return _frame_to_posedata(df, path)
+
+
+# --------------------------------------------------------------------------------------
+# Labelled frames (CollectedData)
+# --------------------------------------------------------------------------------------
+
+
+def collected_dataframe(scorer: str, bodyparts: Sequence[str], video: str,
+                        images: Sequence[str], xy: np.ndarray) -> pd.DataFrame:
+    """DeepLabCut's CollectedData DataFrame.
+
+    ``xy`` is ``(n_images, n_keypoints, 2)``; NaN marks an unlabelled (occluded) point.
+    """
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.shape != (len(images), len(bodyparts), 2):
+        raise ValueError(f"xy must be ({len(images)}, {len(bodyparts)}, 2), got {xy.shape}")
+    cols = pd.MultiIndex.from_product([[scorer], list(bodyparts), ["x", "y"]],
+                                      names=["scorer", "bodyparts", "coords"])
+    index = pd.MultiIndex.from_tuples([("labeled-data", video, Path(im).name) for im in images])
+    return pd.DataFrame(xy.reshape(len(images), -1), columns=cols, index=index)
+
+
+def write_collected_data(folder: str | os.PathLike[str], scorer: str,
+                         bodyparts: Sequence[str], images: Sequence[str],
+                         xy: np.ndarray) -> Path:
+    """Write ``folder/CollectedData_<scorer>.h5`` and ``.csv`` as DeepLabCut does.
+
+    ``folder`` is ``<project>/labeled-data/<video>``; ``images`` are file names in it.
+    """
+    folder = Path(folder)
+    df = collected_dataframe(scorer, bodyparts, folder.name, images, xy)
+    h5 = folder / f"CollectedData_{scorer}.h5"
+    _atomic_write(h5, lambda p: df.to_hdf(p, key="keypoints", mode="w", format="fixed"))
+    _atomic_write(h5.with_suffix(".csv"), lambda p: df.to_csv(p))
+    return h5
+
+
+@dataclass
+class LabelledFrames:
+    """Labelled frames of one ``labeled-data/<video>`` folder."""
+
+    folder: Path
+    scorer: str
+    bodyparts: tuple[str, ...]
+    images: list[str]
+    xy: np.ndarray  # (n_images, n_keypoints, 2)
+
+
+def read_collected_data(path: str | os.PathLike[str]) -> LabelledFrames:
+    """Read ``CollectedData_<scorer>.h5`` (or ``.csv``) in either DeepLabCut index style
+    (3-level tuples or ``labeled-data/video/img.png`` strings)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DLCFileError(f"{path}: labelled-frames file not found")
+    try:
+        if path.suffix == ".h5":
+            df = pd.read_hdf(path)
+        else:
+            df = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+            if df.index.dtype == object and str(df.index[0]) == "labeled-data":
+                df = pd.read_csv(path, header=[0, 1, 2], index_col=[0, 1, 2])
+    except Exception as e:
+        raise DLCFileError(f"{path}: cannot read as DeepLabCut CollectedData ({e})") from e
+    if not isinstance(df, pd.DataFrame) or df.columns.nlevels != 3:
+        raise DLCFileError(f"{path}: expected columns scorer/bodyparts/coords")
+    scorer = str(df.columns.get_level_values(0)[0])
+    bodyparts = tuple(dict.fromkeys(df.columns.get_level_values(1)))
+    if isinstance(df.index, pd.MultiIndex):
+        images = [str(t[-1]) for t in df.index]
+    else:
+        images = [Path(str(s)).name for s in df.index]
+    xy = np.full((len(df), len(bodyparts), 2), np.nan)
+    for k, bp in enumerate(bodyparts):
+        sub = df[(scorer, bp)].apply(pd.to_numeric, errors="coerce")
+        xy[:, k, 0] = sub["x"].to_numpy()
+        xy[:, k, 1] = sub["y"].to_numpy()
+    return LabelledFrames(folder=path.parent, scorer=scorer, bodyparts=bodyparts,
+                          images=images, xy=xy)
+
+
+# --------------------------------------------------------------------------------------
+# Other layouts
+# --------------------------------------------------------------------------------------
+
+
+def read_cow_csv(path: str | os.PathLike[str], fps: float | None = None) -> PoseData:
+    """Read a flat keypoint CSV with ``<bodypart>_x, <bodypart>_y, <bodypart>_likelihood``
+    columns (and optional ``frame``/``video`` columns), as in the T-LEAP cow release."""
+    path = Path(path)
+    if not path.is_file():
+        raise DLCFileError(f"{path}: keypoint CSV not found")
+    df = pd.read_csv(path)
+    bps = [c[:-2] for c in df.columns if c.endswith("_x")]
+    if not bps:
+        raise DLCFileError(f"{path}: expected <bodypart>_x/_y/_likelihood columns")
+    n = len(df)
+    poses = np.zeros((n, 1, len(bps), 3), dtype=np.float32)
+    for k, bp in enumerate(bps):
+        for j, c in enumerate(("x", "y", "likelihood")):
+            col = f"{bp}_{c}"
+            if col in df:
+                poses[:, 0, k, j] = df[col].to_numpy(dtype=np.float32)
+            elif c == "likelihood":
+                poses[:, 0, k, j] = 1.0
+            else:
+                raise DLCFileError(f"{path}: missing column {col!r}")
+    frame_index = df["frame"].to_numpy() if "frame" in df else np.arange(n)
+    return PoseData(poses=poses, bodyparts=tuple(bps), individuals=("animal",),
+                    scorer="csv", fps=fps, frame_index=frame_index)
+
+
+def read_project_config(project: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a DeepLabCut project's ``config.yaml`` (given the project folder or the file)."""
+    import yaml
+
+    p = Path(project)
+    if p.is_dir():
+        p = p / "config.yaml"
+    if not p.is_file():
+        raise DLCFileError(f"{p}: DeepLabCut project config not found")
+    with open(p, encoding="utf-8") as fh:
+        cfg = yaml.safe_load(fh)
+    if not isinstance(cfg, dict) or "bodyparts" not in cfg:
+        raise DLCFileError(f"{p}: expected a DeepLabCut config with a 'bodyparts' key")
+    return cfg

@@ -1,0 +1,185 @@
+"""Config loading and validation: every bad config names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gaitlive.config import ConfigError, load_config, load_profile
+from gaitlive.paths import CONFIG_DIR
+
+
+def _write(tmp_path: Path, name: str, data: dict) -> Path:
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def _default() -> dict:
+    return yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())
+
+
+def _profile() -> dict:
+    return yaml.safe_load((CONFIG_DIR / "broiler-side.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["broiler-side", "broiler-rear", "turkey-side", "cow-side"])
+def test_bundled_profiles_load(name):
+    prof = load_profile(name)
+    assert prof.name == name
+    for edge in prof.skeleton:
+        assert set(edge) <= set(prof.bodyparts)
+
+
+def test_poultry_bodyparts_are_the_contract():
+    for name in ("broiler-side", "broiler-rear", "turkey-side"):
+        assert load_profile(name).bodyparts == (
+            "head", "neck", "left_knee", "right_knee", "left_hock", "right_hock",
+            "left_foot", "right_foot")
+
+
+def test_default_config():
+    cfg = load_config()
+    assert cfg.publish.endpoint == "tcp://127.0.0.1:5556"
+    assert cfg.profile.name == "broiler-side"
+    assert cfg.source == "demo"
+    assert cfg.model.path.endswith("gaitlive-corridor")
+
+
+def test_overrides_replace_common_keys():
+    cfg = load_config(overrides={"source": "0", "publish.endpoint": "tcp://127.0.0.1:7000",
+                                 "model.path": "/tmp/m", "profile": "broiler-rear"})
+    assert cfg.source == "0"
+    assert cfg.publish.endpoint == "tcp://127.0.0.1:7000"
+    assert cfg.model.path == "/tmp/m"
+    assert cfg.profile.view == "rear"
+
+
+def test_configs_are_immutable():
+    cfg = load_config()
+    with pytest.raises(AttributeError):
+        cfg.source = "x"  # type: ignore[misc]
+
+
+def test_unknown_key(tmp_path):
+    d = _default()
+    d["publish"]["endpoitn"] = "tcp://127.0.0.1:1"
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "publish.endpoitn" in str(e.value) and "unknown key" in str(e.value)
+    assert str(p) in str(e.value)
+
+
+def test_wrong_type(tmp_path):
+    d = _default()
+    d["queue_size"] = "eight"
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=r"queue_size: expected an integer, got 'eight'"):
+        load_config(p)
+
+
+def test_wrong_type_nested_bool(tmp_path):
+    d = _default()
+    d["presence"]["enabled"] = "yes please"
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=r"presence\.enabled: expected true or false"):
+        load_config(p)
+
+
+def test_out_of_range(tmp_path):
+    prof = _profile()
+    prof["pcutoff"] = 1.5
+    p = _write(tmp_path, "prof.yaml", prof)
+    with pytest.raises(ConfigError) as e:
+        load_profile(p)
+    assert "pcutoff" in str(e.value) and "[0.0, 1.0]" in str(e.value) and str(p) in str(e.value)
+
+
+def test_out_of_range_nested(tmp_path):
+    prof = _profile()
+    prof["gait"]["min_steps"] = 0
+    p = _write(tmp_path, "prof.yaml", prof)
+    with pytest.raises(ConfigError, match=r"gait\.min_steps: expected an integer in \[1, 1000\]"):
+        load_profile(p)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found") as e:
+        load_config(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(e.value)
+
+
+def test_missing_profile_file(tmp_path):
+    d = _default()
+    d["profile"] = "no-such-profile"
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match="no-such-profile.yaml: config file not found"):
+        load_config(p)
+
+
+def test_unknown_bodypart_in_skeleton(tmp_path):
+    prof = _profile()
+    prof["skeleton"].append(["neck", "tail"])
+    p = _write(tmp_path, "prof.yaml", prof)
+    with pytest.raises(ConfigError) as e:
+        load_profile(p)
+    msg = str(e.value)
+    assert "skeleton[7]" in msg and "'tail'" in msg and str(p) in msg
+
+
+def test_unknown_bodypart_in_angles(tmp_path):
+    prof = _profile()
+    prof["angles"]["left_hock"] = ["left_knee", "left_heel", "left_foot"]
+    p = _write(tmp_path, "prof.yaml", prof)
+    with pytest.raises(ConfigError, match=r"angles\.left_hock: unknown bodypart 'left_heel'"):
+        load_profile(p)
+
+
+def test_unknown_bodypart_in_legs(tmp_path):
+    prof = _profile()
+    prof["gait"]["legs"]["left"]["foot"] = "left_toe"
+    p = _write(tmp_path, "prof.yaml", prof)
+    with pytest.raises(ConfigError, match=r"gait\.legs\.left: unknown bodypart 'left_toe'"):
+        load_profile(p)
+
+
+def test_bad_choice(tmp_path):
+    prof = _profile()
+    prof["view"] = "top"
+    p = _write(tmp_path, "prof.yaml", prof)
+    with pytest.raises(ConfigError, match=r"view: expected one of \['side', 'rear'\], got 'top'"):
+        load_profile(p)
+
+
+def test_bad_endpoint(tmp_path):
+    d = _default()
+    d["publish"]["endpoint"] = "127.0.0.1:5556"
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=r"endpoint: expected a ZeroMQ endpoint"):
+        load_config(p)
+
+
+def test_not_yaml(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("source: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+
+
+def test_cli_reports_config_error(tmp_path, capsys):
+    from gaitlive.cli import main
+
+    d = _default()
+    d["bogus"] = 1
+    p = _write(tmp_path, "bad.yaml", d)
+    from gaitlive.commands import config_from_args
+
+    class A:
+        config = str(p)
+
+    with pytest.raises(ConfigError, match="bogus: unknown key"):
+        config_from_args(A())
+    assert main(["info", "--no-tf"]) == 0
