@@ -17,24 +17,24 @@ from gaitlive import __version__
 
 log = logging.getLogger("gaitlive")
 
-# subcommand name -> module in gaitlive.commands, in the order --help lists them
-COMMANDS: dict[str, str] = {
-    "run": "run",          # live pipeline (camera, stream, file)
-    "analyze": "analyze",  # offline: video or pose file -> poses, steps, passes, movie
-    "synth": "synth",      # render the synthetic corridor world
-    "frames": "frames",    # pick frames for annotation (k-means)
-    "annotate": "annotate",  # annotation GUI
-    "train": "train",      # DeepLabCut training
-    "evaluate": "evaluate",
-    "export": "export",    # export for DLC-Live + model card
-    "score": "score",      # score fit / score compare
-    "listen": "listen",    # reference farm-system subscriber
-    "relay": "relay",      # XSUB/XPUB multi-camera proxy
-    "keys": "keys",        # CURVE key pairs
-    "view": "view",        # remote overlay viewer
-    "report": "report",    # gait reports
-    "info": "info",        # versions and GPU
-}
+# subcommands, each a module gaitlive.commands.<name>, in the order --help lists them
+COMMANDS: tuple[str, ...] = (
+    "run",       # live pipeline (camera, stream, file)
+    "analyze",   # offline: video or pose file -> poses, steps, passes, result movie
+    "synth",     # render the synthetic corridor world
+    "frames",    # pick frames for annotation (k-means)
+    "annotate",  # annotation GUI
+    "train",     # DeepLabCut training
+    "evaluate",  # RMSE / PCK of a trained model
+    "export",    # DLC-Live export + model card
+    "score",     # score fit / score compare
+    "listen",    # reference farm-system subscriber
+    "relay",     # XSUB/XPUB multi-camera proxy
+    "keys",      # CURVE key pairs
+    "view",      # remote overlay viewer
+    "report",    # gait reports
+    "info",      # versions and GPU
+)
 
 
 class CLIError(Exception):
@@ -50,11 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for name in COMMANDS:
         try:
-            mod = importlib.import_module(f"gaitlive.commands.{module}")
+            mod = importlib.import_module(f"gaitlive.commands.{name}")
         except ModuleNotFoundError as e:
-            if e.name != f"gaitlive.commands.{module}":
+            if e.name != f"gaitlive.commands.{name}":
                 raise
             continue  # not built in this checkout
         mod.register(sub)

@@ -172,7 +172,8 @@ def write_pose(path: str | os.PathLike[str], data: PoseData, *, csv: bool = True
         return path
     if path.suffix != ".h5":
         raise DLCFileError(f"{path}: expected a .h5 or .csv pose file name")
-    _atomic_write(path, lambda p: df.to_hdf(p, key=H5_KEY, mode="w", format="fixed"))
+    # DeepLabCut 3 writes analysis files in "table" format (pandas can append to them)
+    _atomic_write(path, lambda p: df.to_hdf(p, key=H5_KEY, mode="w", format="table"))
     if csv:
         _atomic_write(path.with_suffix(".csv"), lambda p: df.to_csv(p))
     return path
@@ -198,23 +199,17 @@ def _frame_to_posedata(df: pd.DataFrame, path: Path) -> PoseData:
     else:
         individuals = ["animal"]
     n_t = len(df)
-    poses = np.full((n_t, len(individuals), len(bodyparts), 3), np.nan, dtype=np.float32)
-    poses[..., 2] = 0.0
-    for i, ind in enumerate(individuals):
-        for k, bp in enumerate(bodyparts):
-            key: tuple[Any, ...] = (scorer, ind, bp) if multi else (scorer, bp)
-            try:
-                sub = df[key]
-            except KeyError:
-                continue  # e.g. the "single" animal of maDLC files lacks some bodyparts
-            sub = sub.apply(pd.to_numeric, errors="coerce")
-            poses[:, i, k, 0] = sub["x"].to_numpy(dtype=np.float32)
-            poses[:, i, k, 1] = sub["y"].to_numpy(dtype=np.float32)
-            if "likelihood" in sub:
-                lk = sub["likelihood"].to_numpy(dtype=np.float32)
-            else:
-                lk = np.where(np.isfinite(poses[:, i, k, 0]), 1.0, 0.0).astype(np.float32)
-            poses[:, i, k, 2] = np.nan_to_num(lk, nan=0.0)
+    has_lk = "likelihood" in coords
+    want = [(scorer, *((ind,) if multi else ()), bp, c)
+            for ind in individuals for bp in bodyparts for c in ("x", "y", "likelihood")]
+    # reindex (not per-column lookups): missing columns, e.g. bodyparts the "single" animal of
+    # maDLC files lacks, come back as NaN
+    sub = df.reindex(columns=pd.MultiIndex.from_tuples(want))
+    values = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+    poses = values.reshape(n_t, len(individuals), len(bodyparts), 3)
+    if not has_lk:
+        poses[..., 2] = np.where(np.isfinite(poses[..., 0]), 1.0, 0.0)
+    poses[..., 2] = np.nan_to_num(poses[..., 2], nan=0.0)
     missing = ~np.isfinite(poses[..., 0]) | ~np.isfinite(poses[..., 1])
     poses[missing, 2] = 0.0
     try:
@@ -286,7 +281,9 @@ def write_collected_data(folder: str | os.PathLike[str], scorer: str,
     folder = Path(folder)
     df = collected_dataframe(scorer, bodyparts, folder.name, images, xy)
     h5 = folder / f"CollectedData_{scorer}.h5"
-    _atomic_write(h5, lambda p: df.to_hdf(p, key="keypoints", mode="w", format="fixed"))
+    # the key and format DeepLabCut's own labelling/merging code writes
+    # (deeplabcut.generate_training_dataset.trainingsetmanipulation)
+    _atomic_write(h5, lambda p: df.to_hdf(p, key=H5_KEY, mode="w"))
     _atomic_write(h5.with_suffix(".csv"), lambda p: df.to_csv(p))
     return h5
 
@@ -325,11 +322,9 @@ def read_collected_data(path: str | os.PathLike[str]) -> LabelledFrames:
         images = [str(t[-1]) for t in df.index]
     else:
         images = [Path(str(s)).name for s in df.index]
-    xy = np.full((len(df), len(bodyparts), 2), np.nan)
-    for k, bp in enumerate(bodyparts):
-        sub = df[(scorer, bp)].apply(pd.to_numeric, errors="coerce")
-        xy[:, k, 0] = sub["x"].to_numpy()
-        xy[:, k, 1] = sub["y"].to_numpy()
+    want = pd.MultiIndex.from_tuples([(scorer, bp, c) for bp in bodyparts for c in ("x", "y")])
+    sub = df.reindex(columns=want).apply(pd.to_numeric, errors="coerce")
+    xy = sub.to_numpy(dtype=np.float64).reshape(len(df), len(bodyparts), 2)
     return LabelledFrames(folder=path.parent, scorer=scorer, bodyparts=bodyparts,
                           images=images, xy=xy)
 

@@ -1,0 +1,124 @@
+"""DeepLabCut file formats: exact round trips and real files from other projects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gaitlive.dlcio import (
+    DLCFileError,
+    PoseData,
+    read_collected_data,
+    read_cow_csv,
+    read_pose,
+    write_collected_data,
+    write_pose,
+)
+
+BPS = ("head", "neck", "left_foot")
+
+
+def _poses(n_t=5, n_i=1, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 640, size=(n_t, n_i, len(BPS), 3)).astype(np.float32)
+    p[..., 2] = rng.uniform(0, 1, size=(n_t, n_i, len(BPS)))
+    p[1, 0, 2, :2] = np.nan
+    p[1, 0, 2, 2] = 0.0
+    return p
+
+
+@pytest.mark.parametrize("n_i", [1, 3])
+def test_pose_round_trip_h5_and_csv(tmp_path, n_i):
+    inds = tuple(f"bird{i}" for i in range(n_i))
+    data = PoseData(_poses(n_i=n_i), BPS, inds, scorer="DLC_test")
+    out = write_pose(tmp_path / "clip.h5", data)
+    assert out.exists() and out.with_suffix(".csv").exists()
+    for path in (out, out.with_suffix(".csv")):
+        back = read_pose(path)
+        assert back.bodyparts == BPS
+        assert back.scorer == "DLC_test"
+        assert back.multi_animal == (n_i > 1)
+        if n_i > 1:
+            assert back.individuals == inds
+        np.testing.assert_allclose(back.poses, data.poses, rtol=1e-6, equal_nan=True)
+
+
+def test_pose_h5_has_deeplabcut_layout(tmp_path):
+    data = PoseData(_poses(), BPS, scorer="DLC_x")
+    write_pose(tmp_path / "a.h5", data)
+    df = pd.read_hdf(tmp_path / "a.h5", key="df_with_missing")
+    assert list(df.columns.names) == ["scorer", "bodyparts", "coords"]
+    assert list(df.columns[:3]) == [("DLC_x", "head", "x"), ("DLC_x", "head", "y"),
+                                    ("DLC_x", "head", "likelihood")]
+    assert df.shape == (5, 9)
+    multi = PoseData(_poses(n_i=2), BPS, ("b1", "b2"), scorer="DLC_x")
+    write_pose(tmp_path / "m.h5", multi)
+    df = pd.read_hdf(tmp_path / "m.h5")
+    assert list(df.columns.names) == ["scorer", "individuals", "bodyparts", "coords"]
+
+
+def test_collected_data_round_trip(tmp_path):
+    folder = tmp_path / "labeled-data" / "clip1"
+    xy = np.array([[[1.5, 2.5], [3.0, 4.0], [np.nan, np.nan]],
+                   [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]]])
+    h5 = write_collected_data(folder, "alice", BPS, ["img0001.png", "img0042.png"], xy)
+    assert h5.name == "CollectedData_alice.h5" and h5.with_suffix(".csv").exists()
+    df = pd.read_hdf(h5)
+    assert df.index[1] == ("labeled-data", "clip1", "img0042.png")
+    assert list(df.columns.names) == ["scorer", "bodyparts", "coords"]
+    for path in (h5, h5.with_suffix(".csv")):
+        lf = read_collected_data(path)
+        assert lf.scorer == "alice" and lf.bodyparts == BPS
+        assert lf.images == ["img0001.png", "img0042.png"]
+        np.testing.assert_array_equal(lf.xy, xy)
+
+
+def test_reads_real_openfield_labels(shared_data):
+    lf = read_collected_data(shared_data / "openfield-mouse/labeled-data/m4s1/CollectedData_Pranav.h5")
+    assert lf.bodyparts == ("snout", "leftear", "rightear", "tailbase")
+    assert len(lf.images) == 116 and lf.images[0] == "img0000.png"
+    assert lf.xy[0, 0, 0] == pytest.approx(21.521)
+
+
+def test_reads_real_multi_animal_tracks(shared_data):
+    data = read_pose(shared_data / "multi-animal-birds/montblanc_tracks.h5")
+    assert data.multi_animal
+    assert data.individuals == ("bird1", "bird2", "bird3", "single")
+    assert data.poses.shape[:2] == (180, 4)
+    assert "head" in data.bodyparts
+
+
+def test_reads_real_cow_csv(shared_data):
+    data = read_cow_csv(shared_data / "cow-lameness-sample/03_2023_keypoints/001.csv")
+    assert data.poses.shape[1:] == (1, 17, 3)
+    assert data.bodyparts[0] == "LFHoof" and data.bodyparts[-1] == "Spine3"
+    assert np.all(data.poses[..., 2] == 1.0)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(DLCFileError, match="nope.h5: pose file not found"):
+        read_pose(tmp_path / "nope.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5 at all")
+    with pytest.raises(DLCFileError, match="bad.h5: cannot read"):
+        read_pose(bad)
+    txt = tmp_path / "x.txt"
+    txt.write_text("hi")
+    with pytest.raises(DLCFileError, match="expected a DeepLabCut .h5 or .csv"):
+        read_pose(txt)
+    with pytest.raises(ValueError, match="3 keypoints but 2 bodyparts"):
+        PoseData(_poses(), BPS[:2])
+
+
+def test_failed_write_keeps_previous_file(tmp_path):
+    data = PoseData(_poses(), BPS)
+    path = write_pose(tmp_path / "keep.h5", data)
+    before = path.read_bytes()
+
+    broken = PoseData(_poses(), BPS)
+    broken.poses = np.zeros((2, 2), dtype=np.float32)  # corrupt after validation
+    with pytest.raises(ValueError):
+        write_pose(path, broken)
+    assert path.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".keep")]
