@@ -116,6 +116,20 @@ class GaitSettings:
     # Foot is "on the ground" when its speed relative to the floor is below this fraction of
     # the scale per second.
     stance_speed: float = _field(0.6, lo=0.0, hi=100.0)
+    # ... or below this fraction of the bird's recent peak foot speed, whichever is higher
+    # (a lame bird swings its feet slowly; see docs/gait.md).
+    stance_rel: float = _field(0.2, lo=0.0, hi=1.0)
+    # leaving a stance needs the speed to exceed the threshold times this (hysteresis)
+    stance_hysteresis: float = _field(1.3, lo=1.0, hi=10.0)
+    # time constant (s) of the decaying peak foot speed
+    peak_tau_s: float = _field(2.0, lo=0.05, hi=600.0)
+    # strikes/lifts are refined to where the foot is within this fraction of the scale
+    # (or 3 noise sigmas) of its foothold
+    foothold_eps: float = _field(0.01, lo=0.0, hi=1.0)
+    # samples of the least-squares foot velocity fit (odd)
+    fit_frames: int = _field(5, lo=3, hi=101)
+    # tracks seen in fewer frames than this many seconds are dropped (false detections)
+    min_pass_s: float = _field(0.3, lo=0.0, hi=600.0)
     # Frames a stance/swing state must persist before it is accepted (debounce).
     min_stance_frames: int = _field(2, lo=1, hi=1000)
     min_swing_frames: int = _field(2, lo=1, hi=1000)
@@ -123,11 +137,9 @@ class GaitSettings:
     window_s: float = _field(4.0, lo=0.1, hi=600.0)
     min_steps: int = _field(4, lo=1, hi=1000)
     lost_s: float = _field(1.0, lo=0.0, hi=600.0)
-    min_present_keypoints: int = _field(4, lo=1, hi=1000)
+    min_present_keypoints: int = _field(3, lo=1, hi=1000)
     max_match_distance: float = _field(1.5, lo=0.0, hi=100.0,
                                        doc="max tracking distance, in body scales")
-    walk_direction: str = _field("auto", choices=("auto", "left_to_right", "right_to_left",
-                                                  "away", "towards"))
 
 
 @dataclass(frozen=True)
@@ -224,6 +236,9 @@ class ModelSettings:
     warmup_frames: int = _field(2, lo=0, hi=1000)
     # number of individuals the model outputs; 1 for single-animal models
     max_individuals: int = _field(1, lo=1, hi=1000)
+    # torch CPU threads for inference; 0 = torch's default. On a small shared CPU one
+    # thread is several times faster than two (OpenMP threads fight other threads).
+    threads: int = _field(0, lo=0, hi=1024)
 
     def __post_init__(self) -> None:
         if self.cropping and len(self.cropping) != 4:
@@ -264,6 +279,9 @@ class PublishSettings:
     enabled: bool = True
     endpoint: str = "tcp://127.0.0.1:5556"
     side_channel: str = "tcp://127.0.0.1:5557"
+    # side-channel endpoint announced to subscribers in pass/status headers ("" = the bound
+    # one); set it when binding to 0.0.0.0 / * or behind NAT, e.g. tcp://barn-pc:5557
+    advertise: str = ""
     journal: str = "gaitlive-journal.sqlite"
     sndhwm: int = _field(1000, lo=1, hi=10_000_000)
     queue_size: int = _field(256, lo=1, hi=10_000_000)
@@ -275,9 +293,9 @@ class PublishSettings:
     curve: CurveSettings = _field(default_factory=CurveSettings)
 
     def __post_init__(self) -> None:
-        for key in ("endpoint", "side_channel"):
+        for key in ("endpoint", "side_channel", "advertise"):
             value = getattr(self, key)
-            if "://" not in value:
+            if "://" not in value and (value or key != "advertise"):
                 raise ConfigError(f"expected a ZeroMQ endpoint like tcp://127.0.0.1:5556, "
                                   f"got {value!r}", key=key)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gaitlive.fileio import atomic_write
 from gaitlive.frames import validate_pose_series
 
 log = logging.getLogger(__name__)
@@ -133,20 +133,6 @@ def pose_dataframe(data: PoseData) -> pd.DataFrame:
                         index=pd.Index(np.asarray(data.frame_index)))
 
 
-def _atomic_write(path: Path, writer: Any) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never
-    leaves a half-written file where a good one was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        writer(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_pose(path: str | os.PathLike[str], data: PoseData, *, csv: bool = True) -> Path:
     """Write a DeepLabCut pose file (``.h5``, key ``df_with_missing``) and its ``.csv``.
 
@@ -168,14 +154,14 @@ def write_pose(path: str | os.PathLike[str], data: PoseData, *, csv: bool = True
     path = Path(path)
     df = pose_dataframe(data)
     if path.suffix == ".csv":
-        _atomic_write(path, lambda p: df.to_csv(p))
+        atomic_write(path, lambda p: df.to_csv(p))
         return path
     if path.suffix != ".h5":
         raise DLCFileError(f"{path}: expected a .h5 or .csv pose file name")
     # DeepLabCut 3 writes analysis files in "table" format (pandas can append to them)
-    _atomic_write(path, lambda p: df.to_hdf(p, key=H5_KEY, mode="w", format="table"))
+    atomic_write(path, lambda p: df.to_hdf(p, key=H5_KEY, mode="w", format="table"))
     if csv:
-        _atomic_write(path.with_suffix(".csv"), lambda p: df.to_csv(p))
+        atomic_write(path.with_suffix(".csv"), lambda p: df.to_csv(p))
     return path
 
 
@@ -283,8 +269,8 @@ def write_collected_data(folder: str | os.PathLike[str], scorer: str,
     h5 = folder / f"CollectedData_{scorer}.h5"
     # the key and format DeepLabCut's own labelling/merging code writes
     # (deeplabcut.generate_training_dataset.trainingsetmanipulation)
-    _atomic_write(h5, lambda p: df.to_hdf(p, key=H5_KEY, mode="w"))
-    _atomic_write(h5.with_suffix(".csv"), lambda p: df.to_csv(p))
+    atomic_write(h5, lambda p: df.to_hdf(p, key=H5_KEY, mode="w"))
+    atomic_write(h5.with_suffix(".csv"), lambda p: df.to_csv(p))
     return h5
 
 

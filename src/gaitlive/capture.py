@@ -1,0 +1,629 @@
+"""Frame capture: cameras, network streams, video files, image folders and the demo.
+
+A :class:`Capture` thread reads frames from a source and hands them to the pose stage
+through a :class:`FrameSlot`:
+
+* live sources (USB cameras, RTSP/HTTP streams) and real-time replay use the slot in
+  *latest-frame* mode: the consumer always gets the newest frame, a slow consumer never
+  builds a backlog, and every frame replaced before it was taken is counted as dropped;
+* ``realtime=False`` on a file or folder puts the slot in *blocking* mode: the capture waits
+  for the consumer, so offline analysis sees every frame.
+
+Network streams are opened through FFmpeg with open and read timeouts (without them a
+``read()`` on a dead stream can hang forever); a lost stream is reopened with exponential
+backoff and a :attr:`~gaitlive.frames.FrameEvent.STREAM_RESET` record tells the gait
+stage to clear its windows. The end of a file or folder sends an
+:attr:`~gaitlive.frames.FrameEvent.END` record.
+
+Examples
+--------
+>>> slot = FrameSlot()
+>>> cap = Capture(open_source("demo"), slot, camera_id="cam0")   # doctest: +SKIP
+>>> cap.start(); rec = slot.get(timeout=1.0)                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from gaitlive.frames import FrameEvent, FrameRecord
+from gaitlive.paths import DEMO_VIDEO
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SourceError",
+    "SourceSpec",
+    "parse_source",
+    "FrameSource",
+    "VideoFileSource",
+    "ImageFolderSource",
+    "CameraSource",
+    "StreamSource",
+    "open_source",
+    "FrameSlot",
+    "Capture",
+    "CaptureStats",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+DEFAULT_FPS = 30.0
+
+
+class SourceError(ValueError):
+    """A frame source cannot be opened or read; the message names the source."""
+
+
+# --------------------------------------------------------------------------------------
+# Source specification
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What a ``source`` string means.
+
+    Attributes
+    ----------
+    kind
+        ``"camera"``, ``"stream"``, ``"file"`` or ``"images"``.
+    target
+        Camera index (int), URL, or path.
+    text
+        The source as the user gave it (for messages).
+    """
+
+    kind: str
+    target: int | str | Path
+    text: str
+
+    @property
+    def live(self) -> bool:
+        """True for cameras and network streams (they pace themselves and can reconnect)."""
+        return self.kind in ("camera", "stream")
+
+
+def parse_source(source: str | int | Path) -> SourceSpec:
+    """Classify a source string.
+
+    Parameters
+    ----------
+    source
+        ``"demo"`` (the bundled demo video), a USB camera index (``0``), a stream URL
+        (``rtsp://``, ``http://`` ...), a video file or a folder of images.
+
+    Returns
+    -------
+    SourceSpec
+
+    Raises
+    ------
+    SourceError
+        When a path does not exist or a URL has an unsupported scheme.
+    """
+    text = str(source).strip()
+    if isinstance(source, int) or re.fullmatch(r"\d+", text):
+        return SourceSpec("camera", int(text), text)
+    if text == "demo":
+        if not DEMO_VIDEO.is_file():
+            raise SourceError(f"source 'demo': the bundled demo video {DEMO_VIDEO} is missing "
+                              f"(expected it in the source checkout's models/demo/)")
+        return SourceSpec("file", DEMO_VIDEO, text)
+    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", text)
+    if m:
+        scheme = m.group(1).lower()
+        if scheme == "file":
+            return parse_source(text[len("file://"):])
+        if scheme not in STREAM_SCHEMES:
+            raise SourceError(f"source {text!r}: unsupported URL scheme {scheme!r}; expected "
+                              f"one of {', '.join(STREAM_SCHEMES)}")
+        return SourceSpec("stream", text, text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return SourceSpec("images", path, text)
+    if path.is_file():
+        return SourceSpec("file", path, text)
+    raise SourceError(f"source {text!r}: no such file or folder (expected 'demo', a camera "
+                      f"index, a stream URL, a video file or a folder of images)")
+
+
+# --------------------------------------------------------------------------------------
+# Sources: open / read / close
+# --------------------------------------------------------------------------------------
+
+
+class FrameSource:
+    """Base class of the frame sources: ``open()``, ``read()`` and ``close()``.
+
+    ``read()`` returns a BGR ``uint8`` image, or ``None`` when the source is exhausted (a
+    file) or lost (a stream). Sources are used by one thread at a time.
+    """
+
+    spec: SourceSpec
+    fps: float = DEFAULT_FPS
+    #: a lost live source is reopened (cameras, streams); files end instead
+    reconnectable: bool = False
+
+    def open(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def read(self) -> np.ndarray | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file (idempotent)."""
+
+    @property
+    def n_frames(self) -> int | None:
+        """Number of frames when known (files and folders), else None."""
+        return None
+
+    @property
+    def frame_shape(self) -> tuple[int, int] | None:
+        """``(height, width)`` of the frames when known before reading, else None."""
+        return None
+
+
+def _sane_fps(fps: float, what: str) -> float:
+    if not np.isfinite(fps) or fps < 1.0 or fps > 1000.0:
+        log.warning("%s reports %.3g fps; assuming %.0f fps", what, fps, DEFAULT_FPS)
+        return DEFAULT_FPS
+    return float(fps)
+
+
+class _CvSource(FrameSource):
+    """A source read through ``cv2.VideoCapture``."""
+
+    def __init__(self, spec: SourceSpec):
+        self.spec = spec
+        self._cap: cv2.VideoCapture | None = None
+        self._n_frames: int | None = None
+
+    def _make_capture(self) -> cv2.VideoCapture:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _open_error(self) -> SourceError:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def open(self) -> None:
+        self.close()
+        cap = self._make_capture()
+        if not cap.isOpened():
+            cap.release()
+            raise self._open_error()
+        self._cap = cap
+        self.fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS), f"source {self.spec.text!r}")
+
+    def read(self) -> np.ndarray | None:
+        if self._cap is None:
+            return None
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            return None
+        return image
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    @property
+    def n_frames(self) -> int | None:
+        return self._n_frames
+
+    @property
+    def frame_shape(self) -> tuple[int, int] | None:
+        if self._cap is None:
+            return None
+        w = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        return (h, w) if w > 0 and h > 0 else None
+
+
+class VideoFileSource(_CvSource):
+    """A video file, read frame by frame (its own frame rate is :attr:`fps`)."""
+
+    def _make_capture(self) -> cv2.VideoCapture:
+        return cv2.VideoCapture(str(self.spec.target))
+
+    def _open_error(self) -> SourceError:
+        return SourceError(f"source {self.spec.text!r}: cannot open as a video file "
+                           f"(OpenCV/FFmpeg could not decode it)")
+
+    def open(self) -> None:
+        super().open()
+        assert self._cap is not None
+        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self._n_frames = n if n > 0 else None
+
+
+class CameraSource(_CvSource):
+    """A USB/V4L2 camera by index; a camera that stops delivering frames is reopened."""
+
+    reconnectable = True
+
+    def _make_capture(self) -> cv2.VideoCapture:
+        return cv2.VideoCapture(int(self.spec.target))
+
+    def _open_error(self) -> SourceError:
+        devices = sorted(str(p) for p in Path("/dev").glob("video*"))
+        have = ", ".join(devices) if devices else "no /dev/video* devices on this machine"
+        return SourceError(f"camera index {self.spec.target}: no such camera or it cannot be "
+                           f"opened ({have})")
+
+
+class StreamSource(_CvSource):
+    """A network stream (RTSP, HTTP, ...) opened through FFmpeg with open/read timeouts.
+
+    Parameters
+    ----------
+    spec
+        The parsed source.
+    open_timeout_s, read_timeout_s
+        Passed to FFmpeg as ``CAP_PROP_OPEN_TIMEOUT_MSEC`` / ``CAP_PROP_READ_TIMEOUT_MSEC``:
+        opening or a read that takes longer fails instead of hanging.
+    """
+
+    reconnectable = True
+
+    def __init__(self, spec: SourceSpec, open_timeout_s: float = 10.0,
+                 read_timeout_s: float = 5.0):
+        super().__init__(spec)
+        self.open_timeout_s = float(open_timeout_s)
+        self.read_timeout_s = float(read_timeout_s)
+
+    def _make_capture(self) -> cv2.VideoCapture:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
+        return cv2.VideoCapture(str(self.spec.target), cv2.CAP_FFMPEG, params)
+
+    def _open_error(self) -> SourceError:
+        return SourceError(f"stream {self.spec.text!r}: cannot open within "
+                           f"{self.open_timeout_s:g} s (is the camera/server up and the URL "
+                           f"right?)")
+
+
+class ImageFolderSource(FrameSource):
+    """A folder of images (png, jpg, bmp, tif), read in name order.
+
+    Parameters
+    ----------
+    spec
+        The parsed source.
+    fps
+        Frame rate for real-time replay and for the gait stage's time axis.
+    """
+
+    def __init__(self, spec: SourceSpec, fps: float = DEFAULT_FPS):
+        self.spec = spec
+        self.fps = float(fps)
+        self._files: list[Path] = []
+        self._pos = 0
+
+    def open(self) -> None:
+        folder = Path(self.spec.target)
+        self._files = sorted(p for p in folder.iterdir()
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"source {self.spec.text!r}: no images in the folder (expected "
+                              f"files ending in {', '.join(IMAGE_SUFFIXES)})")
+        self._pos = 0
+
+    def read(self) -> np.ndarray | None:
+        if self._pos >= len(self._files):
+            return None
+        path = self._files[self._pos]
+        self._pos += 1
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"{path}: cannot read as an image (corrupt or not an image)")
+        return image
+
+    @property
+    def n_frames(self) -> int | None:
+        return len(self._files) or None
+
+    @property
+    def frame_shape(self) -> tuple[int, int] | None:
+        if not self._files:
+            return None
+        image = cv2.imread(str(self._files[0]), cv2.IMREAD_COLOR)
+        return None if image is None else (image.shape[0], image.shape[1])
+
+
+def open_source(source: str | int | Path, *, open_timeout_s: float = 10.0,
+                read_timeout_s: float = 5.0, folder_fps: float = DEFAULT_FPS) -> FrameSource:
+    """Parse ``source`` and open it.
+
+    Parameters
+    ----------
+    source
+        See :func:`parse_source`.
+    open_timeout_s, read_timeout_s
+        Network stream timeouts.
+    folder_fps
+        Frame rate assigned to a folder of images.
+
+    Returns
+    -------
+    FrameSource
+        An opened source.
+
+    Raises
+    ------
+    SourceError
+        A clear message naming the source when it cannot be opened, e.g. a camera index
+        that does not exist.
+    """
+    spec = parse_source(source)
+    src: FrameSource
+    if spec.kind == "camera":
+        src = CameraSource(spec)
+    elif spec.kind == "stream":
+        src = StreamSource(spec, open_timeout_s, read_timeout_s)
+    elif spec.kind == "images":
+        src = ImageFolderSource(spec, fps=folder_fps)
+    else:
+        src = VideoFileSource(spec)
+    src.open()
+    log.info("opened %s %s (%.3g fps)", spec.kind, spec.text, src.fps)
+    return src
+
+
+# --------------------------------------------------------------------------------------
+# Hand-over slot
+# --------------------------------------------------------------------------------------
+
+
+class FrameSlot:
+    """The hand-over between the capture thread and the pose stage.
+
+    In latest-frame mode (``blocking=False``) :meth:`put` replaces a frame the consumer
+    has not taken yet (counted in :attr:`dropped`), so the consumer always gets the newest
+    frame and never a backlog. In blocking mode :meth:`put` waits while ``capacity`` frames
+    are pending, so no frame is lost. Event records (stream reset, end) are never dropped
+    and keep their order relative to the frames.
+
+    Parameters
+    ----------
+    blocking
+        Wait for the consumer instead of dropping.
+    capacity
+        Frames that may be pending in blocking mode.
+    """
+
+    def __init__(self, *, blocking: bool = False, capacity: int = 1):
+        if capacity < 1:
+            raise ValueError(f"FrameSlot capacity must be >= 1, got {capacity}")
+        self.blocking = blocking
+        self.capacity = capacity
+        self.dropped = 0
+        self._items: collections.deque[FrameRecord] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def _n_frames(self) -> int:
+        return sum(1 for r in self._items if r.event == FrameEvent.FRAME)
+
+    def put(self, record: FrameRecord) -> bool:
+        """Offer a record; returns False when the slot was closed (the run is stopping)."""
+        with self._cond:
+            if record.event == FrameEvent.FRAME:
+                if self.blocking:
+                    while self._n_frames() >= self.capacity and not self._closed:
+                        self._cond.wait(0.1)
+                else:
+                    kept = [r for r in self._items if r.event != FrameEvent.FRAME]
+                    self.dropped += len(self._items) - len(kept)
+                    self._items = collections.deque(kept)
+            if self._closed:
+                return False
+            self._items.append(record)
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> FrameRecord | None:
+        """Take the oldest pending record; None after ``timeout`` seconds or when closed."""
+        with self._cond:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._items:
+                if self._closed:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining if remaining is not None else 0.1)
+            rec = self._items.popleft()
+            self._cond.notify_all()
+            return rec
+
+    def close(self) -> None:
+        """Wake every waiter; further puts are refused."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+    @property
+    def pending_frames(self) -> int:
+        """Frames (not events) waiting for the consumer: at most 1 in latest-frame mode."""
+        with self._cond:
+            return self._n_frames()
+
+
+# --------------------------------------------------------------------------------------
+# Capture thread
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CaptureStats:
+    """Counters of a capture thread (read by other threads; ints are updated atomically)."""
+
+    frames_read: int = 0
+    reconnects: int = 0
+    read_failures: int = 0
+    read_s: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=10000))
+
+
+class Capture(threading.Thread):
+    """A thread that reads frames from ``source`` into ``slot``.
+
+    Parameters
+    ----------
+    source
+        An opened :class:`FrameSource` (see :func:`open_source`).
+    slot
+        Where frames go. Use ``FrameSlot(blocking=True)`` for offline runs that must see
+        every frame.
+    camera_id
+        Copied into every :class:`~gaitlive.frames.FrameRecord`.
+    realtime
+        Replay files and folders at their frame rate (live sources pace themselves).
+    reconnect_max_s
+        Longest wait between reconnection attempts of a lost live source; waits start at
+        0.25 s and double.
+    max_frames
+        Stop after this many frames (then an END record), ``None`` for no limit.
+    taps
+        Callables given each frame record as it is read (e.g. the raw recorder's
+        non-blocking ``submit``); they must not block.
+
+    Attributes
+    ----------
+    error
+        The exception that stopped the thread, if any (an END record follows it).
+    """
+
+    def __init__(self, source: FrameSource, slot: FrameSlot, *, camera_id: str = "cam0",
+                 realtime: bool = True, reconnect_max_s: float = 30.0,
+                 max_frames: int | None = None,
+                 taps: Sequence[Callable[[FrameRecord], None]] = ()):
+        super().__init__(name="gaitlive-capture", daemon=True)
+        self.source = source
+        self.slot = slot
+        self.camera_id = camera_id
+        self.realtime = realtime
+        self.reconnect_max_s = float(reconnect_max_s)
+        self.max_frames = max_frames
+        self.taps = list(taps)
+        self.stats = CaptureStats()
+        self.error: BaseException | None = None
+        self._stop_event = threading.Event()
+
+    @property
+    def fps(self) -> float:
+        """The source's frame rate."""
+        return self.source.fps
+
+    def stop(self) -> None:
+        """Ask the thread to finish (it sends END and exits; join it after)."""
+        self._stop_event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def run(self) -> None:
+        reason = "end of source"
+        try:
+            reason = self._loop()
+        except BaseException as e:  # reported by the pipeline, never lost
+            self.error = e
+            reason = f"error: {e}"
+            log.error("capture of %s failed: %s", self.source.spec.text, e)
+        finally:
+            self.source.close()
+            end = FrameRecord(index=self.stats.frames_read, t_capture=time.monotonic(),
+                              t_wall=time.time(), camera_id=self.camera_id,
+                              event=FrameEvent.END, info={"reason": reason})
+            self.slot.put(end)  # event records never wait, even on a full blocking slot
+
+    def _pace(self, t0: float, n: int) -> float:
+        """Sleep until frame ``n`` is due in real-time replay; returns the (maybe reset) t0."""
+        due = t0 + n / self.source.fps
+        now = time.monotonic()
+        if due - now > 0:
+            self._stop_event.wait(due - now)
+        elif now - due > 1.0:
+            # far behind (slow decode or a pause): restart the clock instead of bursting
+            return now - n / self.source.fps
+        return t0
+
+    def _loop(self) -> str:
+        src = self.source
+        paced = self.realtime and not src.reconnectable
+        t0 = time.monotonic()
+        n_since_open = 0
+        while not self._stop_event.is_set():
+            if self.max_frames is not None and self.stats.frames_read >= self.max_frames:
+                return f"max_frames {self.max_frames} reached"
+            if paced:
+                t0 = self._pace(t0, n_since_open)
+                if self._stop_event.is_set():
+                    break
+            t_read = time.monotonic()
+            image = src.read()
+            t_cap = time.monotonic()
+            if image is None:
+                if not src.reconnectable:
+                    return "end of source"
+                self.stats.read_failures += 1
+                if not self._reconnect():
+                    break
+                t0, n_since_open = time.monotonic(), 0
+                continue
+            self.stats.read_s.append(t_cap - t_read)
+            rec = FrameRecord(index=self.stats.frames_read, t_capture=t_cap, t_wall=time.time(),
+                              camera_id=self.camera_id, image=image)
+            self.stats.frames_read += 1
+            n_since_open += 1
+            for tap in self.taps:
+                tap(rec)
+            if not self.slot.put(rec):
+                break
+        return "stopped"
+
+    def _reconnect(self) -> bool:
+        """Reopen a lost live source with exponential backoff; send STREAM_RESET on success.
+
+        Returns False when the thread was asked to stop first."""
+        src = self.source
+        log.warning("%s: lost (no frame); reconnecting", src.spec.text)
+        src.close()
+        delay = 0.25
+        attempt = 0
+        while not self._stop_event.is_set():
+            attempt += 1
+            try:
+                src.open()
+            except SourceError as e:
+                wait = min(delay, self.reconnect_max_s)
+                log.warning("%s: reconnect attempt %d failed (%s); next in %.2g s",
+                            src.spec.text, attempt, e, wait)
+                self._stop_event.wait(wait)
+                delay *= 2
+                continue
+            self.stats.reconnects += 1
+            log.warning("%s: reconnected after %d attempt(s)", src.spec.text, attempt)
+            reset = FrameRecord(index=self.stats.frames_read, t_capture=time.monotonic(),
+                                t_wall=time.time(), camera_id=self.camera_id,
+                                event=FrameEvent.STREAM_RESET,
+                                info={"reconnects": self.stats.reconnects})
+            return self.slot.put(reset)
+        return False

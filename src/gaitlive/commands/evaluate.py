@@ -1,0 +1,69 @@
+"""``gaitlive evaluate``: pose errors of a trained model.
+
+On a DeepLabCut project (its train/test split, the shuffle's best or last snapshot), or
+with --model on an exported DLC-Live model folder run exactly as ``gaitlive run`` runs it,
+on all labelled frames of the project (a held-out set). Prints RMSE (all keypoints and those
+above pcutoff), PCK at a fraction of body length and detection rate, overall and per
+bodypart; writes metrics.csv and gallery.png (labels vs predictions).
+
+Body length (--body-length): 'extent' = diagonal of the labelled keypoints' bounding box
+(head-to-foot for a side-view bird), or segments summed, e.g.
+'left_knee-left_hock,left_hock-left_foot'.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="RMSE / PCK of a trained or exported pose model",
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("project", help="DeepLabCut project folder with labelled frames")
+    p.add_argument("--model", "-m", default=None,
+                   help="exported model folder: evaluate it on ALL labelled frames of PROJECT")
+    p.add_argument("--shuffle", type=int, default=1)
+    p.add_argument("--snapshot", default="-1",
+                   help="snapshot index (-1: best if kept, else last)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--pcutoff", type=float, default=None,
+                   help="likelihood cutoff (default: project config pcutoff; 0.6 with --model)")
+    p.add_argument("--pck", type=float, default=0.1,
+                   help="PCK threshold as a fraction of body length (default 0.1)")
+    p.add_argument("--body-length", default="extent",
+                   help="'extent' or segments 'a-b,c-d' (see above)")
+    p.add_argument("--resize", type=float, default=None,
+                   help="with --model: model.resize (default: the model card's)")
+    p.add_argument("--out", default=None, help="output folder for metrics.csv and gallery.png")
+    p.add_argument("--no-gallery", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gaitlive.offline.evaluate import evaluate_model, evaluate_project
+
+    if not 0 < args.pck <= 1:
+        raise ValueError(f"--pck: expected a fraction in (0, 1], got {args.pck}")
+    if args.model:
+        settings = None
+        if args.resize is not None:
+            from gaitlive.config import ModelSettings
+
+            settings = ModelSettings(path=args.model, resize=args.resize, warmup_frames=0)
+        res = evaluate_model(args.model, args.project, settings=settings,
+                             pcutoff=0.6 if args.pcutoff is None else args.pcutoff,
+                             pck_fraction=args.pck, body_length=args.body_length,
+                             out_dir=args.out, gallery=not args.no_gallery)
+    else:
+        snap: int | str = int(args.snapshot) if args.snapshot.lstrip("-").isdigit() \
+            else args.snapshot
+        res = evaluate_project(args.project, shuffle=args.shuffle, snapshot_index=snap,
+                               device=args.device, pcutoff=args.pcutoff,
+                               pck_fraction=args.pck, body_length=args.body_length,
+                               out_dir=args.out, gallery=not args.no_gallery)
+    print(res.summary())
+    print(f"metrics: {res.csv}")
+    if res.gallery:
+        print(f"gallery: {res.gallery}")
+    return 0

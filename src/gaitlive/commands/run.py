@@ -1,0 +1,235 @@
+"""``gaitlive run``: score gait live from a camera, a stream or a video file.
+
+With no arguments it runs the bundled demo: ``models/demo/corridor-demo.mp4`` replayed in
+real time through the bundled model ``models/gaitlive-corridor``. It prints one line per
+finished pass as it comes, and a statistics summary at the end. Ctrl-C or SIGTERM stop it
+cleanly (files flushed and closed, statistics printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from gaitlive.commands import add_config_args, config_from_args
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run", help="live gait scoring from a camera, stream or video (default: the demo)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p)
+    p.add_argument("--headless", action="store_true",
+                   help="no window: the overlay goes to <out>/overlay.mp4")
+    p.add_argument("--no-overlay", action="store_true", help="no overlay at all")
+    p.add_argument("--no-realtime", action="store_true",
+                   help="read video files as fast as possible and drop no frame")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="stop after N frames")
+    p.add_argument("--out", "-o", default=None, metavar="DIR",
+                   help="output folder for poses, passes, steps, overlay and stats "
+                        "(default: out_dir of the config)")
+    p.add_argument("--no-publish", action="store_true", help="do not start the ZeroMQ publisher")
+    p.add_argument("--record", action="store_true",
+                   help="record the raw stream to rotated video files (record.dir)")
+    p.set_defaults(func=run)
+
+
+def format_pass(res: Any) -> str:
+    """One line per pass: camera, bird, frames, steps, cadence, score."""
+    cad = res.features.get("cadence_hz", float("nan"))
+    cad_s = f"{cad:.2f} Hz" if cad == cad else "-"
+    if res.scored and res.score is not None:
+        score = f"score {res.score:.2f}"
+        if res.score_class is not None:
+            score += f" (class {res.score_class})"
+    else:
+        score = f"not scored ({res.reason})" if res.reason else "not scored"
+    return (f"pass {res.camera_id} bird {res.individual} pass {res.pass_id}: frames "
+            f"{res.start_frame}-{res.end_frame}, {res.n_steps} steps, cadence {cad_s}, {score}")
+
+
+def _load_score_model(cfg: Any) -> Any:
+    path = cfg.profile.score.model
+    if not path:
+        return None
+    try:
+        from gaitlive import score
+    except ImportError:
+        log.warning("gaitlive.score is not available: passes will not be scored")
+        return None
+    from gaitlive.paths import resolve_asset
+
+    p = resolve_asset(path, base=Path(cfg.file).parent if cfg.file else None)
+    if not p.exists():
+        log.warning("score model %s not found: passes will not be scored", p)
+        return None
+    return score.load_score_model(p)
+
+
+def warm_up_gait(profile: Any, fps: float) -> None:
+    """Run a throw-away gait stage on two made-up frames so the numba kernels are loaded
+    (about 0.5 s the first time in a process) before live frames arrive."""
+    import numpy as np
+
+    from gaitlive.gait.stage import GaitStage
+
+    stage = GaitStage(profile, fps=fps)
+    n = profile.n_keypoints
+    pose = np.zeros((1, n, 3), np.float32)
+    pose[0, :, 0] = 100 + 10 * np.arange(n)
+    pose[0, :, 1] = 100 + 7 * np.arange(n)
+    pose[0, :, 2] = 1.0
+    stage.update(0, pose)
+    stage.update(1, pose)
+    stage.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from gaitlive.capture import Capture, FrameSlot, open_source
+    from gaitlive.gait.stage import GaitStage
+    from gaitlive.pipeline import CallbackSink, OutputWriter, Pipeline, PipelineStats
+    from gaitlive.pose import load_runner
+
+    cfg = config_from_args(args)
+    if args.no_realtime:
+        cfg = dataclasses.replace(cfg, realtime=False)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames: expected a positive integer, got {args.max_frames}")
+    out_dir = Path(args.out if args.out else cfg.out_dir)
+    profile = cfg.profile
+
+    # the source first: a wrong camera index or URL fails before the slow model load
+    source = open_source(cfg.source, open_timeout_s=cfg.open_timeout_s,
+                         read_timeout_s=cfg.read_timeout_s)
+    try:
+        runner = load_runner(cfg.model.path, cfg.model)
+    except BaseException:
+        source.close()
+        raise
+    if tuple(runner.bodyparts) != tuple(profile.bodyparts):
+        source.close()
+        runner.close()
+        raise ValueError(f"model {cfg.model.path} detects {list(runner.bodyparts)} but profile "
+                         f"{profile.name!r} expects {list(profile.bodyparts)} (same names, "
+                         f"same order)")
+    live = source.reconnectable
+    if live and not cfg.realtime:
+        log.info("--no-realtime has no effect on a live source")
+    blocking = not cfg.realtime and not live
+    slot = FrameSlot(blocking=blocking, capacity=cfg.queue_size if blocking else 1)
+
+    closers: list[Any] = [source]
+    sinks: list[Any] = []
+    stats_holder: list[PipelineStats] = []
+    try:
+        taps = []
+        recorder = None
+        if cfg.record.enabled or args.record:
+            from gaitlive.record import Recorder
+
+            recorder = Recorder(cfg.record, camera_id=cfg.camera_id, fps=source.fps)
+            recorder.start()
+            taps.append(recorder.submit)
+        capture = Capture(source, slot, camera_id=cfg.camera_id, realtime=cfg.realtime,
+                          reconnect_max_s=cfg.reconnect_max_s, max_frames=args.max_frames,
+                          taps=taps)
+        gait = GaitStage(profile, fps=source.fps, score_model=_load_score_model(cfg),
+                         camera_id=cfg.camera_id)
+        warm_up_gait(profile, source.fps)
+        card = getattr(runner, "card", None)
+        n_ind = max(cfg.model.max_individuals, getattr(card, "individuals", 1))
+        sinks.append(OutputWriter(out_dir, profile.bodyparts, n_individuals=n_ind,
+                                  camera_id=cfg.camera_id, fps=source.fps,
+                                  scorer=Path(cfg.model.path).name))
+        sinks.append(CallbackSink(on_pass=lambda r: print(format_pass(r), flush=True)))
+        pipeline_stats = PipelineStats()
+        stats_holder.append(pipeline_stats)
+        if not args.no_overlay:
+            from gaitlive.overlay import OverlaySink, choose_overlay_mode
+            from gaitlive.pipeline import OverlayAdapter
+
+            mode = choose_overlay_mode(cfg.overlay, args.headless, out_dir=out_dir)
+            if mode.window or mode.video_path:
+                ov = OverlaySink(profile, mode.window, mode.video_path, source.fps,
+                                 cfg.overlay.queue_size, title=f"gaitlive {cfg.camera_id}")
+                sinks.append(OverlayAdapter(ov, pipeline_stats, cfg.camera_id))
+                where = " and ".join(x for x in (
+                    "a window" if mode.window else "",
+                    str(mode.video_path) if mode.video_path else "") if x)
+                print(f"overlay: {where} ({mode.reason})", flush=True)
+        if cfg.publish.enabled and not args.no_publish:
+            from gaitlive.pipeline import PublisherAdapter
+            from gaitlive.publish import Publisher
+
+            pub = Publisher(cfg.publish, cfg.camera_id, model=Path(cfg.model.path).name)
+            pub.start()
+            sinks.append(PublisherAdapter(pub, pipeline_stats, profile,
+                                          camera_id=cfg.camera_id, fps=source.fps))
+            print(f"publishing on {pub.endpoint} (side channel {pub.side_endpoint})",
+                  flush=True)
+
+        shape = source.frame_shape
+        init = None
+        if shape is not None:
+            import numpy as np
+
+            init = np.zeros((shape[0], shape[1], 3), np.uint8)
+        pipeline = Pipeline.from_config(cfg, capture, runner, gait=gait, sinks=sinks,
+                                        init_frame=init, stats=pipeline_stats)
+        sinks = []  # the pipeline closes them from now on
+
+        received: list[str] = []
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
+            received.append(name)
+            if len(received) > 1:  # a second signal: stop waiting for a clean shutdown
+                raise KeyboardInterrupt
+            print(f"gaitlive run: {name} received, stopping (again to force)",
+                  file=sys.stderr, flush=True)
+            pipeline.stop(f"{name} received")
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        print(f"gaitlive run: {source.spec.kind} {source.spec.text} at {source.fps:.3g} fps, "
+              f"model {cfg.model.path} ({runner.engine}, {runner.device}), profile "
+              f"{profile.name}, output {out_dir}", flush=True)
+        failed: BaseException | None = None
+        try:
+            pipeline.run(on_start=lambda: print(
+                "gaitlive run: running (Ctrl-C or SIGTERM stops it)", flush=True))
+        except Exception as e:
+            failed = e
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+            if recorder is not None:
+                recorder.close()
+        st = pipeline.stats
+        print("--- gaitlive run: statistics ---")
+        print(st.format())
+        if recorder is not None:
+            print(f"recorded {recorder.written} frames ({recorder.dropped} dropped) in "
+                  f"{len(recorder.segments)} file(s) under {recorder.dir}")
+        from gaitlive.fileio import atomic_write_text
+
+        atomic_write_text(out_dir / "stats.json", json.dumps(st.summary(), indent=1, default=str))
+        print(f"outputs in {out_dir}: poses.h5, passes.csv, steps.csv, stats.json", flush=True)
+        if failed is not None:
+            raise failed
+        return 0
+    finally:
+        for s in sinks:  # only when setup failed before the pipeline took them over
+            s.close()
+        for c in closers:
+            c.close()
+        runner.close()

@@ -1,0 +1,80 @@
+"""``gaitlive train``: train a pose model on a DeepLabCut 3 project (PyTorch engine).
+
+Creates the training dataset, then trains with DeepLabCut's PyTorch engine from ImageNet
+weights when the model hub is reachable, else (or with --no-pretrained) from a saved
+random initialisation. Horizontal flips are never used (they swap left and right legs).
+Resumable with --resume; prints an sbatch command line for a SLURM cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a pose model on a DeepLabCut project",
+                       description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("project", help="DeepLabCut project folder (with config.yaml)")
+    p.add_argument("--net", default="cspnext_s",
+                   help="DeepLabCut 3 net type (cspnext_s, cspnext_m, resnet_50, hrnet_w18, "
+                        "hrnet_w32 ...; default cspnext_s)")
+    p.add_argument("--epochs", type=int, default=200, help="total epochs (default 200)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--pretrained", dest="pretrained", action="store_true", default=None,
+                   help="start from ImageNet weights (needs the DeepLabCut model hub)")
+    g.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                   help="start from random weights (automatic when the hub is unreachable)")
+    p.add_argument("--shuffle", type=int, default=1)
+    p.add_argument("--resume", action="store_true",
+                   help="continue the shuffle from its newest snapshot up to --epochs")
+    p.add_argument("--widen-factor", type=float, default=None,
+                   help="CSPNeXt width multiplier (cspnext_s: 0.5; 0.25 = 4x fewer weights)")
+    p.add_argument("--heatmap-stride", type=int, choices=(8, 16), default=None,
+                   help="heatmap output stride (DeepLabCut default 16)")
+    p.add_argument("--lr", type=float, default=None, help="initial learning rate")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--save-epochs", type=int, default=10, help="snapshot every N epochs")
+    p.add_argument("--eval-interval", type=int, default=10,
+                   help="evaluate on the test split every N epochs")
+    p.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    p.add_argument("--crop-size", default=None, metavar="WxH",
+                   help="train on keypoint-aware crops of this size (default: none when all "
+                        "images have one size, else the most common size)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (1 is fastest on a CPU shared with other jobs)")
+    p.add_argument("--no-color-aug", action="store_true",
+                   help="no brightness/contrast/gamma/hue/blur augmentation")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gaitlive.offline.train import TrainOptions, train_project
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    crop = None
+    if args.crop_size:
+        try:
+            w, h = (int(v) for v in args.crop_size.lower().split("x"))
+            if w < 8 or h < 8:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"--crop-size: expected WIDTHxHEIGHT like 320x240, got "
+                             f"{args.crop_size!r}") from None
+        crop = (w, h)
+    opts = TrainOptions(net=args.net, epochs=args.epochs, batch_size=args.batch_size,
+                        crop_size=crop, threads=args.threads, device=args.device,
+                        pretrained=args.pretrained, shuffle=args.shuffle,
+                        resume=args.resume, widen_factor=args.widen_factor,
+                        heatmap_stride=args.heatmap_stride, lr=args.lr, seed=args.seed,
+                        save_epochs=args.save_epochs, eval_interval=args.eval_interval,
+                        workers=args.workers, color=not args.no_color_aug)
+    res = train_project(args.project, opts)
+    print(f"trained {res.epochs_done} epochs; newest snapshot: {res.snapshot}")
+    print(f"next: gaitlive evaluate {res.project} --shuffle {res.shuffle}")
+    return 0

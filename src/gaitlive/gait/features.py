@@ -1,0 +1,288 @@
+"""Gait features of a pass (or of a rolling window) from its history and its steps.
+
+All distances are divided by the image scale (one leg length in pixels, from the
+profile's ``scale_segments``), all times are in seconds, so the features do not depend on
+the distance to the camera. Names use the profile's leg names (``left``/``right`` for
+birds, ``LF``/``RF``/``LH``/``RH`` for cows); ``<a>_<b>`` features belong to a leg pair.
+
+Features
+--------
+cadence_hz
+    Steps per second of a leg pair: (strikes of all feet - 1) / the time between the
+    first and the last strike, times ``2 / n_legs`` (so a cow's four legs count like a
+    bird's two); ``2 / mean stride time`` instead when a stance was missed.
+stance_fraction_<leg>, swing_fraction_<leg>
+    Stance duration / stride duration (duty factor), mean over the strides.
+stride_time_<leg>
+    Median strike-to-strike time, seconds.
+step_length_<leg>
+    Distance from the other foot's stance position to this foot's next stance position,
+    in leg lengths (image plane; foreshortened in the rear view).
+step_height_<leg>
+    Largest distance of the swinging foot from the straight line between its two stance
+    positions (the foot lift), in leg lengths.
+hock_angle_ds_<leg>
+    Mean angle at this leg's hock (a profile angle whose vertex is the hock) during double
+    support of its pair, degrees.
+double_support_<a>_<b>
+    Fraction of the pair's stepping time with both feet on the ground.
+hock_feet_ratio_<a>_<b>
+    Median of distance(hocks) / distance(feet) over the frames where the feet are apart
+    (Fodor et al. 2023: lame birds walk with hocks close and feet wide; rear view).
+lateral_sway
+    Std of the body centre across the direction of travel (detrended), leg lengths; the
+    sideways sway in the rear view, the vertical bob in the side view.
+head_bob
+    Std of the head position relative to the body centre (detrended), leg lengths.
+speed_leg_s
+    Body centre speed in the image plane, leg lengths per second (in the rear view the
+    bird walks away and this is small).
+angle_mean_<name>, angle_rom_<name>
+    Mean and range of motion (5th-95th percentile) of each profile angle, degrees.
+asym_<feature>_<a>_<b>
+    Left/right asymmetry of each per-leg feature: ``|f_a - f_b| / mean(f_a, f_b)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gaitlive.gait.kernels import HIST_FIXED
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HistoryLayout", "compute_pass_features", "PER_LEG_FEATURES"]
+
+PER_LEG_FEATURES = ("stance_fraction", "swing_fraction", "stride_time", "step_length",
+                    "step_height", "hock_angle_ds")
+
+
+@dataclass(frozen=True)
+class HistoryLayout:
+    """Column positions in a history array (see :mod:`gaitlive.gait.kernels`)."""
+
+    legs: tuple[str, ...]
+    angles: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]
+    # for each leg, the index (into ``angles``) of the angle at its hock, or -1
+    hock_angle: tuple[int, ...]
+
+    def foot(self, leg: int) -> slice:
+        c = HIST_FIXED + 4 * leg
+        return slice(c, c + 2)
+
+    def hock(self, leg: int) -> slice:
+        c = HIST_FIXED + 4 * leg + 2
+        return slice(c, c + 2)
+
+    def angle(self, j: int) -> int:
+        return HIST_FIXED + 4 * len(self.legs) + j
+
+
+def _nanstat(fn, a, default=np.nan):
+    a = np.asarray(a, dtype=np.float64)
+    if a.size == 0:
+        return default
+    a = a[np.isfinite(a)]
+    return float(fn(a)) if a.size else default
+
+
+def _detrended_std(t: np.ndarray, v: np.ndarray) -> float:
+    ok = np.isfinite(v)
+    if ok.sum() < 5:
+        return np.nan
+    p = np.polyfit(t[ok], v[ok], 1)
+    return float(np.std(v[ok] - np.polyval(p, t[ok])))
+
+
+def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
+                          steps: Sequence[Sequence[tuple[int, int]]], fps: float,
+                          light: bool = False) -> dict[str, float]:
+    """Compute every gait feature of a pass (or a window of one).
+
+    Parameters
+    ----------
+    hist
+        History rows of the pass, one per frame (column 0 is the frame index).
+    layout
+        Where each quantity is in ``hist``.
+    steps
+        For each leg, its complete stances ``(strike_frame, lift_frame)`` in time order.
+    fps
+        Frames per second.
+    light
+        Only the step-timing features (cadence, stance/swing fraction, stride time,
+        double support and their asymmetries): what the live stage updates at every step.
+
+    Returns
+    -------
+    dict
+        Feature name -> value (NaN when it cannot be computed from this pass).
+    """
+    out: dict[str, float] = {}
+    legs = layout.legs
+    frames = hist[:, 0]
+    f0 = frames[0] if len(frames) else 0.0
+    scale = _nanstat(np.median, hist[:, 1])
+    out["duration_s"] = float(len(frames) / fps)
+    # rows are consecutive frames (the stage writes one per frame)
+    row_of = {int(f): i for i, f in enumerate(frames)} if not light else {}
+
+    def foot_at(leg: int, a: int, b: int) -> np.ndarray:
+        """Median foot position over frames a..b (the foothold of a stance)."""
+        lo, hi = max(0, int(a - f0)), min(len(hist), int(b - f0) + 1)
+        p = hist[lo:hi, layout.foot(leg)]
+        p = p[np.isfinite(p).all(axis=1)]
+        return np.median(p, axis=0) if len(p) else np.array([np.nan, np.nan])
+
+    def scale_at(f: int) -> float:
+        i = row_of.get(f)
+        s = hist[i, 1] if i is not None else np.nan
+        return float(s) if np.isfinite(s) else scale
+
+    # a stride more than 1.6 times the median stride has a missed stance in it, one less
+    # than 0.6 times the median a stance split in two: skip them
+    periods = [b[0] - a[0] for st in steps for a, b in zip(st[:-1], st[1:], strict=True)]
+    max_period = 1.6 * float(np.median(periods)) if periods else np.inf
+    min_period = 0.6 * float(np.median(periods)) if periods else 0.0
+    per_leg: dict[str, list[float]] = {k: [] for k in PER_LEG_FEATURES}
+    stride_times = []
+    stance_pos = [[foot_at(i, a, b) for a, b in steps[i]] if not light else []
+                  for i in range(len(legs))]
+    for i in range(len(legs)):
+        st = steps[i]
+        fr, strides, heights = [], [], []
+        for j in range(len(st) - 1):
+            (s0, l0), (s1, _) = st[j], st[j + 1]
+            period = s1 - s0
+            if period <= 0 or period > max_period or period < min_period:
+                continue
+            strides.append(period / fps)
+            fr.append((l0 - s0 + 1) / period)
+            if light:
+                continue
+            # swing from l0 to s1: bulge of the foot path off the chord between stances
+            p0, p1 = stance_pos[i][j], stance_pos[i][j + 1]
+            rows = [row_of[f] for f in range(l0 + 1, s1) if f in row_of]
+            chord = p1 - p0
+            n = np.hypot(*chord)
+            if rows and np.isfinite(n):
+                d = hist[rows, layout.foot(i)] - p0
+                if n > 0:
+                    dist = np.abs(d[:, 0] * chord[1] - d[:, 1] * chord[0]) / n
+                else:
+                    dist = np.hypot(d[:, 0], d[:, 1])
+                h = _nanstat(np.max, dist)
+                heights.append(h / scale_at(l0))
+        sf = _nanstat(np.mean, fr)
+        per_leg["stance_fraction"].append(sf)
+        per_leg["swing_fraction"].append(1.0 - sf)
+        stt = _nanstat(np.median, strides)
+        per_leg["stride_time"].append(stt)
+        if np.isfinite(stt):
+            stride_times.append(stt)
+        per_leg["step_height"].append(_nanstat(np.median, heights))
+    # step length, double support, hock angle at double support: per pair
+    step_len: dict[int, list[float]] = {i: [] for i in range(len(legs))}
+    hock_ds: dict[int, list[float]] = {i: [] for i in range(len(legs))}
+    pair_feats: dict[str, float] = {}
+    for a_name, b_name in layout.pairs:
+        a, b = legs.index(a_name), legs.index(b_name)
+        for me, other in ((a, b), (b, a)) if not light else ():
+            for j, (s, _l) in enumerate(steps[me]):
+                prev = [k for k, (so, _lo) in enumerate(steps[other]) if so < s]
+                if not prev:
+                    continue
+                d = stance_pos[me][j] - stance_pos[other][prev[-1]]
+                step_len[me].append(float(np.hypot(*d)) / scale_at(s))
+        sa = np.zeros(0, dtype=bool)
+        if steps[a] and steps[b]:
+            lo = min(steps[a][0][0], steps[b][0][0])
+            hi = max(steps[a][-1][1], steps[b][-1][1])
+            n = hi - lo + 1
+            sa = np.zeros(n, dtype=bool)
+            sb = np.zeros(n, dtype=bool)
+            for s, l_ in steps[a]:
+                sa[s - lo:l_ - lo + 1] = True
+            for s, l_ in steps[b]:
+                sb[s - lo:l_ - lo + 1] = True
+            both = sa & sb
+            pair_feats[f"double_support_{a_name}_{b_name}"] = float(both.mean())
+            if light:
+                continue
+            ds_rows = [row_of[lo + k] for k in np.flatnonzero(both) if lo + k in row_of]
+            for me in (a, b):
+                j = layout.hock_angle[me]
+                if j >= 0 and ds_rows:
+                    hock_ds[me].append(_nanstat(np.mean, hist[ds_rows, layout.angle(j)]))
+        else:
+            pair_feats[f"double_support_{a_name}_{b_name}"] = np.nan
+        if light:
+            continue
+        # hock-feet distance ratio
+        dh = hist[:, layout.hock(a)] - hist[:, layout.hock(b)]
+        df = hist[:, layout.foot(a)] - hist[:, layout.foot(b)]
+        dh = np.hypot(dh[:, 0], dh[:, 1])
+        dfn = np.hypot(df[:, 0], df[:, 1])
+        ok = np.isfinite(dh) & np.isfinite(dfn) & (dfn > 0.05 * scale)
+        pair_feats[f"hock_feet_ratio_{a_name}_{b_name}"] = (
+            float(np.median(dh[ok] / dfn[ok])) if ok.any() else np.nan)
+    for i in range(len(legs)):
+        per_leg["step_length"].append(_nanstat(np.median, step_len[i]))
+        per_leg["hock_angle_ds"].append(_nanstat(np.mean, hock_ds[i]))
+
+    # steps per second: strikes of all feet over the time they span, per leg pair
+    strikes = sorted(s for leg_steps in steps for s, _l in leg_steps)
+    if len(strikes) >= 3 and strikes[-1] > strikes[0] and max(periods, default=0) <= max_period \
+            and min(periods, default=0) >= min_period:
+        out["cadence_hz"] = float((len(strikes) - 1) * fps / (strikes[-1] - strikes[0])
+                                  * 2.0 / max(2, len(legs)))
+    else:
+        out["cadence_hz"] = float(2.0 / np.mean(stride_times)) if stride_times else np.nan
+    for name in PER_LEG_FEATURES:
+        for i, leg in enumerate(legs):
+            out[f"{name}_{leg}"] = float(per_leg[name][i])
+    out.update(pair_feats)
+    if light:
+        for a_name, b_name in layout.pairs:
+            for name in ("stance_fraction", "stride_time"):
+                fa, fb = out[f"{name}_{a_name}"], out[f"{name}_{b_name}"]
+                m = 0.5 * (abs(fa) + abs(fb))
+                out[f"asym_{name}_{a_name}_{b_name}"] = (
+                    float(abs(fa - fb) / m) if np.isfinite(m) and m > 0 else np.nan)
+        return {k: v for k, v in out.items()
+                if not k.startswith(("step_length", "step_height", "hock_angle"))}
+    t = (frames - f0) / fps
+    body = hist[:, 2:4]
+    ok = np.isfinite(body).all(axis=1)
+    if ok.sum() >= 5 and np.isfinite(scale):
+        disp = body[ok][-1] - body[ok][0]
+        dur = (t[ok][-1] - t[ok][0]) or np.nan
+        out["speed_leg_s"] = float(np.hypot(*disp) / dur / scale)
+        # direction of travel: principal axis of the body track
+        centred = body[ok] - body[ok].mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        across = body[:, 0] * -vt[0, 1] + body[:, 1] * vt[0, 0]
+        out["lateral_sway"] = _detrended_std(t, across) / scale
+    else:
+        out["speed_leg_s"] = np.nan
+        out["lateral_sway"] = np.nan
+    rel = hist[:, 4:6] - body
+    bob = [_detrended_std(t, rel[:, 0]), _detrended_std(t, rel[:, 1])]
+    out["head_bob"] = float(np.hypot(*bob) / scale) if np.isfinite(bob).all() else np.nan
+    for j, name in enumerate(layout.angles):
+        col = hist[:, layout.angle(j)]
+        out[f"angle_mean_{name}"] = _nanstat(np.mean, col)
+        out[f"angle_rom_{name}"] = _nanstat(lambda v: np.percentile(v, 95) - np.percentile(v, 5),
+                                            col)
+    for a_name, b_name in layout.pairs:
+        for name in PER_LEG_FEATURES:
+            fa, fb = out[f"{name}_{a_name}"], out[f"{name}_{b_name}"]
+            m = 0.5 * (abs(fa) + abs(fb))
+            out[f"asym_{name}_{a_name}_{b_name}"] = (
+                float(abs(fa - fb) / m) if np.isfinite(m) and m > 0 else np.nan)
+    return out

@@ -1,0 +1,471 @@
+"""The online gait stage: poses in, step events, rolling features and scored passes out.
+
+:class:`GaitStage` keeps one :class:`_Track` per bird in view. Each frame it assigns the
+frame's pose rows to the tracks (Hungarian assignment on body-centre distance in body
+scales, :func:`scipy.optimize.linear_sum_assignment`), runs the numba kernel
+:func:`gaitlive.gait.kernels.gait_frame` on each track (skeleton, angles, foot contact),
+turns the kernel's strike/lift frames into :class:`~gaitlive.gait.events.StepEvent` and,
+when a bird has left (not seen for ``lost_s``) or the stream ends, computes the pass
+features (:func:`gaitlive.gait.features.compute_pass_features`) and scores the pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from gaitlive.config import Profile
+from gaitlive.gait import kernels
+from gaitlive.gait.events import GaitUpdate, PassResult, StepEvent, TrackState
+from gaitlive.gait.features import HistoryLayout, compute_pass_features
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GaitStage", "GaitLayout", "ScorerLike"]
+
+RING = 64  # frames of foot history per bird: a whole stance (refined at its lift)
+
+
+class ScorerLike(Protocol):
+    """What the stage needs of a score model (see :class:`gaitlive.score.ScoreModel`)."""
+
+    def predict_one(self, features: dict[str, float]) -> tuple[float, int, float]: ...
+
+
+@dataclass(frozen=True)
+class GaitLayout:
+    """Index arrays of a profile, as the kernels take them."""
+
+    required_idx: np.ndarray
+    angle_idx: np.ndarray
+    seg_idx: np.ndarray
+    n_scale_legs: float
+    foot_idx: np.ndarray
+    hock_idx: np.ndarray
+    body_idx: np.ndarray
+    head_idx: int
+    hist: HistoryLayout
+    n_cols: int
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> GaitLayout:
+        """Resolve the profile's names to keypoint columns."""
+        g = profile.gait
+        if not g.legs:
+            raise ValueError(f"profile {profile.name!r}: gait.legs is empty; the gait stage "
+                             "needs at least one leg with a foot")
+        idx = profile.index
+        legs = tuple(g.legs)
+        required = sorted({idx(n) for e in profile.skeleton for n in e if n})
+        angles = tuple(profile.angles)
+        angle_idx = np.array([[idx(n) for n in profile.angles[a]] for a in angles],
+                             dtype=np.int64).reshape(-1, 3)
+        seg_idx = np.array([[idx(a), idx(b)] for a, b in g.scale_segments],
+                           dtype=np.int64).reshape(-1, 2)
+        if len(seg_idx) == 0:
+            raise ValueError(f"profile {profile.name!r}: gait.scale_segments is empty; the "
+                             "gait stage needs them for its scale (leg length)")
+        body = [idx(b) for b in g.body] or [idx(g.legs[leg].foot) for leg in legs]
+        hock_angle = []
+        for leg in legs:
+            h = g.legs[leg].hock
+            hock_angle.append(next((j for j, a in enumerate(angles)
+                                    if h and profile.angles[a][1] == h), -1))
+        return cls(
+            required_idx=np.array(required, dtype=np.int64),
+            angle_idx=angle_idx, seg_idx=seg_idx,
+            n_scale_legs=float(max(1, len(legs))),
+            foot_idx=np.array([idx(g.legs[leg].foot) for leg in legs], dtype=np.int64),
+            hock_idx=np.array([idx(g.legs[leg].hock) for leg in legs], dtype=np.int64),
+            body_idx=np.array(body, dtype=np.int64),
+            head_idx=idx(g.head),
+            hist=HistoryLayout(legs=legs, angles=angles, pairs=tuple(g.pairs),
+                               hock_angle=tuple(hock_angle)),
+            n_cols=kernels.n_hist_cols(len(legs), len(angles)),
+        )
+
+
+def kernel_params(profile: Profile, fps: float) -> np.ndarray:
+    """The kernel's ``params`` vector from the profile's gait settings."""
+    g = profile.gait
+    decay = math.exp(-1.0 / (fps * g.peak_tau_s))
+    return np.array([g.smoothing_frames // 2, g.fit_frames // 2, g.stance_speed, g.stance_rel,
+                     g.stance_hysteresis, g.min_stance_frames, g.min_swing_frames, decay, g.foothold_eps],
+                    dtype=np.float64)
+
+
+class _Track:
+    """One bird: ring buffers, contact state, pass history and steps."""
+
+    def __init__(self, individual: int, pass_id: int, frame: int, layout: GaitLayout,
+                 n_kp: int, fps: float):
+        n_legs = len(layout.foot_idx)
+        self.individual = individual
+        self.pass_id = pass_id
+        self.start_frame = frame
+        self.next_frame = frame  # next frame the kernel expects
+        self.last_seen = frame
+        self.n_seen = 0
+        self.ring = np.full((RING, n_legs, 2), np.nan)
+        self.ring_scale = np.full(RING, np.nan)
+        self.istate = np.zeros((n_legs, kernels.N_ISTATE), dtype=np.int64)
+        self.istate[:, kernels.I_STRIKE] = -1
+        self.fstate = np.full(kernels.n_fstate(n_legs), np.nan)
+        self.fstate[:kernels.N_FSTATE] = 0.0
+        self.fstate[kernels.F_SCALE] = np.nan
+        self.hist = np.full((max(64, int(8 * fps)), layout.n_cols), np.nan)
+        self.events = np.full((n_legs, 3), -1, dtype=np.int64)
+        self.tmp_angles = np.zeros(len(layout.angle_idx))
+        self.tmp_ratios = np.zeros(len(layout.seg_idx))
+        self.nan_pose = np.full((n_kp, 3), np.nan, dtype=np.float32)
+        self.nan_pose[:, 2] = 0.0
+        self.steps: list[list[tuple[int, int]]] = [[] for _ in range(n_legs)]
+        self.cx = math.nan  # body centre, px (Python floats: cheaper than 2-vectors)
+        self.cy = math.nan
+        self.vx = 0.0  # velocity, px per frame, smoothed
+        self.vy = 0.0
+        self.last_count = 0  # keypoints present when last seen
+        self.scale = np.nan
+        self.pose_row = -1
+        self.rolling: dict[str, float] = {}
+        self.n_steps = 0
+
+
+class GaitStage:
+    """The gait stage: feed it one frame's poses at a time.
+
+    Parameters
+    ----------
+    profile
+        Species/view profile (bodyparts, angles, legs, gait settings).
+    fps
+        Frame rate of the source (frame indices are converted to seconds with it).
+    score_model
+        An object with ``predict_one(features) -> (score, score_class, confidence)``
+        (:class:`gaitlive.score.ScoreModel`); ``None`` leaves passes unscored.
+    camera_id
+        Carried into every :class:`PassResult`.
+    kernel
+        The per-frame kernel; default the numba :func:`gaitlive.gait.kernels.gait_frame`
+        (``tools/bench_gait.py`` passes the numpy reference to compare).
+
+    Examples
+    --------
+    >>> stage = GaitStage(load_profile("broiler-side"), fps=30)      # doctest: +SKIP
+    >>> for i, pose in enumerate(poses):                            # doctest: +SKIP
+    ...     upd = stage.update(i, pose)
+    ...     for p in upd.passes: print(p.score)
+    >>> stage.flush()                                               # doctest: +SKIP
+    """
+
+    def __init__(self, profile: Profile, fps: float, score_model: ScorerLike | None = None,
+                 camera_id: str = "cam0", kernel: Any = None):
+        if not (fps > 0 and math.isfinite(fps)):
+            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        self.profile = profile
+        self.fps = float(fps)
+        self.score_model = score_model
+        self.camera_id = camera_id
+        self._kernel = kernel if kernel is not None else kernels.gait_frame
+        self.layout = GaitLayout.from_profile(profile)
+        self._c_angles = kernels.HIST_FIXED + 4 * len(self.layout.foot_idx)
+        self.params = kernel_params(profile, self.fps)
+        self.delay = int(self.params[0] + self.params[1])
+        g = profile.gait
+        self.lost_frames = max(1, int(round(g.lost_s * self.fps)))
+        # a bird last seen only partly (fewer than min_present_keypoints) has left after this
+        self.leave_frames = min(self.lost_frames, max(3, int(round(0.1 * self.fps))))
+        self.min_pass_frames = max(1, int(round(g.min_pass_s * self.fps)))
+        self.window_frames = max(2, int(round(g.window_s * self.fps)))
+        self.pcutoff = float(profile.pcutoff)
+        self.n_kp = profile.n_keypoints
+        self.tracks: list[_Track] = []
+        self._rows_buf = np.zeros(4, np.int64)
+        self._centres_buf = np.zeros((4, 2))
+        self._counts_buf = np.zeros(4, np.int64)
+        self.last_frame: int | None = None
+        self._next_individual = 0
+        self._next_pass = 0
+        # step events decided while the last reset()/flush() drained the open passes
+        self.flushed_steps: list[StepEvent] = []
+
+    # ------------------------------------------------------------------ public API
+    def update(self, frame_index: int, poses: np.ndarray | None) -> GaitUpdate:
+        """Process one frame.
+
+        Parameters
+        ----------
+        frame_index
+            Source frame index; it must increase (a jump back is treated as a stream
+            reset). Skipped frames in between count as frames without a bird.
+        poses
+            ``(n_individuals, n_keypoints, 3)`` or ``None`` (inference skipped/empty).
+
+        Returns
+        -------
+        GaitUpdate
+            Tracks in view, the step events decided at this frame (they refer to frames a
+            few frames back) and the passes that ended.
+        """
+        frame_index = int(frame_index)
+        upd = GaitUpdate(frame_index=frame_index)
+        if self.last_frame is not None and frame_index <= self.last_frame:
+            log.warning("frame index went back from %d to %d: treating it as a stream reset",
+                        self.last_frame, frame_index)
+            upd.passes.extend(self._end_all(upd))
+            self.last_frame = None
+        if poses is not None:
+            if poses.dtype != np.float32:
+                poses = np.asarray(poses, dtype=np.float32)
+            if poses.ndim == 2:
+                poses = poses[None]
+            if poses.ndim != 3 or poses.shape[1:] != (self.n_kp, 3):
+                raise ValueError(f"poses must be (n_individuals, {self.n_kp}, 3) for profile "
+                                 f"{self.profile.name!r}, got {poses.shape}")
+        if self.last_frame is not None and self.tracks:
+            gap = frame_index - self.last_frame - 1
+            if gap > self.lost_frames:
+                upd.passes.extend(self._end_all(upd))
+            else:
+                for f in range(self.last_frame + 1, frame_index):
+                    self._step_all(f, None, upd)
+        self.last_frame = frame_index
+        self._step_all(frame_index, poses, upd)
+        return upd
+
+    def reset(self) -> list[PassResult]:
+        """Stream reset: end every open pass (scored if it has enough steps), clear state."""
+        upd = GaitUpdate(frame_index=self.last_frame if self.last_frame is not None else -1)
+        passes = self._end_all(upd)
+        self.flushed_steps = upd.steps
+        self.last_frame = None
+        return passes
+
+    def flush(self) -> list[PassResult]:
+        """End of stream: finish and return every open pass."""
+        return self.reset()
+
+    # ------------------------------------------------------------------ internals
+    def _detections(self, poses: np.ndarray | None
+                    ) -> tuple[list[int], list[list[float]], list[int]]:
+        """Rows with at least one keypoint (a tracked bird keeps its track while only a
+        foot is in view), their body centres and keypoint counts."""
+        if poses is None or len(poses) == 0:
+            return [], [], []
+        n_ind = len(poses)
+        if len(self._rows_buf) < n_ind:
+            self._rows_buf = np.zeros(n_ind, np.int64)
+            self._centres_buf = np.zeros((n_ind, 2))
+            self._counts_buf = np.zeros(n_ind, np.int64)
+        n = kernels.detections(poses, self.pcutoff, 1, self.layout.body_idx, self._rows_buf,
+                               self._centres_buf, self._counts_buf)
+        return (self._rows_buf[:n].tolist(), self._centres_buf[:n].tolist(),
+                self._counts_buf[:n].tolist())
+
+    @staticmethod
+    def _predicted(tr: _Track, frame: int) -> tuple[float, float]:
+        """Where the track's body centre should be now (constant velocity since last seen):
+        a bird that walked out of view is not taken for the next one coming in."""
+        dt = frame - tr.last_seen
+        return tr.cx + tr.vx * dt, tr.cy + tr.vy * dt
+
+    def _assign(self, rows: list[int], centres: list[list[float]], frame: int
+                ) -> dict[int, int]:
+        """track position -> detection position."""
+        if not rows or not self.tracks:
+            return {}
+        max_d = self.profile.gait.max_match_distance
+        if len(rows) == 1 and len(self.tracks) == 1:
+            tr = self.tracks[0]
+            px, py = self._predicted(tr, frame)
+            d = math.hypot(centres[0][0] - px, centres[0][1] - py) \
+                / tr.scale if math.isfinite(tr.scale) else 0.0
+            return {0: 0} if not (d > max_d) else {}
+        from scipy.optimize import linear_sum_assignment
+
+        cost = np.full((len(self.tracks), len(rows)), 1e6)
+        cen = np.asarray(centres, dtype=np.float64)
+        for i, tr in enumerate(self.tracks):
+            px, py = self._predicted(tr, frame)
+            if not (math.isfinite(px) and math.isfinite(py)):
+                continue
+            s = tr.scale if math.isfinite(tr.scale) and tr.scale > 0 else np.inf
+            d = np.hypot(cen[:, 0] - px, cen[:, 1] - py) / s
+            cost[i] = np.where(d <= max_d, d, 1e6)
+        ti, di = linear_sum_assignment(cost)
+        return {int(t): int(d) for t, d in zip(ti, di, strict=True) if cost[t, d] < 1e6}
+
+    def _step_all(self, frame: int, poses: np.ndarray | None, upd: GaitUpdate) -> None:
+        rows, centres, counts = self._detections(poses)
+        min_new = self.profile.gait.min_present_keypoints
+        match = self._assign(rows, centres, frame)
+        used = set(match.values())
+        ended: list[_Track] = []
+        for i, tr in enumerate(self.tracks):
+            if i in match:
+                j = match[i]
+                assert poses is not None
+                self._run(tr, frame, poses[rows[j]], rows[j], upd)
+                cx, cy = centres[j]
+                if tr.last_seen == frame - 1 and tr.cx == tr.cx and tr.cy == tr.cy:
+                    vx = 0.7 * tr.vx + 0.3 * (cx - tr.cx)
+                    vy = 0.7 * tr.vy + 0.3 * (cy - tr.cy)
+                    vmax = 0.3 * tr.scale if math.isfinite(tr.scale) else 0.0
+                    n = math.hypot(vx, vy)
+                    if n > vmax:
+                        vx, vy = vx * (vmax / n), vy * (vmax / n)
+                    tr.vx, tr.vy = vx, vy
+                tr.cx, tr.cy = cx, cy
+                tr.last_seen = frame
+                tr.last_count = counts[j]
+                tr.n_seen += 1
+            else:
+                self._run(tr, frame, tr.nan_pose, -1, upd)
+                gone = frame - tr.last_seen
+                # lost for lost_s, or vanished while only partly in view: it left
+                if gone >= self.lost_frames or (gone >= self.leave_frames
+                                                and tr.last_count < min_new):
+                    ended.append(tr)
+        for j, r in enumerate(rows):
+            if j in used or counts[j] < min_new:
+                continue  # a new bird needs min_present_keypoints keypoints
+            assert poses is not None
+            tr = _Track(self._next_individual, self._next_pass, frame, self.layout, self.n_kp,
+                        self.fps)
+            self._next_individual += 1
+            self._next_pass += 1
+            self.tracks.append(tr)
+            self._run(tr, frame, poses[r], r, upd)
+            tr.cx, tr.cy = centres[j]
+            tr.last_count = counts[j]
+            tr.n_seen = 1
+        for tr in ended:
+            self.tracks.remove(tr)
+            res = self._finish(tr, upd)
+            if res is not None:
+                upd.passes.append(res)
+        for tr in self.tracks:
+            upd.tracks.append(self._track_state(tr))
+
+    def _run(self, tr: _Track, frame: int, pose: np.ndarray, row: int,
+             upd: GaitUpdate | None) -> None:
+        lay = self.layout
+        row_t = frame - tr.start_frame
+        if row_t >= len(tr.hist):
+            grown = np.full((2 * len(tr.hist), lay.n_cols), np.nan)
+            grown[:len(tr.hist)] = tr.hist
+            tr.hist = grown
+        u = frame - self.delay
+        row_u = u - tr.start_frame
+        self._kernel(frame, pose, self.pcutoff, self.fps, lay.required_idx,
+                           lay.angle_idx, lay.seg_idx, lay.n_scale_legs, lay.foot_idx,
+                           lay.hock_idx, lay.body_idx, lay.head_idx, self.params, tr.ring,
+                           tr.ring_scale, tr.istate, tr.fstate, tr.hist, row_t,
+                           row_u if row_u >= 0 else -1, tr.events, tr.tmp_angles,
+                           tr.tmp_ratios)
+        tr.next_frame = frame + 1
+        tr.pose_row = row
+        s = tr.hist[row_t, 1]
+        if s == s:
+            tr.scale = s
+        if row_u < 0:
+            return
+        ev = tr.events
+        if ev.max() < 0:  # no strike, no lift (column 2 is set only with a lift)
+            return
+        legs = lay.hist.legs
+        lifted = False
+        for leg in range(len(legs)):
+            if ev[leg, 1] >= 0:
+                s0, l0 = int(ev[leg, 2]), int(ev[leg, 1])
+                if s0 >= tr.start_frame:
+                    tr.steps[leg].append((s0, l0))
+                    tr.n_steps += 1
+                    lifted = True
+                    if upd is not None:
+                        upd.steps.append(StepEvent(tr.individual, tr.pass_id, legs[leg], "lift",
+                                                   s0, l0, l0 / self.fps))
+            if ev[leg, 0] >= 0 and upd is not None:
+                s0 = int(ev[leg, 0])
+                upd.steps.append(StepEvent(tr.individual, tr.pass_id, legs[leg], "strike", s0,
+                                           None, s0 / self.fps))
+        if lifted:
+            tr.rolling = self._rolling(tr, frame)
+
+    def _rolling(self, tr: _Track, frame: int) -> dict[str, float]:
+        lo = max(tr.start_frame, frame - self.window_frames)
+        hist = tr.hist[lo - tr.start_frame:frame - tr.start_frame + 1]
+        steps = [[s for s in leg if s[0] >= lo] for leg in tr.steps]
+        return compute_pass_features(hist, self.layout.hist, steps, self.fps, light=True)
+
+    def _track_state(self, tr: _Track) -> TrackState:
+        lay = self.layout
+        row = tr.hist[tr.next_frame - 1 - tr.start_frame]
+        c = self._c_angles
+        angles = dict(zip(lay.hist.angles, row[c:c + len(lay.hist.angles)].tolist(),
+                          strict=True))
+        stance = dict(zip(lay.hist.legs, (tr.istate[:, kernels.I_STATE] == kernels.STANCE
+                                          ).tolist(), strict=True))
+        return TrackState(individual=tr.individual, pass_id=tr.pass_id, pose_row=tr.pose_row,
+                          complete=bool(row[7] == 1.0), angles=angles, stance=stance,
+                          features=tr.rolling, n_steps=tr.n_steps, scale_px=float(tr.scale))
+
+    def _finish(self, tr: _Track, upd: GaitUpdate) -> PassResult | None:
+        # drain the delayed contact decisions up to the last frame seen
+        f = tr.next_frame
+        while f - self.delay <= tr.last_seen:
+            self._run(tr, f, tr.nan_pose, -1, upd)
+            f += 1
+        if tr.n_seen < self.min_pass_frames:
+            log.debug("dropping track %d: seen in %d frames < %d", tr.individual, tr.n_seen,
+                      self.min_pass_frames)
+            return None
+        end = tr.last_seen
+        hist = tr.hist[:end - tr.start_frame + 1]
+        steps = [[s for s in leg if s[1] <= end] for leg in tr.steps]
+        feats = compute_pass_features(hist, self.layout.hist, steps, self.fps)
+        n_steps = sum(len(s) for s in steps)
+        res: dict[str, Any] = {}
+        min_steps = self.profile.gait.min_steps
+        if n_steps < min_steps:
+            res["reason"] = f"{n_steps} steps < min_steps {min_steps}"
+        elif self.score_model is None:
+            res["reason"] = "no score model"
+        else:
+            score, cls, conf = self.score_model.predict_one(feats)
+            res.update(score=float(score), score_class=int(cls), confidence=float(conf),
+                       scored=True)
+        return PassResult(individual=tr.individual, pass_id=tr.pass_id,
+                          start_frame=tr.start_frame, end_frame=end, n_steps=n_steps,
+                          features=feats, camera_id=self.camera_id, **res)
+
+    def _end_all(self, upd: GaitUpdate) -> list[PassResult]:
+        out = []
+        for tr in self.tracks:
+            res = self._finish(tr, upd)
+            if res is not None:
+                out.append(res)
+        self.tracks = []
+        return out
+
+    def run_series(self, poses: np.ndarray, frame_index: Sequence[int] | None = None
+                   ) -> tuple[list[StepEvent], list[PassResult]]:
+        """Run a whole pose series ``(n_frames, n_ind, n_kp, 3)`` through the stage.
+
+        Returns every step event and every pass (including those ended by the flush).
+        """
+        steps: list[StepEvent] = []
+        passes: list[PassResult] = []
+        idx = range(len(poses)) if frame_index is None else frame_index
+        for f, p in zip(idx, poses, strict=True):
+            u = self.update(int(f), p)
+            steps.extend(u.steps)
+            passes.extend(u.passes)
+        passes.extend(self.flush())
+        steps.extend(self.flushed_steps)
+        return steps, passes

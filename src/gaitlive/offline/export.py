@@ -1,0 +1,158 @@
+"""Export a trained DeepLabCut 3 shuffle for DLC-Live, with a gaitlive model card.
+
+``deeplabcut.export_model`` writes the DLC-Live ``.pt`` (``{"config", "pose"}``) into the
+project's ``exported-models-pytorch/``; :func:`export_project` copies it into a model folder
+(``models/NAME``), optionally with float16 weights, and writes ``model.yaml``: bodyparts,
+skeleton, net, input size, resize, training data, metrics, date.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gaitlive.offline.project import ProjectError, atomic_write_text, open_project, save_export
+
+log = logging.getLogger(__name__)
+
+__all__ = ["export_project", "write_model_card"]
+
+
+def write_model_card(folder: str | Path, card: dict[str, Any]) -> Path:
+    """Write ``model.yaml`` atomically (keys in a readable order)."""
+    order = ["name", "engine", "file", "net", "bodyparts", "skeleton", "input_size", "resize",
+             "individuals", "precision_stored", "size_mb", "training_data", "training",
+             "metrics", "date", "reproduce", "notes"]
+    ordered = {k: card[k] for k in order if k in card}
+    ordered.update({k: v for k, v in card.items() if k not in ordered})
+    path = Path(folder) / "model.yaml"
+    atomic_write_text(path, "# gaitlive model card (read by gaitlive.pose.read_model_card)\n"
+                      + yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def _image_size(info: Any) -> tuple[int, int] | None:
+    import cv2
+
+    for folder in sorted((info.path / "labeled-data").glob("*")):
+        for img in sorted(folder.glob("*.png"))[:1] + sorted(folder.glob("*.jpg"))[:1]:
+            im = cv2.imread(str(img))
+            if im is not None:
+                return (int(im.shape[1]), int(im.shape[0]))
+    return None
+
+
+def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
+                   trainset_index: int = 0, snapshot_index: int = -1, half: bool = False,
+                   name: str | None = None, resize: float | None = None,
+                   skeleton: list[list[str]] | None = None,
+                   metrics: dict[str, Any] | None = None,
+                   extra_card: dict[str, Any] | None = None) -> Path:
+    """Export a trained shuffle into a DLC-Live model folder.
+
+    Parameters
+    ----------
+    project : str or Path
+        DeepLabCut project folder (or its ``config.yaml``).
+    to : str or Path
+        Model folder to (re)write, e.g. ``models/gaitlive-corridor``.
+    shuffle, trainset_index, snapshot_index :
+        Which model (``snapshot_index=-1``: the best snapshot if DeepLabCut kept one, else
+        the last).
+    half : bool
+        Store float16 weights (half the size; dlclive loads them into a float32 model).
+    name : str, optional
+        Model name and ``.pt`` stem (default: the folder name).
+    resize : float, optional
+        The ``model.resize`` a live run should use (images seen in training / live frames).
+    skeleton : list of [a, b], optional
+        Default: the project's ``skeleton``.
+    metrics : dict, optional
+        Evaluation results to record.
+    extra_card : dict, optional
+        More card keys (training settings, reproduce command ...).
+
+    Returns
+    -------
+    Path
+        The model folder.
+    """
+    import torch
+    from deeplabcut.pose_estimation_pytorch.apis.export import export_model
+
+    info = open_project(project)
+    out = Path(to)
+    name = name or out.name
+    try:
+        export_model(str(info.config_path), shuffle=shuffle,
+                                trainingsetindex=trainset_index, snapshotindex=snapshot_index,
+                                overwrite=True, wipe_paths=True)
+    except (FileNotFoundError, ValueError, IndexError) as e:
+        raise ProjectError(f"{info.path}: shuffle {shuffle} cannot be exported ({e}); train "
+                           f"it first with 'gaitlive train {info.path}'") from e
+    exported = sorted((info.path / "exported-models-pytorch").rglob("*.pt"),
+                      key=lambda p: p.stat().st_mtime)
+    exported = [p for p in exported if f"shuffle-{shuffle}" in str(p)]
+    if not exported:
+        raise ProjectError(f"{info.path}/exported-models-pytorch: deeplabcut.export_model wrote "
+                           f"no .pt for shuffle {shuffle}")
+    src = exported[-1]
+    raw = torch.load(src, map_location="cpu", weights_only=True)
+    cfg = raw["config"]
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.pt"):
+        if old.name != f"{name}.pt":
+            old.unlink()
+    target = out / f"{name}.pt"
+    if half:
+        save_export(target, cfg, raw["pose"], half=True)
+    else:
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(target)
+    meta = cfg.get("metadata", {}) or {}
+    bb = cfg.get("model", {}).get("backbone", {})
+    size = _image_size(info)
+    proj_skel = info.cfg.get("skeleton") or []
+    card: dict[str, Any] = {
+        "name": name,
+        "engine": "pytorch",
+        "file": target.name,
+        "net": cfg.get("net_type", ""),
+        "bodyparts": list(meta.get("bodyparts", info.bodyparts)),
+        "skeleton": [list(e) for e in (skeleton if skeleton is not None else proj_skel)],
+        "input_size": list(size) if size else None,
+        "resize": resize,
+        "individuals": max(1, len(meta.get("individuals") or [1])),
+        "precision_stored": "FP16" if half else "FP32",
+        "size_mb": round(target.stat().st_size / 1e6, 2),
+        "training_data": {"project": info.path.name, "task": info.task,
+                          "labelled_frames": _count_labels(info),
+                          "shuffle": shuffle,
+                          "training_fraction": info.cfg.get("TrainingFraction", [None])[
+                              trainset_index]},
+        "training": {"backbone": {k: bb.get(k) for k in ("type", "model_name", "widen_factor",
+                                                        "deepen_factor") if k in bb},
+                     "exported_from": src.name},
+        "metrics": metrics or {},
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    if extra_card:
+        card.update(extra_card)
+    write_model_card(out, card)
+    log.info("exported %s -> %s (%.2f MB)", src.name, target, card["size_mb"])
+    return out
+
+
+def _count_labels(info: Any) -> int:
+    try:
+        from gaitlive.offline.project import validate_labels
+
+        return validate_labels(info, check_images=False).n_labelled
+    except ProjectError:
+        return 0

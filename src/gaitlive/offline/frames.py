@@ -1,0 +1,424 @@
+"""Pick the frames worth annotating from movies, into a DeepLabCut project.
+
+The selection is DeepLabCut's own (:mod:`deeplabcut.utils.frameselectiontools`):
+
+* ``kmeans``: every frame is downsampled to ``resize_width`` pixels wide, grey-scaled and
+  clustered with mini-batch k-means; one frame per cluster is picked, so the picks "look
+  different" (postures, positions, lighting).
+* ``uniform``: frames drawn at random, uniformly over the movie.
+
+The frames are written as DeepLabCut does, to
+``<project>/labeled-data/<video stem>/img<index>.png`` with the frame index zero-padded to
+``ceil(log10(n_frames))`` digits, and the video is registered in the project's
+``config.yaml`` ``video_sets``. A folder with no ``config.yaml`` becomes a minimal
+DeepLabCut 3 project (single animal, bodyparts and skeleton from a gaitlive profile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import getpass
+import io
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FrameSelectionError",
+    "PickResult",
+    "compute_frame_picks",
+    "default_scorer",
+    "ensure_project",
+    "extract_frames",
+    "image_name",
+    "open_video",
+    "register_video",
+]
+
+ALGORITHMS = ("kmeans", "uniform")
+
+
+class FrameSelectionError(ValueError):
+    """A video cannot be read or a project cannot take its frames (the message names it)."""
+
+
+@dataclass
+class PickResult:
+    """What :func:`extract_frames` did for one video.
+
+    Attributes
+    ----------
+    video
+        The video file.
+    folder
+        ``<project>/labeled-data/<video stem>``.
+    indices
+        The frame indices picked, sorted.
+    written
+        Image files written by this call.
+    existing
+        Picked images that were already in the folder (kept as they were).
+    n_frames
+        Frames in the video.
+    """
+
+    video: Path
+    folder: Path
+    indices: list[int]
+    written: list[Path] = field(default_factory=list)
+    existing: list[Path] = field(default_factory=list)
+    n_frames: int = 0
+
+
+def default_scorer() -> str:
+    """The annotator name used when none is given: the login name, else ``gaitlive``."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no login name in some containers
+        name = ""
+    return name or "gaitlive"
+
+
+# --------------------------------------------------------------------------------------
+# Videos
+# --------------------------------------------------------------------------------------
+
+
+def open_video(path: str | os.PathLike[str]) -> Any:
+    """Open ``path`` with DeepLabCut's OpenCV video reader.
+
+    Returns
+    -------
+    deeplabcut.utils.auxfun_videos.VideoWriter
+        The reader (``len()``, ``dimensions``, ``fps``, ``set_to_frame``, ``read_frame``).
+
+    Raises
+    ------
+    FrameSelectionError
+        When the file is missing, cannot be decoded or holds no frame.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FrameSelectionError(f"{p}: video file not found")
+    if not p.is_file():
+        raise FrameSelectionError(f"{p}: expected a video file, got a folder")
+    from deeplabcut.utils.auxfun_videos import VideoWriter  # slow import: after the checks
+    try:
+        cap = VideoWriter(str(p))
+    except (OSError, ValueError) as e:
+        raise FrameSelectionError(f"{p}: cannot open as a video ({e})") from e
+    if len(cap) <= 0 or cap.dimensions[0] <= 0:
+        cap.close()
+        raise FrameSelectionError(f"{p}: cannot read as a video (no frames decoded); "
+                                  "expected a movie OpenCV can decode (mp4, avi, mov, ...)")
+    cap.reset()
+    if cap.read_frame() is None:
+        cap.close()
+        raise FrameSelectionError(f"{p}: cannot decode the first frame; the file is corrupt "
+                                  "or not a video")
+    cap.reset()
+    return cap
+
+
+def image_name(index: int, n_frames: int) -> str:
+    """DeepLabCut's image name for frame ``index`` of a video of ``n_frames`` frames.
+
+    ``img`` + the index zero-padded to ``ceil(log10(n_frames))`` digits + ``.png``
+    (DeepLabCut's ``extract_frames``).
+    """
+    width = int(np.ceil(np.log10(n_frames))) if n_frames > 1 else 1
+    return f"img{str(int(index)).zfill(width)}.png"
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """Seed numpy's global generator (DeepLabCut's selection and scikit-learn's k-means use
+    it) for the block, then restore its state."""
+    state = np.random.get_state()
+    if seed is not None:
+        np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """DeepLabCut's selection prints progress; send it to the debug log instead."""
+    buf_out, buf_err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(buf_out), contextlib.redirect_stderr(buf_err):
+        yield
+    for line in (buf_out.getvalue() + buf_err.getvalue()).splitlines():
+        if line.strip():
+            log.debug("deeplabcut: %s", line.strip())
+
+
+def compute_frame_picks(cap: Any, n: int, *, algo: str = "kmeans", seed: int | None = 0,
+                        step: int = 1, resize_width: int = 30, start: float = 0.0,
+                        stop: float = 1.0) -> list[int]:
+    """Pick ``n`` distinct frame indices of an open video.
+
+    Parameters
+    ----------
+    cap
+        A reader from :func:`open_video`.
+    n
+        Frames to pick (all of them when the video is shorter).
+    algo
+        ``"kmeans"`` (DeepLabCut's ``KmeansbasedFrameselectioncv2``: most visual variety)
+        or ``"uniform"`` (DeepLabCut's ``UniformFramescv2``: random, uniform in time).
+    seed
+        Seed of the random choices (``None``: not reproducible).
+    step
+        k-means only: cluster every ``step``-th frame (faster on long videos).
+    resize_width
+        k-means only: frames are downsampled to this width before clustering.
+    start, stop
+        The part of the video to pick from, as fractions of its length.
+
+    Returns
+    -------
+    list of int
+        ``min(n, frames in range)`` distinct indices, sorted. DeepLabCut's k-means can return
+        fewer than ``n`` (empty clusters); the missing ones are topped up with the frames
+        farthest in time from those already picked.
+    """
+    from deeplabcut.utils import frameselectiontools as fst
+
+    if algo not in ALGORITHMS:
+        raise FrameSelectionError(f"unknown frame selection algorithm {algo!r}; "
+                                  f"expected one of {list(ALGORITHMS)}")
+    if n < 1:
+        raise FrameSelectionError(f"number of frames to pick must be >= 1, got {n}")
+    if not 0.0 <= start < stop <= 1.0:
+        raise FrameSelectionError(f"expected 0 <= start < stop <= 1, got start={start} "
+                                  f"stop={stop}")
+    n_frames = len(cap)
+    lo = int(math.floor(n_frames * start))
+    hi = min(int(math.ceil(n_frames * stop)), n_frames)
+    available = hi - lo
+    n = min(n, available)
+    if n == available:
+        return list(range(lo, hi))
+    with _seeded(seed), _quiet():
+        if algo == "kmeans":
+            width = min(int(resize_width), int(cap.dimensions[0]))
+            cap.reset()
+            picks = fst.KmeansbasedFrameselectioncv2(cap, n, start, stop, step=max(1, step),
+                                                     resizewidth=width)
+        else:
+            picks = fst.UniformFramescv2(cap, n, start, stop)
+    chosen = sorted({int(i) for i in picks if lo <= int(i) < hi})
+    if len(chosen) < n:
+        log.debug("k-means returned %d of %d frames; topping up", len(chosen), n)
+        chosen = _top_up(chosen, n, lo, hi)
+    return chosen
+
+
+def _top_up(chosen: Sequence[int], n: int, lo: int, hi: int) -> list[int]:
+    """Add the frames farthest in time from the chosen ones until there are ``n``."""
+    out = set(chosen)
+    candidates = np.arange(lo, hi)
+    while len(out) < n:
+        if out:
+            picked = np.fromiter(out, dtype=np.int64)
+            dist = np.min(np.abs(candidates[:, None] - picked[None, :]), axis=1)
+        else:
+            dist = np.zeros(len(candidates))
+        out.add(int(candidates[int(np.argmax(dist))]))
+    return sorted(out)
+
+
+# --------------------------------------------------------------------------------------
+# DeepLabCut project
+# --------------------------------------------------------------------------------------
+
+
+def _yaml():
+    from deeplabcut.core.config.utils import get_yaml_dumper
+
+    return get_yaml_dumper()
+
+
+def _write_yaml_atomic(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            _yaml().dump(data, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-side",
+                   scorer: str | None = None) -> Path:
+    """Return ``project/config.yaml``, creating a minimal DeepLabCut 3 project if absent.
+
+    Parameters
+    ----------
+    project
+        The project folder (created if missing).
+    profile
+        gaitlive profile whose ``bodyparts``, ``skeleton`` and ``pcutoff`` a new project
+        takes. An existing ``config.yaml`` is left as it is.
+    scorer
+        Annotator name of a new project (default: :func:`default_scorer`).
+    """
+    from gaitlive.config import load_profile
+
+    root = Path(project).expanduser().resolve()
+    cfg_path = root / "config.yaml"
+    if cfg_path.is_file():
+        from gaitlive.dlcio import read_project_config
+
+        read_project_config(cfg_path)  # validates: a DLC config with bodyparts
+        return cfg_path
+    if root.exists() and not root.is_dir():
+        raise FrameSelectionError(f"{root}: expected a project folder, got a file")
+    prof = load_profile(profile)
+    from deeplabcut.core.config.project_config import ProjectConfig
+
+    cfg = ProjectConfig(multianimalproject=False, bodyparts=list(prof.bodyparts)).to_dict()
+    cfg.update({
+        "Task": root.name,
+        "scorer": scorer or default_scorer(),
+        "date": datetime.date.today().strftime("%b%d"),
+        "project_path": str(root),
+        "video_sets": {},
+        "skeleton": [list(e) for e in prof.skeleton],
+        "pcutoff": float(prof.pcutoff),
+        "iteration": 0,
+        "snapshotindex": -1,
+        "default_augmenter": "default",
+        "cropping": False,
+        "start": 0,
+        "stop": 1,
+        "x1": 0, "x2": 640, "y1": 277, "y2": 624,
+        "corner2move2": [50, 50],
+        "move2corner": True,
+    })
+    for sub in ("labeled-data", "videos", "training-datasets", "dlc-models-pytorch"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    _write_yaml_atomic(cfg_path, cfg)
+    log.info("created DeepLabCut project %s (profile %s, bodyparts %s)", cfg_path, prof.name,
+             list(prof.bodyparts))
+    return cfg_path
+
+
+def register_video(config_path: str | os.PathLike[str], video: str | os.PathLike[str],
+                   width: int, height: int) -> bool:
+    """Add ``video`` to ``video_sets`` of a DeepLabCut ``config.yaml`` (comments kept).
+
+    Returns
+    -------
+    bool
+        ``True`` when it was added, ``False`` when it was already there.
+    """
+    config_path = Path(config_path)
+    key = str(Path(video).expanduser().absolute())
+    yml = _yaml()
+    with open(config_path, encoding="utf-8") as fh:
+        cfg = yml.load(fh)
+    if not isinstance(cfg, dict):
+        raise FrameSelectionError(f"{config_path}: expected a DeepLabCut config mapping")
+    sets = cfg.get("video_sets")
+    if sets is None:
+        cfg["video_sets"] = sets = {}
+    if not isinstance(sets, dict):
+        raise FrameSelectionError(f"{config_path}: key 'video_sets' must be a mapping, "
+                                  f"got {type(sets).__name__}")
+    target = Path(key).resolve()
+    if key in sets or any(Path(str(k)).expanduser().resolve() == target for k in sets):
+        return False
+    sets[key] = {"crop": f"0, {int(width)}, 0, {int(height)}"}
+    _write_yaml_atomic(config_path, cfg)
+    return True
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        if not cv2.imwrite(tmp, image):
+            raise FrameSelectionError(f"{path}: could not write the image")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def extract_frames(video: str | os.PathLike[str], project: str | os.PathLike[str], n: int = 20,
+                   *, algo: str = "kmeans", seed: int | None = 0, step: int = 1,
+                   resize_width: int = 30, start: float = 0.0, stop: float = 1.0,
+                   profile: str = "broiler-side", scorer: str | None = None) -> PickResult:
+    """Pick ``n`` frames of ``video`` and write them into the DeepLabCut project.
+
+    Parameters
+    ----------
+    video
+        The movie.
+    project
+        DeepLabCut project folder (a minimal project is created when it has no
+        ``config.yaml``, see :func:`ensure_project`).
+    n, algo, seed, step, resize_width, start, stop
+        See :func:`compute_frame_picks`.
+    profile, scorer
+        Used only when a new project is created.
+
+    Returns
+    -------
+    PickResult
+        Indices picked and files written. Images already in the folder are never
+        overwritten (annotations may refer to them).
+
+    Raises
+    ------
+    FrameSelectionError
+        When the video cannot be read (the message names the file).
+    """
+    video = Path(video).expanduser()
+    cap = open_video(video)
+    try:
+        cfg_path = ensure_project(project, profile=profile, scorer=scorer)
+        indices = compute_frame_picks(cap, n, algo=algo, seed=seed, step=step,
+                                      resize_width=resize_width, start=start, stop=stop)
+        n_frames = len(cap)
+        folder = cfg_path.parent / "labeled-data" / video.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        result = PickResult(video=video, folder=folder, indices=[], n_frames=n_frames)
+        failed: list[int] = []
+        for index in indices:
+            target = folder / image_name(index, n_frames)
+            if target.exists():
+                result.existing.append(target)
+                result.indices.append(index)
+                continue
+            cap.set_to_frame(index)
+            ok, frame = cap.video.read()
+            if not ok or frame is None:
+                failed.append(index)
+                continue
+            _write_png(target, frame)
+            result.written.append(target)
+            result.indices.append(index)
+        if failed:
+            log.warning("%s: could not decode frames %s; they were skipped", video, failed)
+        if not result.indices:
+            raise FrameSelectionError(f"{video}: none of the picked frames could be decoded")
+        register_video(cfg_path, video, *cap.dimensions)
+    finally:
+        cap.close()
+    return result

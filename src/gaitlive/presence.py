@@ -1,0 +1,193 @@
+"""Presence gating: skip pose inference while the corridor is empty.
+
+A :class:`PresenceGate` runs OpenCV's MOG2 background subtractor on a downscaled grey copy
+of each frame and finds moving blobs. While nothing moves (and for ``hold_frames`` after
+the last motion) inference is skipped; while a bird is present it runs, on a crop around
+the moving blobs when ``presence.crop`` is on.
+
+Robustness to barn lighting:
+
+* each grey frame is scaled so its median brightness is constant, so a global flicker or
+  a cloud does not light up the whole mask;
+* MOG2's shadow label is treated as background;
+* a morphological opening removes speckle, a closing joins a bird's parts into one blob;
+* blobs smaller than ``min_area_fraction`` of the frame are ignored;
+* a mask covering more than ``max_area_fraction`` of the frame is a lighting change, not
+  a bird: the background is re-learnt from that frame.
+
+Examples
+--------
+>>> from gaitlive.config import PresenceSettings
+>>> gate = PresenceGate(PresenceSettings(crop=True))
+>>> res = gate.update(frame)                 # doctest: +SKIP
+>>> poses = runner.get_pose(frame, crop=res.crop) if res.run else None   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from gaitlive.config import PresenceSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PresenceGate", "PresenceResult", "Box"]
+
+#: x1, x2, y1, y2 in full-frame pixels (the crop order dlclive uses)
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class PresenceResult:
+    """What the gate decided for one frame.
+
+    Attributes
+    ----------
+    run
+        Run inference on this frame (motion now, within ``hold_frames`` of the last
+        motion, or the background model is still warming up).
+    motion
+        Moving blobs were found in this frame.
+    boxes
+        The moving blobs, full-frame ``(x1, x2, y1, y2)``.
+    crop
+        Region to run inference on (blobs plus ``margin``), or None for the full frame
+        (crop off, warming up, or nothing seen yet).
+    fg_fraction
+        Fraction of the (downscaled) frame marked foreground after cleaning.
+    lighting_change
+        The mask was dominated by a global change and the background was re-learnt.
+    """
+
+    run: bool
+    motion: bool
+    boxes: tuple[Box, ...] = ()
+    crop: Box | None = None
+    fg_fraction: float = 0.0
+    lighting_change: bool = False
+
+
+class PresenceGate:
+    """Background-subtraction presence detector (see the module docstring).
+
+    Parameters
+    ----------
+    settings
+        ``presence`` section of the run config.
+    warmup_frames
+        Frames during which the background is still being learnt; inference runs on
+        them (full frame), so a bird already in view at start-up is not missed.
+    max_area_fraction
+        A foreground mask larger than this fraction of the frame is treated as a lighting
+        change.
+    learning_rate
+        MOG2 learning rate; negative means automatic (1 / min(frames seen, history)).
+
+    Attributes
+    ----------
+    frames, run_frames
+        Frames seen and frames for which inference was asked.
+    """
+
+    def __init__(self, settings: PresenceSettings, *, warmup_frames: int = 10,
+                 max_area_fraction: float = 0.6, learning_rate: float = -1.0):
+        self.settings = settings
+        self.warmup_frames = int(warmup_frames)
+        self.max_area_fraction = float(max_area_fraction)
+        self.learning_rate = float(learning_rate)
+        self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the background (e.g. after a stream reset: the view may have changed)."""
+        s = self.settings
+        self._mog = cv2.createBackgroundSubtractorMOG2(
+            history=s.history, varThreshold=s.var_threshold, detectShadows=True)
+        self._seen = 0
+        self._since_motion: int | None = None
+        self._last_crop: Box | None = None
+        self.frames = 0
+        self.run_frames = 0
+
+    @property
+    def skipped_frames(self) -> int:
+        """Frames on which inference was skipped."""
+        return self.frames - self.run_frames
+
+    def _small_grey(self, image: np.ndarray) -> np.ndarray:
+        d = self.settings.downscale
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if d > 1:
+            grey = cv2.resize(grey, (max(1, grey.shape[1] // d), max(1, grey.shape[0] // d)),
+                              interpolation=cv2.INTER_AREA)
+        grey = cv2.GaussianBlur(grey, (3, 3), 0)
+        med = float(np.median(grey))
+        if med > 1.0:  # brightness normalisation against global flicker
+            grey = cv2.convertScaleAbs(grey, alpha=128.0 / med)
+        return grey
+
+    def update(self, image: np.ndarray) -> PresenceResult:
+        """Feed one frame; decide whether (and where) to run inference on it.
+
+        Parameters
+        ----------
+        image
+            BGR ``uint8 (H, W, 3)`` or grey ``(H, W)`` frame.
+
+        Returns
+        -------
+        PresenceResult
+        """
+        s = self.settings
+        h, w = image.shape[:2]
+        small = self._small_grey(image)
+        fg = self._mog.apply(small, learningRate=self.learning_rate)
+        self._seen += 1
+        mask = np.where(fg > 200, 255, 0).astype(np.uint8)  # 127 = shadow -> background
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._open)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._close)
+        n_px = mask.shape[0] * mask.shape[1]
+        fg_fraction = float(np.count_nonzero(mask)) / n_px
+        lighting = False
+        boxes: list[Box] = []
+        if fg_fraction > self.max_area_fraction and self._seen > self.warmup_frames:
+            lighting = True
+            self._mog.apply(small, learningRate=1.0)  # re-learn the background now
+            log.debug("presence: %.0f%% of the frame changed: lighting change, background "
+                      "re-learnt", 100 * fg_fraction)
+        else:
+            n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+            min_area = s.min_area_fraction * n_px
+            sx, sy = w / mask.shape[1], h / mask.shape[0]
+            for i in range(1, n):
+                x, y, bw, bh, area = stats[i]
+                if area >= max(1.0, min_area):
+                    boxes.append((int(x * sx), int(min(w, (x + bw) * sx)),
+                                  int(y * sy), int(min(h, (y + bh) * sy))))
+        motion = bool(boxes)
+        warming = self._seen <= self.warmup_frames
+        if motion and not warming:
+            self._since_motion = 0
+            self._last_crop = self._crop(boxes, w, h)
+        elif self._since_motion is not None:
+            self._since_motion += 1
+        held = self._since_motion is not None and self._since_motion <= s.hold_frames
+        run = warming or held
+        crop = self._last_crop if (run and s.crop and not warming) else None
+        self.frames += 1
+        self.run_frames += int(run)
+        return PresenceResult(run=run, motion=motion and not warming, boxes=tuple(boxes),
+                              crop=crop, fg_fraction=fg_fraction, lighting_change=lighting)
+
+    def _crop(self, boxes: list[Box], w: int, h: int) -> Box:
+        m = self.settings.margin
+        x1 = max(0, min(b[0] for b in boxes) - m)
+        x2 = min(w, max(b[1] for b in boxes) + m)
+        y1 = max(0, min(b[2] for b in boxes) - m)
+        y2 = min(h, max(b[3] for b in boxes) + m)
+        return (x1, x2, y1, y2)

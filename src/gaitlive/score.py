@@ -1,0 +1,487 @@
+"""Locomotion scores from pass features: an ordinal model stored as JSON, and agreement.
+
+The score model is a cumulative-link (proportional-odds) logistic regression on
+standardised pass features::
+
+    P(score <= k | x) = sigmoid(theta_k - w . z),   z = (x - mean) / std
+
+It suits gait scores (Kestin 0-5, cow 1-5): the classes are ordered, a lame bird moves
+every feature the same way along one latent axis, and it needs few parameters (one
+weight per feature plus one cut point per class boundary), which matters with tens of
+human-scored passes. It is fitted by penalised maximum likelihood (L2 on ``w``) with
+:func:`scipy.optimize.minimize`; missing features are imputed with the training mean
+(``z = 0``). The model is a small JSON file (no pickle): feature names, means, stds,
+weights, cut points and the class labels.
+
+Agreement (:func:`compute_agreement`) follows the gait-scoring literature: exact
+agreement, agreement within one point, quadratic-weighted Cohen's kappa, Spearman's rho,
+Gwet's AC1 (robust when one class dominates) and the confusion matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ScoreModel",
+    "ScoreModelError",
+    "fit_score_model",
+    "load_score_model",
+    "compute_agreement",
+    "cross_validated_predictions",
+    "gwet_ac1",
+    "plot_confusion",
+    "format_agreement",
+    "read_table",
+    "join_scores",
+    "feature_columns",
+]
+
+FORMAT = "gaitlive-score-model/1"
+
+
+class ScoreModelError(ValueError):
+    """A score model file is missing or malformed (the message names it)."""
+
+
+@dataclass
+class ScoreModel:
+    """A fitted cumulative-link logistic score model.
+
+    Attributes
+    ----------
+    features
+        Feature names, in weight order.
+    mean, std
+        Standardisation of each feature.
+    weights
+        One weight per feature (positive: a larger feature means a higher score).
+    thresholds
+        ``len(classes) - 1`` increasing cut points on the latent axis.
+    classes
+        The integer score of each class, in order (e.g. 0..5).
+    meta
+        Provenance: what it was fitted on, cross-validated agreement, ...
+    """
+
+    features: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+    weights: np.ndarray
+    thresholds: np.ndarray
+    classes: list[int]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def _z(self, X: np.ndarray) -> np.ndarray:
+        Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.std
+        return np.where(np.isfinite(Z), Z, 0.0)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` for feature rows ``X`` ``(n, n_features)``
+        (NaN features are imputed with the training mean)."""
+        eta = self._z(np.atleast_2d(X)) @ self.weights
+        cum = _sigmoid(self.thresholds[None, :] - eta[:, None])
+        cum = np.concatenate([np.zeros((len(eta), 1)), cum, np.ones((len(eta), 1))], axis=1)
+        return np.clip(np.diff(cum, axis=1), 0.0, 1.0)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Expected score, most probable class and its probability, per row."""
+        p = self.predict_proba(X)
+        cls = np.asarray(self.classes, dtype=np.float64)
+        k = p.argmax(axis=1)
+        return p @ cls, cls[k].astype(int), p[np.arange(len(p)), k]
+
+    def row(self, features: Mapping[str, float]) -> np.ndarray:
+        """The feature vector of one pass (missing names are NaN, i.e. imputed)."""
+        return np.array([float(features.get(n, np.nan)) for n in self.features])
+
+    def predict_one(self, features: Mapping[str, float]) -> tuple[float, int, float]:
+        """``(score, score_class, confidence)`` of one pass's feature dict."""
+        s, c, p = self.predict(self.row(features)[None])
+        return float(s[0]), int(c[0]), float(p[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "kind": "cumulative_logit", "features": self.features,
+                "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "weights": self.weights.tolist(), "thresholds": self.thresholds.tolist(),
+                "classes": self.classes, "meta": self.meta}
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the model as JSON (atomically: a crash never leaves half a file)."""
+        path = Path(path)
+        if path.suffix != ".json":
+            path = path.with_suffix(".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=1, allow_nan=True)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> ScoreModel:
+        try:
+            if d.get("format") != FORMAT:
+                raise ScoreModelError(f"{source}: expected format {FORMAT!r}, "
+                                      f"got {d.get('format')!r}")
+            m = cls(features=list(d["features"]), mean=np.asarray(d["mean"], float),
+                    std=np.asarray(d["std"], float), weights=np.asarray(d["weights"], float),
+                    thresholds=np.asarray(d["thresholds"], float),
+                    classes=[int(c) for c in d["classes"]], meta=dict(d.get("meta", {})))
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, ScoreModelError):
+                raise
+            raise ScoreModelError(f"{source}: not a gaitlive score model ({e})") from e
+        n = len(m.features)
+        if not (len(m.mean) == len(m.std) == len(m.weights) == n):
+            raise ScoreModelError(f"{source}: features, mean, std and weights must have the "
+                                  f"same length ({n})")
+        if len(m.thresholds) != len(m.classes) - 1 or np.any(np.diff(m.thresholds) < 0):
+            raise ScoreModelError(f"{source}: expected {len(m.classes) - 1} increasing "
+                                  "thresholds")
+        return m
+
+
+def load_score_model(path: str | os.PathLike[str]) -> ScoreModel:
+    """Read a score model JSON file.
+
+    Raises
+    ------
+    ScoreModelError
+        When the file is missing or is not a score model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScoreModelError(f"{path}: score model file not found")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ScoreModelError(f"{path}: not valid JSON ({e})") from e
+    return ScoreModel.from_dict(d, source=str(path))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
+                    classes: Sequence[int] | None = None, l2: float = 1.0,
+                    meta: dict[str, Any] | None = None) -> ScoreModel:
+    """Fit a cumulative-link logistic model by penalised maximum likelihood.
+
+    Parameters
+    ----------
+    X
+        ``(n, n_features)`` pass features (NaN allowed: imputed with the mean).
+    y
+        Integer scores.
+    features
+        Names of the columns of ``X``.
+    classes
+        All score classes of the scale (default: the sorted unique ``y``); classes
+        never seen still get a cut point, pushed to the edge by the data.
+    l2
+        Ridge penalty on the weights (in standardised units); larger = smoother.
+
+    Returns
+    -------
+    ScoreModel
+    """
+    from scipy.optimize import minimize
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=int)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"X must be (n, n_features) with one row per score, got {X.shape} "
+                         f"and {len(y)} scores")
+    if len(y) < 3:
+        raise ValueError(f"need at least 3 scored passes to fit a score model, got {len(y)}")
+    classes = sorted(set(int(c) for c in (classes if classes is not None else y)))
+    if len(classes) < 2:
+        raise ValueError(f"need at least two different scores to fit, got only {classes}")
+    missing = sorted(set(y.tolist()) - set(classes))
+    if missing:
+        raise ValueError(f"scores {missing} are not in the classes {classes}")
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(X, axis=0)
+        std = np.nanstd(X, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+    Z = (X - mean) / std
+    Z = np.where(np.isfinite(Z), Z, 0.0)
+    yi = np.searchsorted(classes, y)
+    K = len(classes)
+    n, d = Z.shape
+
+    def unpack(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = p[:d]
+        th = np.cumsum(np.concatenate([[p[d]], np.exp(p[d + 1:])]))
+        return w, th
+
+    def nll(p: np.ndarray) -> tuple[float, np.ndarray]:
+        """Penalised negative log-likelihood and its analytic gradient."""
+        w, th = unpack(p)
+        eta = Z @ w
+        th_ext = np.concatenate([[-np.inf], th, [np.inf]])
+        a = th_ext[yi + 1] - eta  # upper cut point of each row's class
+        b = th_ext[yi] - eta  # lower
+        Fa, Fb = _sigmoid(a), _sigmoid(b)
+        fa, fb = Fa * (1 - Fa), Fb * (1 - Fb)
+        pr = np.clip(Fa - Fb, 1e-12, None)
+        value = float(-np.sum(np.log(pr)) + 0.5 * l2 * w @ w)
+        g_eta = (fa - fb) / pr
+        grad_w = Z.T @ g_eta + l2 * w
+        # d/d th_k: rows whose upper cut is k (index yi == k) and lower cut is k (yi == k+1)
+        g_th = np.zeros(K - 1)
+        np.add.at(g_th, yi[yi < K - 1], -(fa / pr)[yi < K - 1])
+        np.add.at(g_th, yi[yi > 0] - 1, (fb / pr)[yi > 0])
+        tail = np.cumsum(g_th[::-1])[::-1]  # sum over k >= j
+        grad_q = np.exp(p[d + 1:]) * tail[1:]
+        return value, np.concatenate([grad_w, [tail[0]], grad_q])
+
+    # start: cut points at the empirical cumulative logits
+    cum = np.clip(np.array([(yi <= k).mean() for k in range(K - 1)]), 0.02, 0.98)
+    th0 = np.log(cum / (1 - cum))
+    th0 = np.maximum.accumulate(th0 + np.arange(K - 1) * 1e-3)
+    p0 = np.concatenate([np.zeros(d), [th0[0]], np.log(np.maximum(np.diff(th0), 1e-2))])
+    res = minimize(nll, p0, jac=True, method="L-BFGS-B")
+    if not res.success:
+        log.warning("score model fit did not fully converge: %s", res.message)
+    w, th = unpack(res.x)
+    return ScoreModel(features=list(features), mean=mean, std=std, weights=w, thresholds=th,
+                      classes=classes, meta=dict(meta or {}))
+
+
+def cross_validated_predictions(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
+                                folds: int = 5, l2: float = 1.0, seed: int = 0,
+                                classes: Sequence[int] | None = None) -> np.ndarray:
+    """Out-of-fold predicted classes (leave-one-out when ``folds >= n``)."""
+    from sklearn.model_selection import KFold, LeaveOneOut
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=int)
+    splitter = LeaveOneOut() if folds >= len(y) else KFold(folds, shuffle=True,
+                                                          random_state=seed)
+    pred = np.zeros(len(y), dtype=int)
+    classes = sorted(set(classes) if classes is not None else set(y.tolist()))
+    for tr, te in splitter.split(X):
+        if len(set(y[tr].tolist())) < 2:
+            pred[te] = int(np.round(np.mean(y[tr])))
+            continue
+        m = fit_score_model(X[tr], y[tr], features, l2=l2, classes=classes)
+        pred[te] = m.predict(X[te])[1]
+    return pred
+
+
+def gwet_ac1(a: Sequence[int], b: Sequence[int]) -> float:
+    """Gwet's AC1 agreement coefficient of two raters (nominal categories).
+
+    ``AC1 = (p_o - p_e) / (1 - p_e)`` with ``p_e = sum_k pi_k (1 - pi_k) / (K - 1)``,
+    ``pi_k`` the mean of the two raters' proportions of category ``k`` (Gwet 2008).
+    Unlike kappa it stays meaningful when one category dominates.
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    cats = np.union1d(a, b)
+    K = len(cats)
+    po = float(np.mean(a == b))
+    if K < 2:
+        return 1.0 if po == 1.0 else float("nan")
+    pi = np.array([(np.mean(a == c) + np.mean(b == c)) / 2 for c in cats])
+    pe = float(np.sum(pi * (1 - pi)) / (K - 1))
+    return (po - pe) / (1 - pe) if pe < 1 else float("nan")
+
+
+def compute_agreement(auto: Sequence[int], human: Sequence[int],
+                      labels: Sequence[int] | None = None) -> dict[str, Any]:
+    """Agreement between automatic and human scores.
+
+    Returns
+    -------
+    dict
+        ``n``, ``exact`` (fraction equal), ``within_one``, ``kappa_quadratic``,
+        ``spearman`` (rho), ``spearman_p``, ``gwet_ac1``, ``labels`` and ``confusion``
+        (rows human, columns auto, as lists).
+    """
+    from scipy.stats import spearmanr
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+    a = np.asarray(auto, dtype=int)
+    h = np.asarray(human, dtype=int)
+    if len(a) != len(h) or len(a) == 0:
+        raise ValueError(f"need the same non-zero number of automatic and human scores, got "
+                         f"{len(a)} and {len(h)}")
+    labels = sorted(set(labels) if labels is not None else set(a.tolist()) | set(h.tolist()))
+    with np.errstate(all="ignore"):
+        kappa = cohen_kappa_score(h, a, weights="quadratic", labels=labels) \
+            if len(set(a.tolist()) | set(h.tolist())) > 1 else float("nan")
+        rho = spearmanr(a, h) if len(set(a.tolist())) > 1 and len(set(h.tolist())) > 1 \
+            else None
+    return {
+        "n": int(len(a)),
+        "exact": float(np.mean(a == h)),
+        "within_one": float(np.mean(np.abs(a - h) <= 1)),
+        "kappa_quadratic": float(kappa),
+        "spearman": float(rho.statistic) if rho is not None else float("nan"),
+        "spearman_p": float(rho.pvalue) if rho is not None else float("nan"),
+        "gwet_ac1": gwet_ac1(a, h),
+        "labels": [int(x) for x in labels],
+        "confusion": confusion_matrix(h, a, labels=labels).tolist(),
+    }
+
+
+def format_agreement(ag: Mapping[str, Any]) -> str:
+    """A human-readable agreement report (what ``gaitlive score`` prints)."""
+    lines = [f"passes            {ag['n']}",
+             f"exact agreement   {ag['exact']:.1%}",
+             f"within one point  {ag['within_one']:.1%}",
+             f"weighted kappa    {ag['kappa_quadratic']:.3f}  (quadratic)",
+             f"Spearman rho      {ag['spearman']:.3f}  (p = {ag['spearman_p']:.3g})",
+             f"Gwet's AC1        {ag['gwet_ac1']:.3f}",
+             "confusion (rows: human, columns: automatic)",
+             "      " + " ".join(f"{c:>4}" for c in ag["labels"])]
+    for c, row in zip(ag["labels"], ag["confusion"], strict=True):
+        lines.append(f"{c:>4}  " + " ".join(f"{v:>4}" for v in row))
+    return "\n".join(lines)
+
+
+def plot_confusion(ag: Mapping[str, Any], path: str | os.PathLike[str],
+                   title: str = "") -> Path:
+    """Save the confusion matrix of :func:`compute_agreement` as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(ag["confusion"])
+    labels = ag["labels"]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(labels), 0.8 + 0.7 * len(labels)))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(labels)), [str(c) for c in labels])
+    ax.set_yticks(range(len(labels)), [str(c) for c in labels])
+    ax.set_xlabel("automatic score")
+    ax.set_ylabel("human score")
+    kap = ag["kappa_quadratic"]
+    ax.set_title(title or f"n={ag['n']}  exact {ag['exact']:.0%}  "
+                          f"kappa {kap:.2f}" if math.isfinite(kap) else f"n={ag['n']}")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# Tables: passes from ``gaitlive analyze`` joined with human scores
+# --------------------------------------------------------------------------------------
+
+NON_FEATURES = {"video", "individual", "pass_id", "start_frame", "end_frame", "n_steps",
+                "score", "score_class", "confidence", "scored", "reason", "camera_id",
+                "duration_s"}
+
+
+def read_table(path: str | os.PathLike[str]):  # -> pd.DataFrame
+    """Read a CSV table with every column that looks like an id kept as text (so that
+    ``001`` stays ``001``)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScoreModelError(f"{path}: CSV file not found")
+    try:
+        head = pd.read_csv(path, nrows=0)
+    except Exception as e:
+        raise ScoreModelError(f"{path}: cannot read as CSV ({e})") from e
+    text = {c: str for c in head.columns
+            if c.lower() in ("video", "id", "file", "name", "pass", "key")}
+    return pd.read_csv(path, dtype=text)
+
+
+def _find_col(df, name: str, path: str) -> str:
+    if name in df:
+        return name
+    for c in df.columns:
+        if str(c).lower() == name.lower():
+            return str(c)
+    raise ScoreModelError(f"{path}: no column {name!r} (columns: {list(df.columns)})")
+
+
+def join_scores(passes, human, key: str, human_key: str | None, label: str | None,
+                passes_path: str, human_path: str, suffix: str = ""):
+    """Join a passes table with a human-score table on their key columns.
+
+    Returns the joined DataFrame and the name of the human score column in it. Passes
+    without a human score, and human scores without a pass, are reported and left out.
+    """
+    import pandas as pd
+
+    k1 = _find_col(passes, key, passes_path)
+    k2 = _find_col(human, human_key or key, human_path)
+    if label is None:
+        for cand in ("score", "hard_vote", "human_score", "gait_score"):
+            hit = [c for c in human.columns if str(c).lower() == cand]
+            if hit:
+                label = str(hit[0])
+                break
+        else:
+            label = str(human.columns[-1])
+    label = _find_col(human, label, human_path)
+    left = passes.copy()
+    left["_key"] = left[k1].astype(str).str.strip()
+    label_out = label + (suffix or "_human") if label in left else label
+    right = pd.DataFrame({"_key": human[k2].astype(str).str.strip(),
+                          label_out: human[label]})
+    if right["_key"].duplicated().any():
+        dups = right.loc[right["_key"].duplicated(), "_key"].tolist()
+        raise ScoreModelError(f"{human_path}: duplicate keys in column {k2!r}: {dups[:5]}")
+    df = left.merge(right, on="_key", how="inner")
+    n_un = len(set(left["_key"]) - set(right["_key"]))
+    n_uh = len(set(right["_key"]) - set(left["_key"]))
+    if n_un or n_uh:
+        log.warning("join on %s/%s: %d pass keys without a human score, %d human scores "
+                    "without a pass", k1, k2, n_un, n_uh)
+    if df.empty:
+        raise ScoreModelError(
+            f"no pass of {passes_path} (column {k1!r}: {left['_key'].head(3).tolist()}) "
+            f"matched a human score of {human_path} (column {k2!r}: "
+            f"{right['_key'].head(3).tolist()}); check --key/--human-key")
+    df[label_out] = pd.to_numeric(df[label_out], errors="coerce")
+    bad = df[label_out].isna()
+    if bad.any():
+        log.warning("%d joined rows have no numeric human score; left out", int(bad.sum()))
+        df = df[~bad]
+    return df.reset_index(drop=True), label_out
+
+
+def feature_columns(df, max_missing: float = 0.3, exclude: Sequence[str] = ()) -> list[str]:
+    """Numeric feature columns with values in most rows and some variation (never the
+    id/score columns of a passes table, nor ``exclude``, e.g. the human score)."""
+    import pandas as pd
+
+    out = []
+    skip = NON_FEATURES | set(exclude)
+    for c in df.columns:
+        if c in skip or c.startswith("_") or not pd.api.types.is_numeric_dtype(df[c]):
+            continue
+        v = df[c].to_numpy(dtype=float)
+        ok = np.isfinite(v)
+        if ok.mean() >= 1 - max_missing and ok.sum() >= 2 and np.nanstd(v) > 0:
+            out.append(str(c))
+    return out

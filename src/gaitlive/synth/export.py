@@ -1,0 +1,455 @@
+"""Files: rendered videos with their truth, and DeepLabCut training projects.
+
+Video sets (:func:`write_video_set`), for ``<stem>``:
+
+* ``<stem>.mp4``: the rendered clip (OpenCV ``mp4v``);
+* ``<stem>.h5`` / ``<stem>.csv``: exact keypoints in DeepLabCut's analysis format (scorer
+  ``synth-truth``; multi-animal layout with an ``individuals`` level when a background
+  bird is tracked), written with :func:`gaitlive.dlcio.write_pose`;
+* ``<stem>_truth.json``: clip metadata and, per pass, its :class:`~gaitlive.synth.world.
+  PassTruth` (individual, pass_id, severity, view, species, plumage, start/end frame,
+  strikes and lifts per foot, cadence_hz, stance_fraction_left/right, step lengths);
+* ``<stem>_truth_steps.csv``: one row per stance (individual, pass_id, foot, strike_frame,
+  lift_frame, severity).
+
+Training projects (:func:`write_project`): a DeepLabCut 3 project folder (``config.yaml``,
+``labeled-data/<clip>/imgNNNN.png`` with ``CollectedData_synth.h5/.csv``, and the short
+source clips under ``videos/``) made of many short clips with different seeds, views,
+species, plumages, sizes, scenes and looks.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gaitlive.dlcio import PoseData, write_collected_data, write_pose
+from gaitlive.synth.kinematics import BODYPARTS
+from gaitlive.synth.world import SynthSequence, simulate_sequence
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SynthExportError", "write_truth", "write_video_set", "write_project",
+           "ProjectSummary", "SKELETON"]
+
+SKELETON = [["head", "neck"], ["neck", "left_knee"], ["neck", "right_knee"],
+            ["left_knee", "left_hock"], ["left_hock", "left_foot"],
+            ["right_knee", "right_hock"], ["right_hock", "right_foot"]]
+TRUTH_SCORER = "synth-truth"
+PROJECT_SCORER = "synth"
+
+
+class SynthExportError(ValueError):
+    """Bad output location or options (the message names the path or value)."""
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return None if not np.isfinite(v) else round(v, 6)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    return x
+
+
+def write_truth(seq: SynthSequence, out_dir: str | os.PathLike[str], stem: str,
+                extra: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write the pose file and truth files of ``seq`` (no rendering).
+
+    Returns
+    -------
+    dict
+        ``{"h5": ..., "csv": ..., "json": ..., "steps": ...}`` paths.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = PoseData(poses=seq.poses, bodyparts=BODYPARTS, individuals=seq.individuals,
+                    scorer=TRUTH_SCORER, fps=seq.fps, multi_animal=seq.poses.shape[1] > 1)
+    h5 = write_pose(out / f"{stem}.h5", data)
+    for f in (h5, h5.with_suffix(".csv")):
+        os.chmod(f, 0o666 & ~_umask())
+    meta = {
+        "generator": "gaitlive synth",
+        "seed": seq.seed,
+        "view": seq.view,
+        "fps": seq.fps,
+        "n_frames": seq.n_frames,
+        "width": seq.camera.width,
+        "height": seq.camera.height,
+        "bodyparts": list(BODYPARTS),
+        "individuals": list(seq.individuals),
+        "camera": seq.camera.to_dict(),
+        "passes": [p.to_dict() for p in seq.passes],
+        **(extra or {}),
+    }
+    js = out / f"{stem}_truth.json"
+    _atomic_text(js, json.dumps(_jsonable(meta), indent=1))
+    rows = []
+    for p in seq.passes:
+        for foot in ("left", "right"):
+            for s, lf in zip(p.strikes[foot], p.lifts[foot], strict=True):
+                rows.append((p.individual, p.pass_id, foot, s, lf, round(p.severity, 4)))
+    rows.sort(key=lambda r: (r[3], r[0], r[2]))
+    steps = out / f"{stem}_truth_steps.csv"
+    lines = ["individual,pass_id,foot,strike_frame,lift_frame,severity"]
+    lines += [",".join(str(v) for v in r) for r in rows]
+    _atomic_text(steps, "\n".join(lines) + "\n")
+    return {"h5": h5, "csv": h5.with_suffix(".csv"), "json": js, "steps": steps}
+
+
+class _VideoOut:
+    """An mp4v writer to a temporary name, renamed into place when closed cleanly."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        self.w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
+                                 size)
+        if not self.w.isOpened():
+            raise SynthExportError(f"{path}: OpenCV cannot open an mp4v video writer here")
+
+    def write(self, img: np.ndarray) -> None:
+        self.w.write(img)
+
+    def close(self, ok: bool = True) -> None:
+        self.w.release()
+        if ok:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def write_video_set(seq: SynthSequence, out_dir: str | os.PathLike[str], stem: str, *,
+                    debug: bool = False, progress: bool = False,
+                    extra: dict[str, Any] | None = None, scene: Any = None
+                    ) -> dict[str, Path]:
+    """Render ``seq`` to ``<stem>.mp4`` and write its truth files beside it.
+
+    The truth files are written first (they need no rendering); the video goes to a
+    temporary name and is renamed into place when complete. ``scene`` (from
+    :func:`gaitlive.synth.render.scene_for`, possibly with an adjusted ``look``) replaces
+    the clip's own scene.
+    """
+    from gaitlive.synth.render import render_frames
+
+    paths = write_truth(seq, out_dir, stem, extra)
+    mp4 = Path(out_dir) / f"{stem}.mp4"
+    vw = _VideoOut(mp4, seq.fps, (seq.camera.width, seq.camera.height))
+    ok = False
+    try:
+        it = render_frames(seq, debug=debug, scene=scene)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=seq.n_frames, desc=f"render {stem}", unit="frame")
+        for fr in it:
+            vw.write(fr.image)
+        ok = True
+    finally:
+        vw.close(ok)
+    paths["mp4"] = mp4
+    return paths
+
+
+# ---------------------------------------------------------------------------------------
+# DeepLabCut training project
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProjectSummary:
+    """What :func:`write_project` wrote."""
+
+    path: Path
+    config: Path
+    n_frames: int
+    n_clips: int
+    n_labels: int  # visible keypoints labelled
+    n_missing: int  # keypoints left NaN (out of frame or occluded)
+    views: dict[str, int]
+    species: dict[str, int]
+
+
+_SIZES = ((640, 480), (640, 480), (800, 600), (720, 540), (576, 432), (704, 480))
+
+
+def project_config(path: Path, video_sets: dict[str, dict[str, str]], *, task: str,
+                   scorer: str, date: str) -> dict[str, Any]:
+    """A DeepLabCut 3 single-animal ``config.yaml`` mapping, in DeepLabCut's key order."""
+    return {
+        "Task": task,
+        "scorer": scorer,
+        "date": date,
+        "multianimalproject": False,
+        "identity": None,
+        "project_path": str(path),
+        "engine": "pytorch",
+        "video_sets": video_sets,
+        "bodyparts": list(BODYPARTS),
+        "start": 0,
+        "stop": 1,
+        "numframes2pick": 20,
+        "skeleton": [list(s) for s in SKELETON],
+        "skeleton_color": "black",
+        "pcutoff": 0.6,
+        "dotsize": 6,
+        "alphavalue": 0.7,
+        "colormap": "rainbow",
+        "TrainingFraction": [0.95],
+        "iteration": 0,
+        "default_net_type": "resnet_50",
+        "default_augmenter": "default",
+        "snapshotindex": -1,
+        "detector_snapshotindex": -1,
+        "batch_size": 8,
+        "detector_batch_size": 1,
+        "cropping": False,
+        "x1": 0,
+        "x2": 640,
+        "y1": 277,
+        "y2": 624,
+        "corner2move2": [50, 50],
+        "move2corner": True,
+    }
+
+
+def _clip_seed(seed: int, i: int) -> int:
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 5150, i]).generate_state(1)[0]
+               % 1_000_000_000)
+
+
+@dataclass
+class _ClipJob:
+    out: Path
+    seed: int
+    index: int
+    n_frames: int
+    views: tuple[str, ...]
+    species: tuple[str, ...]
+    scale: float
+    fps: float
+
+
+@dataclass
+class _ClipResult:
+    index: int
+    name: str
+    video: Path
+    size: tuple[int, int]
+    view: str
+    species: str
+    n_frames: int
+    n_labels: int
+    n_missing: int
+
+
+def _make_clip(job: _ClipJob) -> _ClipResult:
+    """Simulate, render and write one clip of a training project (independent per index,
+    so clips can be made in any order or in parallel with the same result)."""
+    from gaitlive.synth.render import render_frames, scene_for
+
+    i, k, scale = job.index, job.n_frames, job.scale
+    rng = np.random.default_rng([int(job.seed) & 0xFFFFFFFF, 5151, i])
+    cseed = _clip_seed(job.seed, i)
+    view = job.views[i % len(job.views)]
+    sp = str(rng.choice(list(job.species)))
+    w, h = _SIZES[int(rng.integers(len(_SIZES)))]
+    sev = float(rng.uniform(0.0, 5.0))
+    seq = simulate_sequence(severities=[sev], view=view, species=sp, fps=job.fps, seed=cseed,
+                            width=w, height=h, gap_s=(0.2, 0.5), lead_s=0.0, background=0.35,
+                            pecking=0.3)
+    main = next(p for p in seq.passes if p.individual == 0)
+    # a window of the pass; frames spread over it (random steps of 1-3 frames)
+    steps = rng.integers(1, 4, k)
+    span = int(steps[1:].sum()) if k > 1 else 0
+    # mostly frames with the whole bird in view; some entering or leaving the image
+    n_vis = (seq.poses[:, 0, :, 2] > 0).sum(axis=1)
+    whole = np.flatnonzero(n_vis >= 7)
+    if len(whole) > span and rng.random() > 0.15:
+        lo, hi = int(whole[0]), int(whole[-1]) - span
+    else:
+        lo, hi = main.start_frame, main.end_frame - span
+    hi = max(lo, hi)
+    f0 = int(rng.integers(lo, hi + 1))
+    picks = f0 + np.concatenate([[0], np.cumsum(steps[1:])]).astype(int)
+    picks = np.unique(np.clip(picks, 0, seq.n_frames - 1))
+    first, last = int(picks[0]), int(picks[-1])
+    name = f"synth{i:04d}-{view}-{sp}"
+    sc = scene_for(seq)
+    ow, oh = int(round(w * scale)), int(round(h * scale))
+    video = job.out / "videos" / f"{name}.mp4"
+    vw = _VideoOut(video, job.fps, (ow, oh))
+    folder = job.out / "labeled-data" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    images, xy = [], []
+    ok = False
+    try:
+        for fr in render_frames(seq, range(first, last + 1), scene=sc):
+            img = fr.image if scale == 1.0 else cv2.resize(fr.image, (ow, oh),
+                                                           interpolation=cv2.INTER_AREA)
+            vw.write(img)
+            if fr.index in picks:
+                im = f"img{fr.index - first:04d}.png"
+                cv2.imwrite(str(folder / im), img)
+                p = seq.poses[fr.index, 0, :, :2].astype(np.float64) * scale
+                p[~fr.visible[0]] = np.nan
+                images.append(im)
+                xy.append(p)
+        ok = True
+    finally:
+        vw.close(ok)
+    xy_a = np.asarray(xy)
+    write_collected_data(folder, PROJECT_SCORER, BODYPARTS, images, xy_a)
+    n_lab = int(np.isfinite(xy_a[..., 0]).sum())
+    return _ClipResult(index=i, name=name, video=video, size=(ow, oh), view=view, species=sp,
+                       n_frames=len(images), n_labels=n_lab,
+                       n_missing=int(xy_a[..., 0].size - n_lab))
+
+
+def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int = 0,
+                  views: Sequence[str] = ("side", "rear"),
+                  species: Sequence[str] = ("broiler", "turkey"), scale: float = 1.0,
+                  frames_per_clip: int = 12, fps: float = 30.0, task: str = "synth-corridor",
+                  workers: int = 1, progress: bool = False, force: bool = False,
+                  on_clip: Callable[[int, int], None] | None = None) -> ProjectSummary:
+    """Write a DeepLabCut 3 training project of ``frames`` labelled synthetic frames.
+
+    Each clip is a fresh seed: a new camera (height, tilt, focal length, lens distortion),
+    corridor (textures, posts, clutter, fence, lighting, look), bird (species, plumage,
+    size, severity 0-5) and frame size. A short window of the pass (about
+    ``frames_per_clip`` * 2 frames) is rendered into ``videos/<clip>.mp4``;
+    ``frames_per_clip`` frames spread over it are labelled. Keypoints outside the image or
+    hidden by scenery or another bird are NaN.
+
+    Parameters
+    ----------
+    out
+        Project folder (created; must not already hold a ``config.yaml`` unless ``force``).
+    scale
+        Write images (and videos) resized by this factor with the labels scaled the way
+        dlclive's ``resize`` undoes it (``x_small = x * scale``).
+    workers
+        Processes making clips in parallel (clips are independent: the project is the same
+        for any number of workers).
+
+    Returns
+    -------
+    ProjectSummary
+    """
+    out = Path(out).expanduser().resolve()
+    if frames < 1:
+        raise SynthExportError(f"--frames must be >= 1, got {frames}")
+    if frames_per_clip < 1:
+        raise SynthExportError(f"--frames-per-clip must be >= 1, got {frames_per_clip}")
+    if workers < 1:
+        raise SynthExportError(f"--workers must be >= 1, got {workers}")
+    if not 0.05 <= scale <= 1.0:
+        raise SynthExportError(f"--scale must be in [0.05, 1], got {scale}")
+    if not views:
+        raise SynthExportError("--views: give at least one of side, rear")
+    for v in views:
+        if v not in ("side", "rear"):
+            raise SynthExportError(f"--views: unknown view {v!r} (expected side, rear)")
+    if not species:
+        raise SynthExportError("--species: give at least one of broiler, turkey")
+    for sp in species:
+        if sp not in ("broiler", "turkey"):
+            raise SynthExportError(f"--species: unknown species {sp!r} (expected broiler, "
+                                   f"turkey)")
+    if (out / "config.yaml").exists() and not force:
+        raise SynthExportError(f"{out / 'config.yaml'}: a project already exists there "
+                               f"(choose another --out or pass --force)")
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    video_sets: dict[str, dict[str, str]] = {}
+    summary = ProjectSummary(path=out, config=out / "config.yaml", n_frames=0, n_clips=0,
+                             n_labels=0, n_missing=0, views={}, species={})
+    date = datetime.date.today().strftime("%b%d")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=frames, desc="synth project", unit="frame")
+    pool = None
+    if workers > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    remaining, i = frames, 0
+    try:
+        while remaining > 0:
+            jobs, planned = [], remaining
+            while planned > 0 and len(jobs) < 2 * workers:
+                k = min(frames_per_clip, planned)
+                jobs.append(_ClipJob(out=out, seed=seed, index=i, n_frames=k,
+                                     views=tuple(views), species=tuple(species), scale=scale,
+                                     fps=fps))
+                planned -= k
+                i += 1
+            results = pool.map(_make_clip, jobs) if pool is not None else map(_make_clip, jobs)
+            for r in results:
+                video_sets[str(r.video)] = {"crop": f"0, {r.size[0]}, 0, {r.size[1]}"}
+                summary.n_frames += r.n_frames
+                summary.n_clips += 1
+                summary.n_labels += r.n_labels
+                summary.n_missing += r.n_missing
+                summary.views[r.view] = summary.views.get(r.view, 0) + r.n_frames
+                summary.species[r.species] = summary.species.get(r.species, 0) + r.n_frames
+                remaining -= r.n_frames
+                if bar is not None:
+                    bar.update(r.n_frames)
+                if on_clip is not None:
+                    on_clip(r.index, r.n_frames)
+            # rewritten after every batch: an interrupted run still leaves a valid project
+            cfg = project_config(out, video_sets, task=task, scorer=PROJECT_SCORER, date=date)
+            _atomic_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        if bar is not None:
+            bar.close()
+    _atomic_text(out / "synth_project.json", json.dumps(
+        {"seed": seed, "frames": summary.n_frames, "clips": summary.n_clips,
+         "views": summary.views, "species": summary.species, "scale": scale,
+         "frames_per_clip": frames_per_clip, "labels": summary.n_labels,
+         "missing": summary.n_missing}, indent=1))
+    return summary

@@ -1,0 +1,344 @@
+"""Capture: sources, the latest-frame slot, real-time replay, stream reconnection.
+
+Everything is real: videos and images written with OpenCV, a network stream served on
+loopback by ffmpeg (killed and restarted mid-run), OpenCV's camera backend.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gaitlive.capture import (
+    Capture,
+    FrameSlot,
+    SourceError,
+    open_source,
+    parse_source,
+)
+from gaitlive.frames import FrameEvent, FrameRecord
+
+W, H = 160, 120
+
+
+def frame_value(i: int) -> int:
+    """Grey level that encodes frame number ``i`` (survives lossy codecs to +-8)."""
+    return (i * 37) % 200 + 20
+
+
+def write_video(path: Path, n: int, fps: float = 30.0, fourcc: str = "MJPG") -> Path:
+    """A video whose frame ``i`` is uniformly ``frame_value(i)`` grey."""
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (W, H))
+    assert w.isOpened()
+    for i in range(n):
+        w.write(np.full((H, W, 3), frame_value(i), np.uint8))
+    w.release()
+    return path
+
+
+def drain(slot: FrameSlot, timeout: float = 20.0) -> list[FrameRecord]:
+    out: list[FrameRecord] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rec = slot.get(timeout=0.5)
+        if rec is None:
+            continue
+        out.append(rec)
+        if rec.event == FrameEvent.END:
+            return out
+    raise AssertionError("no END record within the timeout")
+
+
+def rec(i: int, event: str = FrameEvent.FRAME) -> FrameRecord:
+    return FrameRecord(index=i, t_capture=time.monotonic(), t_wall=time.time(), event=event)
+
+
+# ------------------------------------------------------------------------ parse_source
+
+
+def test_parse_source_kinds(tmp_path):
+    video = write_video(tmp_path / "v.avi", 2)
+    assert parse_source("0").kind == "camera" and parse_source("0").target == 0
+    assert parse_source(3).target == 3
+    assert parse_source("rtsp://127.0.0.1:8554/cam").kind == "stream"
+    assert parse_source("http://127.0.0.1:8080/s.ts").live
+    assert parse_source(str(video)).kind == "file"
+    assert parse_source(f"file://{video}").kind == "file"
+    assert parse_source(str(tmp_path)).kind == "images"
+
+
+def test_parse_source_errors_name_the_source(tmp_path):
+    with pytest.raises(SourceError, match=r"nope\.mp4.*no such file"):
+        parse_source(str(tmp_path / "nope.mp4"))
+    with pytest.raises(SourceError, match=r"unsupported URL scheme 'gopher'"):
+        parse_source("gopher://127.0.0.1/x")
+
+
+def test_missing_camera_index_is_a_clear_error():
+    with pytest.raises(SourceError, match=r"camera index 97: no such camera"):
+        open_source("97")
+
+
+def test_unreadable_video_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"this is not a video")
+    with pytest.raises(SourceError, match=r"bad\.mp4.*cannot open as a video file"):
+        open_source(str(bad))
+
+
+def test_empty_image_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SourceError, match=r"no images in the folder"):
+        open_source(str(tmp_path))
+
+
+# ------------------------------------------------------------------------ FrameSlot
+
+
+def test_slot_latest_frame_drops_and_keeps_events_in_order():
+    slot = FrameSlot()
+    for i in range(5):
+        slot.put(rec(i))
+    assert len(slot) == 1 and slot.dropped == 4
+    assert slot.get(0.1).index == 4
+    slot.put(rec(5))
+    slot.put(rec(6, FrameEvent.STREAM_RESET))
+    slot.put(rec(6))
+    slot.put(rec(7))
+    slot.put(rec(8, FrameEvent.END))
+    got = [(r.index, r.event) for r in iter(lambda: slot.get(0.05), None)]
+    # frame 5 (before the reset) and 6 were replaced; the events kept their places
+    assert got == [(6, FrameEvent.STREAM_RESET), (7, FrameEvent.FRAME), (8, FrameEvent.END)]
+    assert slot.dropped == 6
+
+
+def test_slot_blocking_waits_for_the_consumer():
+    slot = FrameSlot(blocking=True, capacity=2)
+    slot.put(rec(0))
+    slot.put(rec(1))
+    done = threading.Event()
+
+    def producer():
+        slot.put(rec(2))
+        done.set()
+
+    t = threading.Thread(target=producer)
+    t.start()
+    assert not done.wait(0.3)  # full: the producer waits
+    assert slot.get(0.1).index == 0
+    assert done.wait(2.0)
+    t.join()
+    assert [slot.get(0.1).index for _ in range(2)] == [1, 2]
+    assert slot.dropped == 0
+
+
+def test_slot_close_wakes_a_blocked_producer():
+    slot = FrameSlot(blocking=True, capacity=1)
+    slot.put(rec(0))
+    result = []
+    t = threading.Thread(target=lambda: result.append(slot.put(rec(1))))
+    t.start()
+    time.sleep(0.1)
+    slot.close()
+    t.join(2.0)
+    assert result == [False]
+
+
+# ------------------------------------------------------------------------ Capture
+
+
+def test_video_file_no_realtime_delivers_every_frame_then_end(tmp_path):
+    n = 40
+    src = open_source(str(write_video(tmp_path / "v.avi", n)))
+    assert src.fps == pytest.approx(30.0)
+    assert src.frame_shape == (H, W)
+    slot = FrameSlot(blocking=True, capacity=2)
+    cap = Capture(src, slot, camera_id="camX", realtime=False)
+    cap.start()
+    recs = []
+    for r in drain(slot):
+        recs.append(r)
+        time.sleep(0.002)  # a consumer slower than decoding: nothing may be dropped
+    cap.join(5)
+    frames = [r for r in recs if r.event == FrameEvent.FRAME]
+    assert [r.index for r in frames] == list(range(n))
+    assert recs[-1].event == FrameEvent.END and recs[-1].index == n
+    assert recs[-1].info["reason"] == "end of source"
+    assert all(r.camera_id == "camX" for r in recs)
+    for r in frames:
+        assert abs(int(np.median(r.image)) - frame_value(r.index)) <= 8
+    t = [r.t_capture for r in frames]
+    assert all(b >= a for a, b in zip(t, t[1:], strict=False))
+    assert slot.dropped == 0 and cap.error is None
+
+
+def test_image_folder_is_read_in_name_order(tmp_path):
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"img{i:03d}.png"), np.full((H, W, 3), frame_value(i),
+                                                              np.uint8))
+    src = open_source(str(tmp_path), folder_fps=25.0)
+    assert src.fps == 25.0 and src.n_frames == 6 and src.frame_shape == (H, W)
+    slot = FrameSlot(blocking=True)
+    Capture(src, slot, realtime=False).start()
+    frames = [r for r in drain(slot) if r.event == FrameEvent.FRAME]
+    assert [int(r.image[0, 0, 0]) for r in frames] == [frame_value(i) for i in range(6)]
+
+
+def test_corrupt_image_in_folder_stops_with_an_error_naming_it(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((H, W, 3), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    slot = FrameSlot(blocking=True)
+    cap = Capture(open_source(str(tmp_path)), slot, realtime=False)
+    cap.start()
+    recs = drain(slot)
+    cap.join(5)
+    assert [r.event for r in recs] == [FrameEvent.FRAME, FrameEvent.END]
+    assert isinstance(cap.error, SourceError) and "b.png" in str(cap.error)
+    assert "b.png" in recs[-1].info["reason"]
+
+
+def test_max_frames_stops_the_capture(tmp_path):
+    slot = FrameSlot(blocking=True)
+    cap = Capture(open_source(str(write_video(tmp_path / "v.avi", 30))), slot,
+                  realtime=False, max_frames=7)
+    cap.start()
+    recs = drain(slot)
+    assert [r.index for r in recs if r.event == FrameEvent.FRAME] == list(range(7))
+    assert "max_frames 7" in recs[-1].info["reason"]
+
+
+def test_realtime_replay_runs_at_the_file_frame_rate(tmp_path):
+    n, fps = 20, 40.0
+    slot = FrameSlot()
+    cap = Capture(open_source(str(write_video(tmp_path / "v.avi", n, fps=fps))), slot)
+    cap.start()
+    recs = drain(slot)
+    frames = [r for r in recs if r.event == FrameEvent.FRAME]
+    span = frames[-1].t_capture - frames[0].t_capture
+    # paced: frame k is read no earlier than k / fps after the first
+    assert span >= (frames[-1].index - frames[0].index) / fps * 0.95
+    assert cap.stats.frames_read == n
+
+
+def test_slow_consumer_gets_the_newest_frame_and_drops_are_counted(tmp_path):
+    n, fps = 60, 60.0
+    slot = FrameSlot()
+    cap = Capture(open_source(str(write_video(tmp_path / "v.avi", n, fps=fps))), slot)
+    cap.start()
+    got: list[FrameRecord] = []
+    ages = []
+    max_pending = 0
+    while True:
+        r = slot.get(timeout=5)
+        assert r is not None
+        if r.event == FrameEvent.END:
+            break
+        ages.append(time.monotonic() - r.t_capture)
+        max_pending = max(max_pending, len(slot))
+        got.append(r)
+        time.sleep(0.1)  # 6 frame periods per frame: a consumer far slower than the source
+    cap.join(5)
+    assert cap.stats.frames_read == n
+    # every frame was either consumed or counted as dropped; none is waiting in a backlog
+    assert len(got) + slot.dropped == n
+    assert slot.dropped >= n // 2
+    assert max_pending <= 1
+    idx = [r.index for r in got]
+    assert idx == sorted(idx) and len(set(idx)) == len(idx)
+    # the frame handed over is the newest one: it waited at most one consumer pause
+    assert np.median(ages) < 0.1 + 2 / fps
+
+
+# ------------------------------------------------------------------------ network stream
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve_http(video: Path, port: int) -> subprocess.Popen:
+    """ffmpeg serving ``video`` in a loop as MPEG-TS over HTTP on loopback, in real time."""
+    return subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+         "-i", str(video), "-c:v", "mpeg2video", "-q:v", "5", "-f", "mpegts",
+         "-listen", "1", f"http://127.0.0.1:{port}/live.ts"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _open_when_up(url: str, deadline_s: float = 10.0):
+    t_end = time.monotonic() + deadline_s
+    while True:
+        try:
+            return open_source(url, open_timeout_s=3.0, read_timeout_s=2.0)
+        except SourceError:
+            if time.monotonic() > t_end:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture()
+def stream_video(tmp_path) -> Path:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg (tools/install.sh installs it)")
+    return write_video(tmp_path / "src.avi", 60, fps=30.0)
+
+
+def test_stream_killed_and_restarted_reconnects_with_stream_reset(stream_video):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/live.ts"
+    server = _serve_http(stream_video, port)
+    try:
+        src = _open_when_up(url)
+        assert src.reconnectable and src.fps == pytest.approx(30.0, rel=0.05)
+        slot = FrameSlot()
+        cap = Capture(src, slot, camera_id="barn1", reconnect_max_s=1.0)
+        cap.start()
+        events: list[FrameRecord] = []
+        t_end = time.monotonic() + 40
+        killed = restarted = False
+        while time.monotonic() < t_end:
+            r = slot.get(timeout=0.5)
+            if r is not None:
+                events.append(r)
+            n_frames = sum(e.event == FrameEvent.FRAME for e in events)
+            if not killed and n_frames >= 15:
+                server.kill()
+                server.wait(5)
+                killed, t_kill = True, time.monotonic()
+            if killed and not restarted and time.monotonic() - t_kill > 1.0:
+                server = _serve_http(stream_video, port)
+                restarted = True
+            resets = [i for i, e in enumerate(events) if e.event == FrameEvent.STREAM_RESET]
+            if resets and sum(e.event == FrameEvent.FRAME for e in events[resets[0]:]) >= 10:
+                break
+        cap.stop()
+        events.extend(drain(slot))
+        cap.join(10)
+    finally:
+        server.kill()
+        server.wait(5)
+    kinds = [e.event for e in events]
+    assert FrameEvent.STREAM_RESET in kinds, "no STREAM_RESET after the server restarted"
+    first_reset = kinds.index(FrameEvent.STREAM_RESET)
+    assert kinds[first_reset + 1:].count(FrameEvent.FRAME) >= 10  # and it went on
+    assert kinds.count(FrameEvent.STREAM_RESET) == 1 and cap.stats.reconnects == 1
+    assert events[-1].event == FrameEvent.END and cap.error is None
+    idx = [e.index for e in events if e.event == FrameEvent.FRAME]
+    assert idx == sorted(idx)  # indices keep counting across the reconnect
+    assert all(e.camera_id == "barn1" for e in events)
+
+
+def test_stream_that_never_comes_up_is_a_clear_error():
+    port = _free_port()
+    with pytest.raises(SourceError, match=rf"stream 'http://127.0.0.1:{port}/x.ts': cannot open"):
+        open_source(f"http://127.0.0.1:{port}/x.ts", open_timeout_s=1.0)

@@ -1,0 +1,146 @@
+"""Export and the bundled model: the card, loading through the live code path, accuracy on
+freshly rendered synthetic frames, and dlclive's own benchmark tool on a real video."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from gaitlive.cli import main
+from gaitlive.config import load_config
+from gaitlive.offline.export import write_model_card
+from gaitlive.paths import DEFAULT_MODEL, PROJECT_ROOT
+from gaitlive.pose import find_model_file, load_runner, read_model_card
+from gaitlive.testing import make_tiny_dlc_project
+
+
+def test_export_needs_a_trained_shuffle(tmp_path, capsys):
+    proj = make_tiny_dlc_project(tmp_path / "dots", n=4)
+    assert main(["export", str(proj), "--to", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "gaitlive export: error:" in err and "cannot be exported" in err
+    assert "gaitlive train" in err
+    assert main(["export", str(tmp_path / "nothing"), "--to", str(tmp_path / "m")]) == 2
+    assert "not a DeepLabCut project" in capsys.readouterr().err
+
+
+def test_model_card_round_trip(tmp_path):
+    from gaitlive.testing import make_tiny_pytorch_export
+
+    folder = make_tiny_pytorch_export(tmp_path / "m", ["a", "b", "c"])
+    write_model_card(folder, {"metrics": {"x": 1}, "name": "m", "engine": "pytorch",
+                              "file": "tiny.pt", "bodyparts": ["a", "b", "c"],
+                              "skeleton": [["a", "b"]], "input_size": [320, 240],
+                              "resize": 0.5, "date": "2026-01-01"})
+    text = (folder / "model.yaml").read_text()
+    assert text.index("name:") < text.index("bodyparts:") < text.index("metrics:")
+    card = read_model_card(folder)
+    assert card.input_size == (320, 240) and card.resize == 0.5
+    assert card.skeleton == (("a", "b"),) and card.metrics == {"x": 1}
+    (folder / "model.yaml").write_text(yaml.safe_dump({"skeleton": [["a", "zz"]]}))
+    with pytest.raises(ValueError, match=r"skeleton\[0\]: expected two of"):
+        read_model_card(folder)
+
+
+# -- the bundled model ---------------------------------------------------------------------
+
+
+def test_bundled_model_card_matches_the_default_config():
+    cfg = load_config()
+    card = read_model_card(DEFAULT_MODEL)
+    assert card.engine == "pytorch"
+    assert card.bodyparts == cfg.profile.bodyparts  # broiler-side order and spelling
+    assert set(map(tuple, map(sorted, card.skeleton))) == \
+        set(map(tuple, map(sorted, cfg.profile.skeleton)))
+    assert card.resize == cfg.model.resize == 0.5
+    assert card.input_size == (320, 240)
+    assert card.raw["precision_stored"] == "FP16"
+    pt = find_model_file(DEFAULT_MODEL)
+    assert pt.stat().st_size < 10e6  # a few MB
+    raw = torch.load(pt, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in raw["pose"].values() if v.is_floating_point())
+    assert raw["config"]["data"]["train"]["hflip"] in (None, False)
+    held = card.metrics["heldout"]
+    assert set(held["per_bodypart"]) == set(card.bodyparts)
+    assert "reproduce" in card.raw and "train_bundled_model.py" in card.raw["reproduce"]
+
+
+def test_bundled_model_on_new_synthetic_frames():
+    """Frames of a pass rendered with a seed the model never saw, at 640x480, through the
+    live settings (configs/default.yaml: resize 0.5): most keypoints within 10% of the
+    bird's size."""
+    from gaitlive.offline.evaluate import compute_pose_metrics
+    from gaitlive.synth import simulate_pass
+    from gaitlive.synth.render import render_frames
+
+    cfg = load_config()
+    seq = simulate_pass(severity=1.0, view="side", species="broiler", seed=424242,
+                        width=640, height=480)
+    idx = np.linspace(seq.start_frame + 10, seq.end_frame - 10, 6).round().astype(int)
+    gt, pred = [], []
+    with load_runner(DEFAULT_MODEL, cfg.model) as r:
+        for fr in render_frames(seq, idx.tolist()):
+            truth = seq.poses[fr.index, 0, :, :2].astype(float)
+            truth[~fr.visible[0]] = np.nan
+            gt.append(truth)
+            pred.append(r.get_pose(fr.image)[0])
+    m = compute_pose_metrics(np.array(gt), np.array(pred), cfg.profile.bodyparts,
+                             pcutoff=cfg.profile.pcutoff, pck_fraction=0.1)
+    assert m.n_frames == 6
+    assert m.pck >= 0.8, m.as_dict()
+
+
+@pytest.mark.slow
+def test_dlc_live_benchmark_runs_the_bundled_model_on_real_video(shared_data, tmp_path):
+    """dlclive's own tool (dlc-live-benchmark) loads the exported .pt and analyses a real
+    640x480 video (the first 60 frames of the openfield-mouse session)."""
+    exe = shutil.which("dlc-live-benchmark") or str(PROJECT_ROOT / ".venv" / "bin" /
+                                                    "dlc-live-benchmark")
+    src = cv2.VideoCapture(str(shared_data / "openfield-mouse" / "videos" / "m3v1mp4.mp4"))
+    clip = tmp_path / "clip.mp4"
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
+    for _ in range(60):
+        ok, frame = src.read()
+        assert ok
+        out.write(frame)
+    out.release()
+    src.release()
+    pt = find_model_file(DEFAULT_MODEL)
+    proc = subprocess.run([exe, str(pt), str(clip), "pytorch", "cpu", "--save-poses",
+                           "--save-dir", str(tmp_path / "bench"), "--no-sys-info"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    h5 = list((tmp_path / "bench").glob("clip_poses_*.h5"))
+    assert len(h5) == 1
+    df = pd.read_hdf(h5[0])
+    assert len(df) == 60
+    names = " ".join(map(str, df.columns))
+    for b in read_model_card(DEFAULT_MODEL).bodyparts:
+        assert b in names
+    assert list((tmp_path / "bench").glob("benchmark_*.pickle"))
+
+
+@pytest.mark.slow
+def test_analyze_real_video_frames_with_bundled_model(shared_data):
+    """The bundled model on real (non-bird) 640x480 footage: runs, right shape, finite
+    coordinates inside the frame (a smoke test of the live path on real video)."""
+    cap = cv2.VideoCapture(str(shared_data / "dog-walk" / "dog_clip.avi"))
+    with load_runner(Path(DEFAULT_MODEL), load_config().model) as r:
+        for _ in range(10):
+            ok, frame = cap.read()
+            assert ok
+            pose = r.get_pose(frame)
+            assert pose.shape == (1, 8, 3)
+            assert np.all(np.isfinite(pose))
+            h, w = frame.shape[:2]
+            assert np.all((pose[0, :, 0] >= 0) & (pose[0, :, 0] < w))
+    cap.release()

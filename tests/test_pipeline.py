@@ -1,0 +1,531 @@
+"""The live pipeline with real components: videos written with OpenCV, the real capture
+thread, a real DeepLabCut-Live model (a tiny PyTorch export; the bundled model in a slow
+test), the real gait stage, real ZeroMQ sockets on loopback, ffmpeg streams on loopback, and
+``gaitlive run`` as a subprocess stopped by SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+import zmq
+
+from gaitlive.capture import Capture, FrameSlot, open_source
+from gaitlive.config import ModelSettings, PresenceSettings, RecordSettings, load_config
+from gaitlive.dlcio import read_pose
+from gaitlive.frames import FrameEvent, FrameRecord
+from gaitlive.gait.stage import GaitStage
+from gaitlive.pipeline import (
+    CallbackSink,
+    OutputWriter,
+    Pipeline,
+    PipelineError,
+    PipelineStats,
+    PublisherAdapter,
+)
+from gaitlive.presence import PresenceGate
+from gaitlive.record import Recorder
+
+ROOT = Path(__file__).resolve().parents[1]
+GAITLIVE = str(ROOT / ".venv" / "bin" / "gaitlive")
+W, H = 320, 240
+PROFILE = load_config().profile
+BODYPARTS = PROFILE.bodyparts
+
+
+def write_scene(path: Path, n: int, fps: float = 30.0, *, bird_from: int = 0,
+                bird_to: int | None = None, fourcc: str = "MJPG") -> Path:
+    """A corridor: a textured floor and a bright 'bird' walking left to right in frames
+    ``bird_from`` .. ``bird_to`` - 1."""
+    rng = np.random.default_rng(0)
+    bg = cv2.GaussianBlur(rng.integers(60, 120, (H, W, 3)).astype(np.uint8), (5, 5), 0)
+    bird_to = n if bird_to is None else bird_to
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (W, H))
+    assert w.isOpened()
+    for i in range(n):
+        im = bg.copy()
+        if bird_from <= i < bird_to:
+            x = 30 + (i - bird_from) * 5 % (W - 60)
+            cv2.ellipse(im, (x, 130), (26, 16), 0, 0, 360, (230, 230, 230), -1)
+            cv2.circle(im, (x + 22, 110), 7, (40, 40, 200), -1)
+        w.write(im)
+    w.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from gaitlive.testing import make_tiny_pytorch_export
+
+    return make_tiny_pytorch_export(tmp_path_factory.mktemp("model") / "tiny", BODYPARTS)
+
+
+def runner_for(model: Path, **kw):
+    from gaitlive.pose import load_runner
+
+    return load_runner(model, ModelSettings(path=str(model), warmup_frames=0, **kw))
+
+
+def make_pipeline(video: Path, model: Path, out: Path, *, realtime: bool = False,
+                  presence: PresenceSettings | None = None, sinks=(), gait: bool = True,
+                  max_frames: int | None = None, stats: PipelineStats | None = None):
+    src = open_source(str(video))
+    slot = FrameSlot(blocking=not realtime, capacity=4)
+    cap = Capture(src, slot, camera_id="camT", realtime=realtime, max_frames=max_frames)
+    runner = runner_for(model)
+    writer = OutputWriter(out, BODYPARTS, camera_id="camT", fps=src.fps, chunk=16)
+    stage = GaitStage(PROFILE, fps=src.fps, camera_id="camT") if gait else None
+    gate = PresenceGate(presence) if presence is not None else None
+    h, w = src.frame_shape
+    pipe = Pipeline(cap, runner, gait=stage, presence=gate, sinks=[writer, *sinks],
+                    realtime=realtime, init_frame=np.zeros((h, w, 3), np.uint8), stats=stats)
+    return pipe, runner, writer
+
+
+# ------------------------------------------------------------------------ in-process runs
+
+
+def test_offline_run_sees_every_frame_and_poses_equal_direct_inference(tmp_path, tiny_model):
+    n = 36
+    video = write_scene(tmp_path / "scene.avi", n)
+    passes, steps = [], []
+    pipe, runner, writer = make_pipeline(
+        video, tiny_model, tmp_path / "out",
+        sinks=[CallbackSink(on_pass=passes.append, on_step=steps.append)])
+    stats = pipe.run()
+    runner.close()
+    assert stats.frames_read == n and stats.frames_gait == n and stats.inferences == n
+    assert stats.dropped_capture == 0 and stats.dropped_gait == 0
+    assert stats.end_reason == "end of source"
+    assert stats.lat_pose.count == n and stats.lat_publish.count == n
+    assert stats.t_infer.count == n and stats.t_gait.count == n
+    data = read_pose(tmp_path / "out" / "poses.h5")
+    assert data.bodyparts == BODYPARTS and data.n_frames == n
+    assert list(data.frame_index) == list(range(n))
+    assert (tmp_path / "out" / "poses.csv").is_file()
+    # the pipeline hands poses through untouched: a fresh runner on the same decoded frames
+    # gives the same numbers
+    direct = runner_for(tiny_model)
+    cap = cv2.VideoCapture(str(video))
+    for i in range(n):
+        ok, frame = cap.read()
+        assert ok
+        expect = direct.get_pose(frame)
+        np.testing.assert_allclose(data.poses[i], expect, rtol=1e-4, atol=1e-3)
+    direct.close()
+    # the files were closed: the CSVs have their headers
+    assert (tmp_path / "out" / "steps.csv").read_text().startswith("individual,pass_id")
+    assert (tmp_path / "out" / "passes.csv").read_text().startswith("video,individual")
+
+
+def test_presence_gating_skips_inference_on_the_empty_corridor(tmp_path, tiny_model):
+    n, start = 60, 30
+    video = write_scene(tmp_path / "scene.avi", n, bird_from=start)
+    pipe, runner, _ = make_pipeline(
+        video, tiny_model, tmp_path / "out",
+        presence=PresenceSettings(hold_frames=5, margin=24, crop=True))
+    stats = pipe.run()
+    runner.close()
+    assert stats.frames_gait == n
+    assert stats.skipped_presence + stats.inferences == n
+    # warm-up (10 frames) runs, the empty corridor after it does not, the bird does
+    assert stats.skipped_presence == start - 10
+    assert stats.inferences == 10 + (n - start)
+    data = read_pose(tmp_path / "out" / "poses.h5")
+    skipped = data.poses[10:start]
+    assert np.isnan(skipped[..., :2]).all() and (skipped[..., 2] == 0).all()
+    assert np.isfinite(data.poses[start:, ..., :2]).all()
+
+
+def test_realtime_slow_pose_stage_drops_newest_frame_wins(tmp_path, tiny_model):
+    # a 240 fps file replayed in real time: inference (~10 ms on CPU) cannot keep up
+    n = 120
+    video = write_scene(tmp_path / "fast.avi", n, fps=240.0)
+    pipe, runner, _ = make_pipeline(video, tiny_model, tmp_path / "out", realtime=True)
+    stats = pipe.run()
+    runner.close()
+    assert stats.frames_read == n
+    assert stats.dropped_capture > 0
+    # every frame is accounted for: processed, or dropped (and counted) somewhere
+    assert stats.frames_gait + stats.dropped_capture + stats.dropped_gait == n
+    assert stats.depth_slot.max <= 1
+    data = read_pose(tmp_path / "out" / "poses.h5")
+    assert data.n_frames == stats.frames_gait
+    assert list(data.frame_index) == sorted(set(data.frame_index))
+
+
+def test_a_failing_stage_stops_the_run_with_a_clear_message(tmp_path, tiny_model):
+    # a long real-time run whose file writer was set up for the wrong skeleton
+    video = write_scene(tmp_path / "long.avi", 600, fps=30.0)
+    src = open_source(str(video))
+    cap = Capture(src, FrameSlot(), realtime=True)
+    runner = runner_for(tiny_model)
+    bad = OutputWriter(tmp_path / "out", ("a", "b", "c", "d"), chunk=4)
+    pipe = Pipeline(cap, runner, sinks=[bad], realtime=True)
+    t0 = time.monotonic()
+    with pytest.raises(PipelineError, match=r"gait stage failed: ValueError: poses have 8 "
+                                            r"keypoints but the profile names 4"):
+        pipe.run()
+    runner.close()
+    assert time.monotonic() - t0 < 15  # stopped, did not run the 20 s file or hang
+    assert not cap.is_alive()
+    assert "error in gait" in pipe.stats.end_reason
+    assert (tmp_path / "out" / "steps.csv").read_text().startswith("individual,pass_id")
+
+
+def test_poses_steps_and_status_are_published_on_zeromq(tmp_path, tiny_model):
+    from gaitlive.config import PublishSettings
+    from gaitlive.publish import Publisher, decode
+
+    settings = PublishSettings(endpoint="tcp://127.0.0.1:*", side_channel="tcp://127.0.0.1:*",
+                               journal=str(tmp_path / "journal.sqlite"))
+    pub = Publisher(settings, "camT", model="tiny").start()
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.subscribe(b"")
+    sub.connect(pub.endpoint)
+    time.sleep(0.3)  # slow joiner
+    n = 20
+    video = write_scene(tmp_path / "scene.avi", n)
+    stats = PipelineStats()
+    adapter = PublisherAdapter(pub, stats, PROFILE, camera_id="camT", fps=30.0)
+    pipe, runner, _ = make_pipeline(video, tiny_model, tmp_path / "out", sinks=[adapter],
+                                    stats=stats)
+    pipe.run()
+    runner.close()
+    frames, kinds = [], []
+    while sub.poll(500):
+        msg = decode(sub.recv_multipart())
+        kinds.append(msg.kind)
+        if msg.kind == "pose":
+            frames.append(msg.body["frame"])
+            assert msg.poses().shape == (1, len(BODYPARTS), 3)
+    sub.close(0)
+    ctx.term()
+    assert frames == list(range(n))
+    assert "status" in kinds
+    assert stats.sinks["publish"]["published"]["pose"] == n
+
+
+class TruthPoses:
+    """Stands in for the pose model with the demo's ground-truth poses (the k-th call gets
+    frame k's truth), so the gait results of the pipeline can be compared exactly with an
+    offline analysis of the same poses. Everything else in the run is real."""
+
+    def __init__(self, poses: np.ndarray, bodyparts: tuple[str, ...]):
+        self.poses = poses
+        self.bodyparts = bodyparts
+        self.calls = 0
+
+    def init(self, frame: np.ndarray) -> np.ndarray:
+        return self.poses[0]
+
+    def get_pose(self, frame: np.ndarray, crop=None) -> np.ndarray:
+        assert frame.shape == (480, 640, 3)
+        pose = self.poses[self.calls]
+        self.calls += 1
+        return pose
+
+
+def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
+    from gaitlive.analyze import analyze_poses, passes_table
+    from gaitlive.paths import DEMO_VIDEO
+    from gaitlive.score import load_score_model
+
+    truth = read_pose(DEMO_VIDEO.with_suffix(".h5"))
+    score_model = load_score_model(ROOT / PROFILE.score.model)
+    n = truth.n_frames
+    src = open_source("demo")
+    assert src.n_frames == n
+    slot = FrameSlot(blocking=True, capacity=4)
+    cap = Capture(src, slot, camera_id="cam0", realtime=False)
+    runner = TruthPoses(truth.poses, truth.bodyparts)
+    got = []
+    writer = OutputWriter(tmp_path, BODYPARTS, n_individuals=2, fps=src.fps, video="demo")
+    pipe = Pipeline(cap, runner, gait=GaitStage(PROFILE, src.fps, score_model=score_model),
+                    sinks=[writer, CallbackSink(on_pass=got.append)], realtime=False)
+    st = pipe.run()
+    assert runner.calls == n and st.frames_gait == n
+    steps, passes = analyze_poses(truth, PROFILE, src.fps, score_model)
+    assert len(passes) >= 2 and any(p.scored for p in passes)
+    assert got == passes  # the same passes, features and scores, none lost or altered
+    assert st.passes == len(passes) and st.scored == sum(p.scored for p in passes)
+    assert st.steps == sum(e.kind == "lift" for e in steps)
+    # passes.csv has analyze's columns and one row per pass
+    import pandas as pd
+
+    ours = pd.read_csv(tmp_path / "passes.csv")
+    theirs = passes_table(passes, video="demo")
+    assert list(ours.columns) == list(theirs.columns)
+    ours = ours.sort_values("pass_id").reset_index(drop=True)  # ours: in order of finishing
+    theirs = theirs.sort_values("pass_id").reset_index(drop=True)
+    assert list(ours["pass_id"]) == list(theirs["pass_id"])
+    np.testing.assert_allclose(ours["score"].astype(float), theirs["score"].astype(float),
+                               rtol=1e-9)
+    np.testing.assert_allclose(ours["cadence_hz"].astype(float),
+                               theirs["cadence_hz"].astype(float), rtol=1e-9)
+    step_rows = pd.read_csv(tmp_path / "steps.csv")
+    assert len(step_rows) == len({(e.individual, e.pass_id, e.foot, e.strike_frame)
+                                  for e in steps})
+    data = read_pose(tmp_path / "poses.h5")
+    np.testing.assert_array_equal(np.nan_to_num(data.poses), np.nan_to_num(truth.poses))
+
+
+# ------------------------------------------------------------------------ network stream
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(video: Path, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+         "-i", str(video), "-c:v", "mpeg2video", "-q:v", "5", "-f", "mpegts",
+         "-listen", "1", f"http://127.0.0.1:{port}/live.ts"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_pipeline_reconnects_to_a_restarted_stream(tmp_path, tiny_model):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg")
+    video = write_scene(tmp_path / "src.avi", 90, fps=30.0)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/live.ts"
+    server = _serve(video, port)
+    try:
+        t_end = time.monotonic() + 10
+        while True:
+            try:
+                src = open_source(url, open_timeout_s=3.0, read_timeout_s=2.0)
+                break
+            except ValueError:
+                if time.monotonic() > t_end:
+                    raise
+                time.sleep(0.2)
+        resets: list[int] = []
+        after_reset: list[int] = []
+
+        class Watch:
+            """Records what reaches the sinks (STREAM_RESET, frames after it)."""
+
+            name = "watch"
+
+            def handle(self, rec: FrameRecord, update) -> None:
+                if rec.event == FrameEvent.STREAM_RESET:
+                    resets.append(rec.index)
+                elif rec.event == FrameEvent.FRAME and resets:
+                    after_reset.append(rec.index)
+
+            def close(self) -> None:
+                pass
+
+            def stats(self) -> dict:
+                return {}
+
+        cap = Capture(src, FrameSlot(), camera_id="camS", reconnect_max_s=1.0)
+        runner = runner_for(tiny_model)
+        writer = OutputWriter(tmp_path / "out", BODYPARTS, chunk=8)
+        pipe = Pipeline(cap, runner, gait=GaitStage(PROFILE, fps=src.fps, camera_id="camS"),
+                        sinks=[writer, Watch()], realtime=True)
+        th = threading.Thread(target=pipe.run)
+        th.start()
+        t_end = time.monotonic() + 60
+        while pipe.stats.frames_gait < 15 and time.monotonic() < t_end:
+            time.sleep(0.05)
+        server.kill()
+        server.wait(5)
+        time.sleep(1.0)
+        server = _serve(video, port)
+        while len(after_reset) < 15 and time.monotonic() < t_end:
+            time.sleep(0.05)
+        pipe.stop("test done")
+        th.join(30)
+        runner.close()
+    finally:
+        server.kill()
+        server.wait(5)
+    assert not th.is_alive()
+    st = pipe.stats
+    assert resets and st.stream_resets == 1 and st.reconnects == 1
+    assert len(after_reset) >= 15  # it went on after the reconnect
+    assert st.end_reason == "test done"
+    data = read_pose(tmp_path / "out" / "poses.h5")
+    assert data.n_frames == st.frames_gait
+
+
+# ------------------------------------------------------------------------ recording
+
+
+def test_recorder_rotates_segments_by_time(tmp_path):
+    rec = Recorder(RecordSettings(enabled=True, dir=str(tmp_path / "rec"), segment_s=1.0,
+                                  fourcc="MJPG"), camera_id="camR", fps=10.0)
+    rec.start()
+    t0 = 1_700_000_000.0
+    for i in range(35):  # 3.5 s of frames at 10 fps -> segments of 10, 10, 10, 5 frames
+        img = np.full((48, 64, 3), (i * 7) % 250, np.uint8)
+        rec.submit(FrameRecord(index=100 + i, t_capture=float(i), t_wall=t0 + i / 10,
+                               image=img))
+    rec.close()
+    assert rec.error is None and rec.dropped == 0 and rec.written == 35
+    assert len(rec.segments) == 4
+    assert not list((tmp_path / "rec").glob("*.partial.*"))
+    counts, first_idx = [], []
+    for seg in rec.segments:
+        assert seg.name.startswith("camR_") and seg.suffix == ".avi"
+        cap = cv2.VideoCapture(str(seg))
+        k = 0
+        while cap.read()[0]:
+            k += 1
+        counts.append(k)
+        rows = seg.with_suffix(".csv").read_text().splitlines()
+        assert rows[0] == "frame_index,t_wall" and len(rows) == k + 1
+        first_idx.append(int(rows[1].split(",")[0]))
+    assert counts == [10, 10, 10, 5]
+    assert first_idx == [100, 110, 120, 130]
+
+
+def test_recorder_rejects_a_bad_fourcc(tmp_path):
+    from gaitlive.record import RecordError
+
+    with pytest.raises(RecordError, match=r"record.fourcc.*'mp4'"):
+        Recorder(RecordSettings(dir=str(tmp_path), fourcc="mp4"))
+
+
+# ------------------------------------------------------------------------ the CLI
+
+
+def test_run_with_a_missing_camera_index_is_a_clear_error(capsys):
+    from gaitlive.cli import main
+
+    assert main(["run", "--source", "97", "--headless"]) == 2
+    err = capsys.readouterr().err
+    assert "gaitlive run: error: camera index 97: no such camera" in err
+
+
+def test_run_on_a_folder_with_a_corrupt_image_keeps_what_it_scored(tmp_path, tiny_model,
+                                                                    capsys):
+    from gaitlive.cli import main
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(frames / f"f{i:03d}.png"), np.full((H, W, 3), 40 + 10 * i, np.uint8))
+    (frames / "f012.png").write_bytes(b"truncated")
+    out = tmp_path / "out"
+    rc = main(["run", "--config", str(_run_config(tmp_path)), "--source", str(frames),
+               "--model", str(tiny_model), "--no-realtime", "--headless", "--no-publish",
+               "--out", str(out)])
+    cap = capsys.readouterr()
+    assert rc == 2
+    assert "gaitlive run: error: capture stage failed: SourceError:" in cap.err
+    assert "f012.png: cannot read as an image" in cap.err
+    assert "--- gaitlive run: statistics ---" in cap.out
+    # the 12 good frames were processed and their poses written before the error
+    assert read_pose(out / "poses.h5").n_frames == 12
+    assert json.loads((out / "stats.json").read_text())["frames_gait"] == 12
+
+
+def _run_config(tmp_path: Path) -> Path:
+    """A config that publishes on free loopback ports with its journal in tmp_path."""
+    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    cfg["profile"] = "broiler-side"
+    cfg["model"]["resize"] = 1.0
+    cfg["publish"]["endpoint"] = "tcp://127.0.0.1:*"
+    cfg["publish"]["side_channel"] = "tcp://127.0.0.1:*"
+    cfg["publish"]["journal"] = str(tmp_path / "journal.sqlite")
+    p = tmp_path / "run.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM,
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+def test_gaitlive_run_stops_cleanly_on_a_signal(tmp_path, tiny_model, sig):
+    video = write_scene(tmp_path / "long.avi", 900, fps=30.0)  # 30 s: it must be stopped
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [GAITLIVE, "run", "--config", str(_run_config(tmp_path)), "--source", str(video),
+         "--model", str(tiny_model), "--headless", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=tmp_path)
+    lines: list[str] = []
+
+    def reader():
+        for line in proc.stdout:
+            lines.append(line)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 120
+    while not any(line.startswith("gaitlive run: running") for line in lines):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "gaitlive run did not start"
+        time.sleep(0.1)
+    time.sleep(3.0)  # let it score a while
+    proc.send_signal(sig)
+    try:
+        rc = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    t.join(5)
+    err = proc.stderr.read()
+    out_text = "".join(lines)
+    why = f"stdout:\n{out_text}\nstderr:\n{err[-3000:]}"
+    assert rc == 0, why
+    assert f"{sig.name} received, stopping" in err, why
+    assert "--- gaitlive run: statistics ---" in out_text, why
+    m = re.search(r"frames: read (\d+), posed (\d+), gait (\d+)", out_text)
+    assert m and int(m.group(3)) > 5 and int(m.group(1)) < 900, why
+    summary = json.loads((out / "stats.json").read_text())
+    assert summary["end_reason"] == f"{sig.name} received"
+    # files flushed and closed: the pose file is complete, the overlay video playable
+    data = read_pose(out / "poses.h5")
+    assert data.n_frames == summary["frames_gait"]
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
+    assert cap.isOpened() and cap.read()[0]
+    assert (out / "poses.csv").is_file()
+    assert "publishing on tcp://127.0.0.1:" in out_text
+
+
+@pytest.mark.slow
+def test_gaitlive_run_demo_prints_pass_scores(tmp_path):
+    """``gaitlive run`` with no source/model runs the bundled demo to its end."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [GAITLIVE, "run", "--config", str(_demo_config(tmp_path)), "--headless",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "end: end of source" in proc.stdout
+    pass_lines = [line for line in proc.stdout.splitlines() if line.startswith("pass cam0")]
+    assert pass_lines, proc.stdout
+    assert any("score" in line and "not scored" not in line for line in pass_lines)
+    passes = (out / "passes.csv").read_text().splitlines()
+    assert len(passes) == len(pass_lines) + 1
+
+
+def _demo_config(tmp_path: Path) -> Path:
+    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    cfg["publish"]["endpoint"] = "tcp://127.0.0.1:*"
+    cfg["publish"]["side_channel"] = "tcp://127.0.0.1:*"
+    cfg["publish"]["journal"] = str(tmp_path / "journal.sqlite")
+    p = tmp_path / "demo.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p

@@ -1,0 +1,152 @@
+"""Presence gating on rendered scenes whose ground truth is known: when a blob moves, where
+it is, lighting flicker, the hold after the last motion. Also on real footage (the dog
+clip of the shared data folder)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from gaitlive.config import PresenceSettings
+from gaitlive.presence import PresenceGate
+
+H, W = 240, 320
+RX, RY = 24, 14  # the "bird": a bright ellipse with these radii
+
+
+def background(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    bg = rng.integers(60, 120, (H, W, 3)).astype(np.uint8)
+    return cv2.GaussianBlur(bg, (5, 5), 0)
+
+
+def render(bg: np.ndarray, rng: np.random.Generator, *, gain: float = 1.0,
+           bird: tuple[int, int] | None = None) -> np.ndarray:
+    """Background with sensor noise, a global brightness ``gain`` and maybe a bird."""
+    im = bg.astype(np.float32) + rng.normal(0, 2.0, bg.shape)
+    if bird is not None:
+        cv2.ellipse(im, bird, (RX, RY), 0, 0, 360, (225, 225, 225), -1)
+    return np.clip(im * gain, 0, 255).astype(np.uint8)
+
+
+def settings(**kw) -> PresenceSettings:
+    base = dict(history=300, var_threshold=25.0, min_area_fraction=0.004, downscale=4,
+                margin=16, hold_frames=5, crop=True)
+    base.update(kw)
+    return PresenceSettings(**base)
+
+
+def bird_x(i: int, start: int) -> int:
+    return 40 + (i - start) * 6
+
+
+def test_empty_corridor_with_flicker_skips_inference():
+    bg, rng = background(), np.random.default_rng(1)
+    gate = PresenceGate(settings(), warmup_frames=10)
+    runs = []
+    for i in range(150):
+        # 50 Hz-mains-like flicker plus two sudden 30 % brightness steps (lights switched)
+        gain = 1.0 + 0.08 * np.sin(i * 2.1) + (0.3 if 60 <= i < 90 else 0.0)
+        runs.append(gate.update(render(bg, rng, gain=gain)).run)
+    assert all(runs[:10])  # warming up: inference runs
+    assert not any(runs[10:])  # then nothing moves: all skipped
+    assert gate.frames == 150 and gate.run_frames == 10 and gate.skipped_frames == 140
+
+
+def test_moving_bird_runs_inference_with_a_crop_around_it_and_holds():
+    bg, rng = background(), np.random.default_rng(2)
+    hold = 5
+    gate = PresenceGate(settings(hold_frames=hold), warmup_frames=10)
+    start, stop = 40, 80  # the bird walks in view from frame 40 to 79, then is gone
+    results = []
+    for i in range(120):
+        bird = (bird_x(i, start), 120) if start <= i < stop else None
+        results.append(gate.update(render(bg, rng, bird=bird)))
+    motion = [i for i, r in enumerate(results) if r.motion]
+    assert motion[0] == start  # seen on its first frame
+    assert set(range(start, stop)) <= set(motion)
+    # the frame the bird vanishes, its old place is uncovered background: still motion
+    last = max(motion)
+    assert last <= stop
+    runs = [i for i, r in enumerate(results) if r.run]
+    assert runs == list(range(10)) + list(range(start, last + hold + 1))
+    for i in range(start, stop):
+        x1, x2, y1, y2 = results[i].crop
+        bx, by = bird_x(i, start), 120
+        # the crop contains the whole bird (rendered ground truth) ...
+        assert x1 <= bx - RX and x2 >= bx + RX and y1 <= by - RY and y2 >= by + RY
+        # ... and is not much more than the bird plus the margin (+ one downscaled pixel
+        # per side and the motion trail of the previous frame)
+        assert (x2 - x1) <= 2 * RX + 2 * 16 + 2 * 4 + 2 * 6 + 8
+        assert (y2 - y1) <= 2 * RY + 2 * 16 + 2 * 4 + 8
+    # during the hold the last crop is kept
+    assert results[last + 1].crop == results[last].crop
+
+
+def test_crop_off_gives_full_frame_inference():
+    bg, rng = background(), np.random.default_rng(3)
+    gate = PresenceGate(settings(crop=False), warmup_frames=5)
+    res = [gate.update(render(bg, rng, bird=(60 + 5 * i, 100) if i >= 20 else None))
+           for i in range(30)]
+    assert all(r.run and r.crop is None for r in res[20:])
+    assert all(r.motion for r in res[20:])
+
+
+def test_small_blobs_below_min_area_are_ignored():
+    bg, rng = background(), np.random.default_rng(4)
+    # the 48x28 px ellipse covers ~1.4 % of the frame; require 3 %
+    gate = PresenceGate(settings(min_area_fraction=0.03), warmup_frames=5)
+    res = [gate.update(render(bg, rng, bird=(40 + 6 * i, 120) if i >= 20 else None))
+           for i in range(40)]
+    assert not any(r.run for r in res[5:])
+
+
+def test_global_lighting_change_relearns_instead_of_running():
+    bg, rng = background(), np.random.default_rng(5)
+    gate = PresenceGate(settings(), warmup_frames=5)
+    for _ in range(30):
+        gate.update(render(bg, rng))
+    # a different scene (camera bumped, another background): most of the frame changes
+    yy, xx = np.mgrid[0:H, 0:W]
+    checker = ((yy // 40 + xx // 40) % 2 * 120 - 60)[..., None]
+    other = np.clip(bg.astype(np.int16) + checker, 0, 255).astype(np.uint8)
+    res = [gate.update(render(other, rng)) for _ in range(10)]
+    assert res[0].lighting_change and not res[0].run
+    assert not any(r.run for r in res)
+
+
+def test_reset_forgets_the_background():
+    bg, rng = background(), np.random.default_rng(6)
+    gate = PresenceGate(settings(), warmup_frames=3)
+    for _ in range(20):
+        gate.update(render(bg, rng))
+    gate.reset()
+    assert gate.frames == 0
+    assert all(gate.update(render(bg, rng)).run for _ in range(3))  # warming up again
+    assert not gate.update(render(bg, rng)).run
+
+
+@pytest.mark.shared
+def test_real_dog_clip_is_present_while_the_dog_walks(shared_data):
+    clip = shared_data / "dog-walk" / "dog_clip.avi"
+    cap = cv2.VideoCapture(str(clip))
+    gate = PresenceGate(settings(margin=32, hold_frames=15), warmup_frames=10)
+    n = motion = 0
+    crops = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        r = gate.update(frame)
+        n += 1
+        motion += r.motion
+        if r.crop is not None:
+            x1, x2, y1, y2 = r.crop
+            assert 0 <= x1 < x2 <= frame.shape[1] and 0 <= y1 < y2 <= frame.shape[0]
+            crops.append((x2 - x1) * (y2 - y1) / (frame.shape[0] * frame.shape[1]))
+    assert n == 296
+    # a dog walks through the whole clip: motion is found on most frames, and the crop
+    # is smaller than the frame on average
+    assert motion > 0.5 * (n - 10)
+    assert np.mean(crops) < 0.9

@@ -1,0 +1,134 @@
+"""Score models (ordinal logistic, JSON), agreement metrics and `gaitlive score`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gaitlive.cli import main
+from gaitlive.paths import MODELS_DIR
+from gaitlive.score import (
+    ScoreModelError,
+    compute_agreement,
+    fit_score_model,
+    gwet_ac1,
+    load_score_model,
+)
+
+
+def _ordinal_data(n: int, seed: int):
+    """Scores from a known latent: y = k where the latent falls between cut points."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    latent = 2.0 * X[:, 0] - 1.0 * X[:, 1] + rng.logistic(0, 0.3, n)
+    y = np.digitize(latent, [-2.0, -0.7, 0.7, 2.0])  # classes 0..4
+    return X, y
+
+
+def test_fit_recovers_the_latent_direction_and_round_trips(tmp_path):
+    X, y = _ordinal_data(300, 0)
+    m = fit_score_model(X, y, ["a", "b", "c"], l2=0.1)
+    w = m.weights / np.linalg.norm(m.weights)
+    assert w[0] > 0.8 and w[1] < -0.3 and abs(w[2]) < 0.15
+    assert np.all(np.diff(m.thresholds) > 0)
+    score, cls, conf = m.predict(X)
+    assert np.mean(cls == y) > 0.7  # chance is ~0.25
+    assert np.all((conf > 0) & (conf <= 1)) and np.all((score >= 0) & (score <= 4))
+    np.testing.assert_allclose(m.predict_proba(X).sum(axis=1), 1.0, atol=1e-12)
+    path = m.save(tmp_path / "model")
+    assert path.suffix == ".json"
+    m2 = load_score_model(path)
+    np.testing.assert_array_equal(m2.predict_proba(X), m.predict_proba(X))
+    # a missing feature is imputed with the training mean, not an error
+    s, c, p = m.predict_one({"a": 1.0})
+    assert np.isfinite(s) and 0 <= c <= 4
+
+
+def test_bad_model_files_are_clear_errors(tmp_path):
+    with pytest.raises(ScoreModelError, match="not found"):
+        load_score_model(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ScoreModelError, match="bad.json: not valid JSON"):
+        load_score_model(bad)
+    bad.write_text(json.dumps({"format": "gaitlive-score-model/1", "features": ["a"],
+                               "mean": [0], "std": [1], "weights": [1, 2],
+                               "thresholds": [0], "classes": [0, 1]}))
+    with pytest.raises(ScoreModelError, match="same length"):
+        load_score_model(bad)
+
+
+def test_agreement_metrics_against_hand_computed_values():
+    human = [0, 1, 2, 2, 3, 1]
+    auto = [0, 1, 2, 3, 1, 1]
+    ag = compute_agreement(auto, human)
+    assert ag["n"] == 6
+    assert ag["exact"] == pytest.approx(4 / 6)
+    assert ag["within_one"] == pytest.approx(5 / 6)
+    # quadratic kappa by hand: 1 - sum(w O) / sum(w E), w = (i-j)^2 / (K-1)^2
+    labels = [0, 1, 2, 3]
+    obs = np.zeros((4, 4))
+    for h, a in zip(human, auto, strict=True):
+        obs[h, a] += 1
+    E = np.outer(obs.sum(1), obs.sum(0)) / obs.sum()
+    W = np.array([[(i - j) ** 2 for j in labels] for i in labels]) / 9
+    assert ag["kappa_quadratic"] == pytest.approx(1 - (W * obs).sum() / (W * E).sum())
+    assert ag["confusion"] == obs.astype(int).tolist()
+    # Gwet's AC1 by hand for a two-class example: po = 0.8, pi = (0.8, 0.2)
+    a = [1, 1, 1, 1, 1, 1, 1, 0, 0, 1]
+    b = [1, 1, 1, 1, 1, 1, 1, 0, 1, 0]
+    pi1 = (0.8 + 0.8) / 2
+    pe = 2 * pi1 * (1 - pi1) / 1
+    assert gwet_ac1(a, b) == pytest.approx((0.8 - pe) / (1 - pe))
+
+
+def test_shipped_models_load():
+    for view in ("side", "rear"):
+        m = load_score_model(MODELS_DIR / f"score-{view}.json")
+        assert m.classes == [0, 1, 2, 3, 4, 5]
+        assert "cadence_hz" in m.features and m.meta["cv"]["spearman"] > 0.85
+
+
+def _tables(tmp_path, n=40, seed=1):
+    X, y = _ordinal_data(n, seed)
+    passes = pd.DataFrame({"video": [f"{i:03d}" for i in range(n)], "individual": 0,
+                           "pass_id": 0, "f_a": X[:, 0], "f_b": X[:, 1], "f_c": X[:, 2]})
+    human = pd.DataFrame({"Video": [f"{i:03d}" for i in range(n)], "hard_vote": y + 1})
+    passes.to_csv(tmp_path / "passes.csv", index=False)
+    human.to_csv(tmp_path / "human.csv", index=False)
+    return passes, human
+
+
+def test_cli_score_fit_and_compare(tmp_path, capsys):
+    _tables(tmp_path)
+    rc = main(["score", "fit", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+               "--out", str(tmp_path / "m"), "--human-key", "Video"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "cross-validated agreement" in out and "weighted kappa" in out
+    m = load_score_model(tmp_path / "m.json")
+    assert m.features == ["f_a", "f_b", "f_c"] and m.classes == [1, 2, 3, 4, 5]
+    # score the passes with the model, then compare
+    df = pd.read_csv(tmp_path / "passes.csv", dtype={"video": str})
+    df["score_class"] = m.predict(df[m.features].to_numpy())[1]
+    df.to_csv(tmp_path / "auto.csv", index=False)
+    rc = main(["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "human.csv"),
+               "--json", str(tmp_path / "ag.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "Gwet's AC1" in out
+    assert (tmp_path / "auto_confusion.png").stat().st_size > 1000
+    ag = json.loads((tmp_path / "ag.json").read_text())
+    assert ag["n"] == 40 and ag["exact"] > 0.6
+
+
+def test_cli_score_join_errors(tmp_path, capsys):
+    _tables(tmp_path)
+    rc = main(["score", "compare", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+               "--key", "nokey"])
+    assert rc == 2 and "no column 'nokey'" in capsys.readouterr().err
+    pd.DataFrame({"video": ["x", "y"], "score": [1, 2]}).to_csv(tmp_path / "h2.csv",
+                                                                 index=False)
+    rc = main(["score", "compare", str(tmp_path / "passes.csv"), str(tmp_path / "h2.csv")])
+    assert rc == 2 and "matched" in capsys.readouterr().err

@@ -1,0 +1,183 @@
+"""Benchmark: the threaded live pipeline against a bare DLC-Live loop, in one run.
+
+Same model, same frames, same process:
+
+* **baseline** - the DLC-Live way: ``frame = cap.read(); pose = runner.get_pose(frame)``
+  in one thread (decode and inference alternate);
+* **pipeline, offline** - ``gaitlive.pipeline.Pipeline`` with ``realtime=False`` (blocking
+  hand-over, every frame processed; decode overlaps inference), gait stage and pose-file
+  writer on, presence gating off: throughput ratio against the baseline (target >= 1.0x);
+* **pipeline, live** - the file replayed at its own frame rate through the latest-frame
+  slot, as a camera would deliver it: p99 capture->pose latency against the median
+  inference time (target <= 1.5x);
+* **presence gating** - the offline pipeline with presence gating on (full frame, then
+  crop): inference calls saved and throughput.
+
+Usage::
+
+    .venv/bin/python tools/bench_pipeline.py                       # demo video, bundled model
+    .venv/bin/python tools/bench_pipeline.py --video ../shared/data/openfield-mouse/videos/m3v1mp4.mp4 --frames 600
+
+Prints a Markdown table (paste it into docs/pipeline.md) and, with ``--json``, writes the
+figures to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gaitlive.capture import Capture, FrameSlot, open_source
+from gaitlive.config import load_config
+from gaitlive.gait.stage import GaitStage
+from gaitlive.paths import DEFAULT_MODEL, DEMO_VIDEO
+from gaitlive.pipeline import OutputWriter, Pipeline
+from gaitlive.pose import load_runner
+from gaitlive.presence import PresenceGate
+
+log = logging.getLogger("bench_pipeline")
+
+
+def bare_loop(video: str, runner: Any, n: int) -> dict[str, float]:
+    """The DLC-Live way: read a frame, infer, repeat."""
+    cap = cv2.VideoCapture(video)
+    times = []
+    t0 = time.perf_counter()
+    k = 0
+    while k < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        t = time.perf_counter()
+        runner.get_pose(frame)
+        times.append(time.perf_counter() - t)
+        k += 1
+    wall = time.perf_counter() - t0
+    cap.release()
+    return {"frames": k, "wall_s": wall, "fps": k / wall,
+            "infer_p50_ms": 1000 * float(np.median(times)),
+            "infer_mean_ms": 1000 * float(np.mean(times))}
+
+
+def pipeline_run(video: str, runner: Any, cfg: Any, n: int, *, realtime: bool,
+                 presence: bool, crop: bool = False) -> dict[str, Any]:
+    src = open_source(video)
+    slot = FrameSlot(blocking=not realtime, capacity=cfg.queue_size)
+    cap = Capture(src, slot, camera_id="bench", realtime=realtime, max_frames=n)
+    gate = None
+    if presence:
+        gate = PresenceGate(dataclasses.replace(cfg.presence, crop=crop))
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = OutputWriter(tmp, runner.bodyparts, fps=src.fps)
+        gait = None
+        if tuple(runner.bodyparts) == tuple(cfg.profile.bodyparts):
+            gait = GaitStage(cfg.profile, fps=src.fps, camera_id="bench")
+        pipe = Pipeline(cap, runner, gait=gait, presence=gate, sinks=[writer],
+                        queue_size=cfg.queue_size, realtime=realtime)
+        st = pipe.run()
+    s = st.summary()
+    return {"frames_read": st.frames_read, "frames": st.frames_gait, "wall_s": st.wall_s,
+            "fps": st.frames_gait / st.wall_s, "inferences": st.inferences,
+            "skipped": st.skipped_presence, "dropped": st.dropped_capture + st.dropped_gait,
+            "infer_p50_ms": s["t_infer_ms"]["p50"], "infer_p99_ms": s["t_infer_ms"]["p99"],
+            "wait_p50_ms": s["lat_wait_ms"]["p50"], "wait_p99_ms": s["lat_wait_ms"]["p99"],
+            "lat_pose_p50_ms": s["lat_pose_ms"]["p50"], "lat_pose_p99_ms": s["lat_pose_ms"]["p99"],
+            "lat_publish_p99_ms": s["lat_publish_ms"]["p99"],
+            "read_mean_ms": s["t_read_ms"]["mean"], "presence_mean_ms": s["t_presence_ms"]["mean"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--video", default=str(DEMO_VIDEO), help="video file (default: the demo)")
+    ap.add_argument("--model", default=str(DEFAULT_MODEL), help="DLC-Live export folder")
+    ap.add_argument("--config", default=None, help="run config (default configs/default.yaml)")
+    ap.add_argument("--frames", type=int, default=600, help="frames per run")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="baseline/pipeline pairs (the best of each is reported)")
+    ap.add_argument("--no-live", action="store_true", help="skip the real-time latency run")
+    ap.add_argument("--json", default=None, help="also write the figures to this file")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    cfg = load_config(args.config, overrides={"model.path": args.model})
+    runner = load_runner(args.model, cfg.model)
+    cap = cv2.VideoCapture(args.video)
+    ok, first = cap.read()
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    if not ok:
+        raise SystemExit(f"{args.video}: cannot read a frame")
+    n = min(args.frames, total) if total > 0 else args.frames
+    runner.init(first)
+    res: dict[str, Any] = {"video": args.video, "model": args.model, "frames": n,
+                           "size": f"{first.shape[1]}x{first.shape[0]}", "video_fps": fps,
+                           "resize": cfg.model.resize, "engine": runner.engine,
+                           "device": runner.device, "cpu": platform.processor() or
+                           platform.machine(), "python": sys.version.split()[0]}
+    # warm both paths once (allocators, numba cache load, HDF5), then alternate
+    bare_loop(args.video, runner, min(30, n))
+    pipeline_run(args.video, runner, cfg, min(30, n), realtime=False, presence=False)
+    base, pipe = [], []
+    for _ in range(args.repeats):
+        base.append(bare_loop(args.video, runner, n))
+        pipe.append(pipeline_run(args.video, runner, cfg, n, realtime=False, presence=False))
+    b = max(base, key=lambda r: r["fps"])
+    p = max(pipe, key=lambda r: r["fps"])
+    res["baseline"], res["pipeline"] = b, p
+    res["fps_ratio"] = p["fps"] / b["fps"]
+    res["presence_full"] = pipeline_run(args.video, runner, cfg, n, realtime=False,
+                                        presence=True, crop=False)
+    res["presence_crop"] = pipeline_run(args.video, runner, cfg, n, realtime=False,
+                                        presence=True, crop=True)
+    if not args.no_live:
+        live = pipeline_run(args.video, runner, cfg, n, realtime=True, presence=False)
+        res["live"] = live
+        res["latency_ratio"] = live["lat_pose_p99_ms"] / b["infer_p50_ms"]
+    runner.close()
+
+    print(f"\n### {Path(args.video).name}: {res['size']} @ {fps:.0f} fps, {n} frames, "
+          f"model {Path(args.model).name} ({runner.engine}, {runner.device}, resize "
+          f"{cfg.model.resize}), {res['cpu']}\n")
+    print("| run | frames | fps | inference calls | p50 infer ms | p99 capture->pose ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| bare read+get_pose loop (baseline) | {b['frames']} | {b['fps']:.1f} | "
+          f"{b['frames']} | {b['infer_p50_ms']:.1f} | - |")
+    print(f"| pipeline, offline (no drops) | {p['frames']} | {p['fps']:.1f} | "
+          f"{p['inferences']} | {p['infer_p50_ms']:.1f} | {p['lat_pose_p99_ms']:.1f} |")
+    for key, label in (("presence_full", "pipeline + presence gating"),
+                       ("presence_crop", "pipeline + presence gating + crop")):
+        r = res[key]
+        print(f"| {label} | {r['frames']} | {r['fps']:.1f} | {r['inferences']} "
+              f"({100 * r['skipped'] / max(1, r['frames']):.0f}% saved) | "
+              f"{r['infer_p50_ms']:.1f} | {r['lat_pose_p99_ms']:.1f} |")
+    if "live" in res:
+        r = res["live"]
+        print(f"| pipeline, live replay at {fps:.0f} fps | {r['frames']} of {r['frames_read']} "
+              f"({r['dropped']} dropped) | {r['fps']:.1f} | {r['inferences']} | "
+              f"{r['infer_p50_ms']:.1f} | {r['lat_pose_p99_ms']:.1f} |")
+    print(f"\nthroughput ratio pipeline/baseline: **{res['fps_ratio']:.2f}x** (target >= 1.0x)")
+    if "latency_ratio" in res:
+        r = res["live"]
+        print(f"live p99 capture->pose / median inference: **{res['latency_ratio']:.2f}x** "
+              f"(target <= 1.5x); inference itself p50 {r['infer_p50_ms']:.1f} / p99 "
+              f"{r['infer_p99_ms']:.1f} ms; time not in inference (hand-over, presence) p50 "
+              f"{r['wait_p50_ms']:.2f} / p99 {r['wait_p99_ms']:.2f} ms")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Evaluate the gait stage against exact synthetic truth: from truth poses (+ noise) or from
+the bundled pose model's poses on rendered video.
+
+    # truth poses with keypoint noise (fast, no model needed): the table in docs/gait.md
+    .venv/bin/python tools/eval_gait_on_video.py --poses truth --noise 0 0.5 1
+
+    # rendered video -> bundled DLC-Live model -> gait stage (slow; needs the model)
+    .venv/bin/python tools/eval_gait_on_video.py --poses model --model models/gaitlive-corridor \\
+        --passes 2 --out eval-gait
+
+For every view (side, rear) and severity 0..5 it simulates passes
+(:func:`gaitlive.synth.simulate_pass`, seeds from ``--seed``), gets poses (truth + noise,
+or renders the pass to video with :func:`gaitlive.synth.export.write_video_set` and runs
+:func:`gaitlive.analyze.analyze_file`, i.e. DLC-Live inference as ``gaitlive analyze`` does)
+and reports per view: strike F1 within +-2 frames (complete stances), cadence error,
+stance-fraction error, passes found and Spearman(score, severity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def match(truth: list[int], det: list[int], tol: int = 2) -> tuple[int, int, int]:
+    """Greedy one-to-one matching within ``tol`` frames: (tp, fp, fn)."""
+    det = sorted(det)
+    used: set[int] = set()
+    tp = 0
+    for t in truth:
+        cands = [j for j, d in enumerate(det) if j not in used and abs(d - t) <= tol]
+        if cands:
+            used.add(min(cands, key=lambda j: abs(det[j] - t)))
+            tp += 1
+    return tp, len(det) - tp, len(truth) - tp
+
+
+def _stage_on_poses(poses, profile, fps, model):
+    from gaitlive.gait.stage import GaitStage
+
+    steps, passes = GaitStage(profile, fps=fps, score_model=model).run_series(poses)
+    stances = [(s.foot, s.strike_frame) for s in steps if s.kind == "lift"]
+    return stances, passes
+
+
+def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | None):
+    from gaitlive.analyze import analyze_file
+    from gaitlive.config import ModelSettings
+    from gaitlive.synth.export import write_video_set
+
+    paths = write_video_set(sp, out, stem)
+    settings = ModelSettings(path=model_path) if model_path else ModelSettings()
+    res = analyze_file(paths["mp4"], out / "analysis", profile, fps=sp.fps, score_model=model,
+                       model_path=model_path, model_settings=settings, movie=False)
+    stances = [(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"]
+    return stances, res.passes
+
+
+def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
+             model_path: str | None = None, out: Path | None = None) -> dict:
+    from scipy.stats import spearmanr
+
+    from gaitlive.config import load_profile
+    from gaitlive.paths import MODELS_DIR
+    from gaitlive.score import load_score_model
+    from gaitlive.synth import simulate_pass
+
+    profile = load_profile(f"broiler-{view}")
+    model = load_score_model(MODELS_DIR / f"score-{view}.json")
+    tot = np.zeros(3, int)
+    cad, sf, scores, sev = [], [], [], []
+    found = expected = 0
+    for severity in range(6):
+        for seed in seeds:
+            sp = simulate_pass(severity=severity, view=view, seed=seed)
+            expected += 1
+            if poses_from == "truth":
+                p = sp.poses.copy()
+                rng = np.random.default_rng(seed + 1000)
+                p[..., :2] += rng.normal(0, noise, p[..., :2].shape).astype(np.float32)
+                stances, passes = _stage_on_poses(p, profile, sp.fps, model)
+            else:
+                assert out is not None
+                stances, passes = _stage_on_video(sp, profile, model, out,
+                                                  f"{view}-s{severity}-{seed}", model_path)
+            # the pass that overlaps the truth most
+            passes = [q for q in passes if q.end_frame >= sp.start_frame
+                      and q.start_frame <= sp.end_frame]
+            if not passes:
+                tot += (0, 0, sum(len(v) for v in sp.strikes.values()))
+                continue
+            found += 1
+            q = max(passes, key=lambda q: q.n_steps)
+            for foot in ("left", "right"):
+                tot += match(sp.strikes[foot], [f for ft, f in stances if ft == foot])
+                sf.append(abs(q.features[f"stance_fraction_{foot}"] - sp.stance_fraction[foot]))
+            cad.append(abs(q.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz)
+            if q.scored:
+                scores.append(q.score)
+                sev.append(severity)
+    f1 = 2 * tot[0] / max(1, 2 * tot[0] + tot[1] + tot[2])
+    rho = float(spearmanr(scores, sev).statistic) if len(set(sev)) > 1 else float("nan")
+    return {"view": view, "poses": poses_from, "noise_px": noise, "passes": expected,
+            "found": found, "strike_f1": round(float(f1), 3), "tp_fp_fn": tot.tolist(),
+            "cadence_err_max": round(float(np.nanmax(cad)), 3) if cad else None,
+            "cadence_err_mean": round(float(np.nanmean(cad)), 3) if cad else None,
+            "stance_fraction_err_max": round(float(np.nanmax(sf)), 3) if sf else None,
+            "stance_fraction_err_mean": round(float(np.nanmean(sf)), 3) if sf else None,
+            "scored": len(scores), "spearman_score_severity": round(rho, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--poses", choices=("truth", "model"), default="truth")
+    ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.5, 1.0],
+                    help="keypoint noise sigmas in px (truth poses)")
+    ap.add_argument("--passes", type=int, default=3, help="seeds per severity and view")
+    ap.add_argument("--seed", type=int, default=500)
+    ap.add_argument("--model", default=None, help="DLC-Live model (--poses model)")
+    ap.add_argument("--out", default="eval-gait", help="work folder for rendered videos")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args(argv)
+    seeds = list(range(args.seed, args.seed + args.passes))
+    rows = []
+    noises = args.noise if args.poses == "truth" else [0.0]
+    for view in ("side", "rear"):
+        for noise in noises:
+            r = evaluate(view, poses_from=args.poses, noise=noise, seeds=seeds,
+                         model_path=args.model, out=Path(args.out))
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
