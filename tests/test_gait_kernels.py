@@ -7,7 +7,12 @@ import pytest
 
 from gaitlive.config import load_profile
 from gaitlive.gait import kernels
-from gaitlive.gait.reference import gait_frame_ref, skeleton_frame_ref
+from gaitlive.gait.reference import (
+    _lift_cp_ref,
+    _strike_cp_ref,
+    gait_frame_ref,
+    skeleton_frame_ref,
+)
 from gaitlive.gait.stage import RING, GaitLayout, kernel_params
 
 PROFILE = load_profile("broiler-side")
@@ -151,7 +156,7 @@ def test_gait_kernel_equals_reference_on_random_walks(seed):
                           LAY.body_idx, LAY.head_idx, params, s["ring"], s["ring_scale"],
                           s["istate"], s["fstate"], s["hist"], t, row_u, s["events"],
                           s["tmp_angles"], s["tmp_ratios"]))
-        assert out[0] == out[1]
+        assert out[0] == out[1] == int((a["events"][:, :2] >= 0).sum())  # events written
         np.testing.assert_array_equal(a["events"], b["events"], err_msg=f"frame {t}")
         np.testing.assert_array_equal(a["istate"], b["istate"], err_msg=f"frame {t}")
         n_events += int((a["events"] >= 0).sum())
@@ -197,3 +202,88 @@ def test_detections_kernel_rows_centres_counts():
     np.testing.assert_allclose(centres[0], [(110 + 100 + 104) / 3, (60 + 100 + 100) / 3])
     np.testing.assert_allclose(centres[1], [20.0, 30.0])
     assert kernels.detections(poses, 0.5, 3, LAY.body_idx, rows, centres, counts) == 1
+
+
+def _fresh_state(n: int):
+    n_legs = len(LAY.foot_idx)
+    fstate = np.full(kernels.n_fstate(n_legs), np.nan)
+    fstate[:kernels.N_FSTATE] = 0.0
+    istate = np.zeros((n_legs, kernels.N_ISTATE), np.int64)
+    istate[:, kernels.I_STRIKE] = -1
+    return dict(ring=np.full((RING, n_legs, 2), np.nan), ring_scale=np.full(RING, np.nan),
+                istate=istate, fstate=fstate, hist=np.full((n, LAY.n_cols), np.nan),
+                events=np.full((n_legs, 3), -1, np.int64), tmp_angles=np.zeros(len(LAY.angle_idx)),
+                tmp_ratios=np.zeros(len(LAY.seg_idx)))
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0])
+def test_keypoint_noise_is_measured_on_standing_feet(sigma):
+    """A bird standing still with Gaussian keypoint noise: the kernel's noise estimate (per
+    axis, from the stance jitter of its feet) converges to the true sigma, in both
+    implementations."""
+    rng = np.random.default_rng(3)
+    n = 300
+    poses = np.repeat(_standing_pose()[None], n, axis=0)
+    poses[:, :, :2] += rng.normal(0, sigma, (n, 8, 2)).astype(np.float32)
+    params = kernel_params(PROFILE, 30.0)
+    for fn in (kernels.gait_frame, gait_frame_ref):
+        s = _fresh_state(n)
+        for t in range(n):
+            fn(t, poses[t], 0.5, 30.0, LAY.required_idx, LAY.angle_idx, LAY.seg_idx,
+               LAY.n_scale_legs, LAY.foot_idx, LAY.hock_idx, LAY.body_idx, LAY.head_idx, params,
+               s["ring"], s["ring_scale"], s["istate"], s["fstate"], s["hist"], t, t - 3,
+               s["events"], s["tmp_angles"], s["tmp_ratios"])
+        assert (s["istate"][:, kernels.I_STATE] == kernels.STANCE).all()
+        assert np.sqrt(s["fstate"][kernels.F_NOISE]) == pytest.approx(sigma, rel=0.2)
+        assert (s["events"] == -1).all()  # standing is neither a strike nor a lift
+
+
+def _approach_ring(k0: int, v: float, sigma: float, rng) -> np.ndarray:
+    """One foot: walks into its foothold (0, 0) at v px/frame, reaching it at frame k0,
+    stays there until frame k0 + 20, then leaves at 4 px/frame; Gaussian noise."""
+    ring = np.full((RING, 1, 2), np.nan)
+    for f in range(RING):
+        if f < k0:
+            x = -(k0 - f) * v
+        elif f <= k0 + 20:
+            x = 0.0
+        else:
+            x = (f - k0 - 20) * 4.0
+        ring[f, 0] = (x, 0.0) + rng.normal(0, sigma, 2)
+    return ring
+
+
+def test_strike_and_lift_change_points_exact_without_noise():
+    rng = np.random.default_rng(0)
+    ring = _approach_ring(20, 0.3, 0.0, rng)  # a slow approach: 0.3 px per frame
+    anchor = np.zeros(2)
+    for fn_s, fn_l in ((kernels._strike_cp, kernels._lift_cp), (None, None)):
+        if fn_s is None:
+            k = _strike_cp_ref(ring, 0, anchor, 14, 32, 0.0, 0.1 ** 2, 0, RING - 1)
+            lift = _lift_cp_ref(ring, 0, anchor, 34, 45, 0.0, 0.1 ** 2, 0, RING - 1)
+        else:
+            k = fn_s(ring, RING, 0, 0.0, 0.0, 14, 32, 0.0, 0.1 ** 2, 0, RING - 1)
+            lift = fn_l(ring, RING, 0, 0.0, 0.0, 34, 45, 0.0, 0.1 ** 2, 0, RING - 1)
+        assert k == 20 and lift == 40
+
+
+def test_strike_change_point_on_a_slow_noisy_approach():
+    """The last part of a rear-view swing: 0.6 px per frame with 0.5 px keypoint noise.
+    The strike and the (abrupt) lift are found within +-2 frames in nearly every trial,
+    and both implementations agree on every trial."""
+    rng = np.random.default_rng(1)
+    hits = lift_hits = 0
+    trials = 200
+    for _ in range(trials):
+        ring = _approach_ring(20, 0.6, 0.5, rng)
+        anchor = np.median(ring[20:41, 0], axis=0)
+        args = (14, 32, 0.25, 0.01, 0, RING - 1)
+        k = kernels._strike_cp(ring, RING, 0, anchor[0], anchor[1], *args)
+        assert k == _strike_cp_ref(ring, 0, anchor, *args)
+        hits += abs(k - 20) <= 2
+        lift = kernels._lift_cp(ring, RING, 0, anchor[0], anchor[1], 34, 45, 0.25, 0.01, 0,
+                                RING - 1)
+        assert lift == _lift_cp_ref(ring, 0, anchor, 34, 45, 0.25, 0.01, 0, RING - 1)
+        lift_hits += abs(lift - 40) <= 2
+    assert hits >= 0.95 * trials
+    assert lift_hits >= 0.95 * trials

@@ -5,6 +5,7 @@ test), the real gait stage, real ZeroMQ sockets on loopback, ffmpeg streams on l
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -219,6 +220,11 @@ def test_poses_steps_and_status_are_published_on_zeromq(tmp_path, tiny_model):
     assert stats.sinks["publish"]["published"]["pose"] == n
 
 
+def as_json(passes) -> str:
+    """Passes as JSON text: exact equality with NaN features equal to each other."""
+    return json.dumps([p.to_dict() for p in passes], sort_keys=True)
+
+
 class TruthPoses:
     """Stands in for the pose model with the demo's ground-truth poses (the k-th call gets
     frame k's truth), so the gait results of the pipeline can be compared exactly with an
@@ -260,7 +266,8 @@ def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
     assert runner.calls == n and st.frames_gait == n
     steps, passes = analyze_poses(truth, PROFILE, src.fps, score_model)
     assert len(passes) >= 2 and any(p.scored for p in passes)
-    assert got == passes  # the same passes, features and scores, none lost or altered
+    # the same passes, features and scores, none lost or altered
+    assert as_json(got) == as_json(passes)
     assert st.passes == len(passes) and st.scored == sum(p.scored for p in passes)
     assert st.steps == sum(e.kind == "lift" for e in steps)
     # passes.csv has analyze's columns and one row per pass
@@ -281,6 +288,45 @@ def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
                                   for e in steps})
     data = read_pose(tmp_path / "poses.h5")
     np.testing.assert_array_equal(np.nan_to_num(data.poses), np.nan_to_num(truth.poses))
+
+
+class FailingTruthPoses(TruthPoses):
+    """Truth poses until call ``fail_at``, then the model 'crashes'."""
+
+    def __init__(self, poses, bodyparts, fail_at: int):
+        super().__init__(poses, bodyparts)
+        self.fail_at = fail_at
+
+    def get_pose(self, frame, crop=None):
+        if self.calls == self.fail_at:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return super().get_pose(frame, crop)
+
+
+def test_a_pose_failure_mid_pass_keeps_every_score_earned(tmp_path):
+    from gaitlive.analyze import analyze_poses
+    from gaitlive.score import load_score_model
+
+    truth = read_pose(ROOT / "models" / "demo" / "corridor-demo.h5")
+    score_model = load_score_model(ROOT / PROFILE.score.model)
+    _, all_passes = analyze_poses(truth, PROFILE, 30.0, score_model)
+    # fail in the middle of the second pass
+    k = (all_passes[1].start_frame + all_passes[1].end_frame) // 2
+    head = dataclasses.replace(truth, poses=truth.poses[:k], frame_index=None)
+    _, expected = analyze_poses(head, PROFILE, 30.0, score_model)
+    got = []
+    cap = Capture(open_source("demo"), FrameSlot(blocking=True, capacity=4), realtime=False)
+    pipe = Pipeline(cap, FailingTruthPoses(truth.poses, truth.bodyparts, k),
+                    gait=GaitStage(PROFILE, 30.0, score_model=score_model),
+                    sinks=[OutputWriter(tmp_path, BODYPARTS, n_individuals=2),
+                           CallbackSink(on_pass=got.append)], realtime=False)
+    with pytest.raises(PipelineError, match="pose stage failed: RuntimeError: CUDA error"):
+        pipe.run()
+    assert pipe.stats.frames_gait == k
+    # the pass cut short by the failure is ended and scored too
+    assert as_json(got) == as_json(expected)
+    assert len(got) >= 2
+    assert read_pose(tmp_path / "poses.h5").n_frames == k
 
 
 # ------------------------------------------------------------------------ network stream
@@ -448,6 +494,7 @@ def _run_config(tmp_path: Path) -> Path:
     cfg["publish"]["endpoint"] = "tcp://127.0.0.1:*"
     cfg["publish"]["side_channel"] = "tcp://127.0.0.1:*"
     cfg["publish"]["journal"] = str(tmp_path / "journal.sqlite")
+    cfg["record"]["dir"] = str(tmp_path / "rec")
     p = tmp_path / "run.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
@@ -461,7 +508,7 @@ def test_gaitlive_run_stops_cleanly_on_a_signal(tmp_path, tiny_model, sig):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [GAITLIVE, "run", "--config", str(_run_config(tmp_path)), "--source", str(video),
-         "--model", str(tiny_model), "--headless", "--out", str(out)],
+         "--model", str(tiny_model), "--headless", "--out", str(out), "--record"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         cwd=tmp_path)
     lines: list[str] = []
@@ -502,6 +549,14 @@ def test_gaitlive_run_stops_cleanly_on_a_signal(tmp_path, tiny_model, sig):
     assert cap.isOpened() and cap.read()[0]
     assert (out / "poses.csv").is_file()
     assert "publishing on tcp://127.0.0.1:" in out_text
+    # the raw recording was finished too: a complete, renamed segment with its index
+    segments = sorted((tmp_path / "rec").glob("cam0_*.mp4"))
+    assert len(segments) == 1 and not list((tmp_path / "rec").glob("*.partial.*"))
+    rec = cv2.VideoCapture(str(segments[0]))
+    assert rec.isOpened() and rec.read()[0]
+    m = re.search(r"recorded (\d+) frames \((\d+) dropped\)", out_text)
+    assert m and int(m.group(1)) + int(m.group(2)) == summary["frames_read"], why
+    assert len(segments[0].with_suffix(".csv").read_text().splitlines()) - 1 == int(m.group(1))
 
 
 @pytest.mark.slow
@@ -529,3 +584,37 @@ def _demo_config(tmp_path: Path) -> Path:
     p = tmp_path / "demo.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_q_in_the_overlay_window_stops_the_run(tmp_path, tiny_model, xvfb_display):
+    if shutil.which("xdotool") is None:
+        pytest.skip("needs xdotool")
+    video = write_scene(tmp_path / "long.avi", 900, fps=30.0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [GAITLIVE, "run", "--source", str(video), "--model", str(tiny_model), "--no-publish",
+         "--out", str(out), "--camera-id", "winq"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        deadline = time.monotonic() + 120
+        wid = ""
+        while not wid:
+            assert proc.poll() is None and time.monotonic() < deadline, "no overlay window"
+            time.sleep(0.5)
+            wid = subprocess.run(["xdotool", "search", "--name", "gaitlive winq"],
+                                 capture_output=True, text=True).stdout.split()
+            wid = wid[0] if wid else ""
+        time.sleep(1.0)
+        subprocess.run(["xdotool", "key", "--window", wid, "q"], check=True,
+                       capture_output=True)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "overlay: a window" in stdout
+    assert "end: quit from the overlay window" in stdout
+    assert json.loads((out / "stats.json").read_text())["frames_read"] < 900

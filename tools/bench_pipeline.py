@@ -40,6 +40,7 @@ import numpy as np
 
 from gaitlive.capture import Capture, FrameSlot, open_source
 from gaitlive.config import load_config
+from gaitlive.dlcio import read_pose
 from gaitlive.gait.stage import GaitStage
 from gaitlive.paths import DEFAULT_MODEL, DEMO_VIDEO
 from gaitlive.pipeline import OutputWriter, Pipeline
@@ -70,8 +71,38 @@ def bare_loop(video: str, runner: Any, n: int) -> dict[str, float]:
             "infer_mean_ms": 1000 * float(np.mean(times))}
 
 
+def pose_error(pred: Any, truth: Any, pcutoff: float) -> dict[str, float]:
+    """Median keypoint error (px) against ground truth, and the fraction of visible truth
+    keypoints found above ``pcutoff``. Each truth individual is matched to the predicted
+    individual closest to it in that frame."""
+    rows = {int(f): i for i, f in enumerate(truth.frame_index)}
+    errs: list[float] = []
+    found = visible = 0
+    for k, f in enumerate(pred.frame_index):
+        t = truth.poses[rows[int(f)]]
+        p = pred.poses[k]
+        for ind in range(t.shape[0]):
+            vis = np.isfinite(t[ind, :, 0]) & (t[ind, :, 2] > 0)
+            if not vis.any():
+                continue
+            visible += int(vis.sum())
+            best = None
+            for j in range(p.shape[0]):
+                ok = vis & np.isfinite(p[j, :, 0]) & (p[j, :, 2] >= pcutoff)
+                if not ok.any():
+                    continue
+                d = np.hypot(*(p[j, ok, :2] - t[ind, ok, :2]).T)
+                if best is None or np.mean(d) < np.mean(best):
+                    best = d
+            if best is not None:
+                found += len(best)
+                errs.extend(best.tolist())
+    return {"median_err_px": float(np.median(errs)) if errs else float("nan"),
+            "found": found / visible if visible else float("nan")}
+
+
 def pipeline_run(video: str, runner: Any, cfg: Any, n: int, *, realtime: bool,
-                 presence: bool, crop: bool = False) -> dict[str, Any]:
+                 presence: bool, crop: bool = False, truth: Any = None) -> dict[str, Any]:
     src = open_source(video)
     slot = FrameSlot(blocking=not realtime, capacity=cfg.queue_size)
     cap = Capture(src, slot, camera_id="bench", realtime=realtime, max_frames=n)
@@ -86,6 +117,10 @@ def pipeline_run(video: str, runner: Any, cfg: Any, n: int, *, realtime: bool,
         pipe = Pipeline(cap, runner, gait=gait, presence=gate, sinks=[writer],
                         queue_size=cfg.queue_size, realtime=realtime)
         st = pipe.run()
+        accuracy = {}
+        if truth is not None:
+            accuracy = pose_error(read_pose(Path(tmp) / "poses.h5"), truth,
+                                  cfg.profile.pcutoff)
     s = st.summary()
     return {"frames_read": st.frames_read, "frames": st.frames_gait, "wall_s": st.wall_s,
             "fps": st.frames_gait / st.wall_s, "inferences": st.inferences,
@@ -94,7 +129,8 @@ def pipeline_run(video: str, runner: Any, cfg: Any, n: int, *, realtime: bool,
             "wait_p50_ms": s["lat_wait_ms"]["p50"], "wait_p99_ms": s["lat_wait_ms"]["p99"],
             "lat_pose_p50_ms": s["lat_pose_ms"]["p50"], "lat_pose_p99_ms": s["lat_pose_ms"]["p99"],
             "lat_publish_p99_ms": s["lat_publish_ms"]["p99"],
-            "read_mean_ms": s["t_read_ms"]["mean"], "presence_mean_ms": s["t_presence_ms"]["mean"]}
+            "read_mean_ms": s["t_read_ms"]["mean"], "presence_mean_ms": s["t_presence_ms"]["mean"],
+            "passes": st.passes, **accuracy}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3,
                     help="baseline/pipeline pairs (the best of each is reported)")
     ap.add_argument("--no-live", action="store_true", help="skip the real-time latency run")
+    ap.add_argument("--truth", default=None,
+                    help="ground-truth DLC pose file of the video (default: the demo's, when "
+                         "the video is the demo) for the pose error of each variant")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -121,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.video}: cannot read a frame")
     n = min(args.frames, total) if total > 0 else args.frames
     runner.init(first)
+    truth = None
+    truth_path = args.truth or (str(DEMO_VIDEO.with_suffix(".h5"))
+                                if Path(args.video).resolve() == DEMO_VIDEO.resolve() else None)
+    if truth_path and tuple(runner.bodyparts) == tuple(cfg.profile.bodyparts):
+        truth = read_pose(truth_path)
     res: dict[str, Any] = {"video": args.video, "model": args.model, "frames": n,
                            "size": f"{first.shape[1]}x{first.shape[0]}", "video_fps": fps,
                            "resize": cfg.model.resize, "engine": runner.engine,
@@ -132,15 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     base, pipe = [], []
     for _ in range(args.repeats):
         base.append(bare_loop(args.video, runner, n))
-        pipe.append(pipeline_run(args.video, runner, cfg, n, realtime=False, presence=False))
+        pipe.append(pipeline_run(args.video, runner, cfg, n, realtime=False, presence=False,
+                                 truth=truth))
     b = max(base, key=lambda r: r["fps"])
     p = max(pipe, key=lambda r: r["fps"])
     res["baseline"], res["pipeline"] = b, p
     res["fps_ratio"] = p["fps"] / b["fps"]
     res["presence_full"] = pipeline_run(args.video, runner, cfg, n, realtime=False,
-                                        presence=True, crop=False)
+                                        presence=True, crop=False, truth=truth)
     res["presence_crop"] = pipeline_run(args.video, runner, cfg, n, realtime=False,
-                                        presence=True, crop=True)
+                                        presence=True, crop=True, truth=truth)
     if not args.no_live:
         live = pipeline_run(args.video, runner, cfg, n, realtime=True, presence=False)
         res["live"] = live
@@ -167,6 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| pipeline, live replay at {fps:.0f} fps | {r['frames']} of {r['frames_read']} "
               f"({r['dropped']} dropped) | {r['fps']:.1f} | {r['inferences']} | "
               f"{r['infer_p50_ms']:.1f} | {r['lat_pose_p99_ms']:.1f} |")
+    if truth is not None:
+        print("\n| variant | median keypoint error px | truth keypoints found | passes |")
+        print("|---|---:|---:|---:|")
+        for key, label in (("pipeline", "every frame"), ("presence_full", "presence gating"),
+                           ("presence_crop", "presence gating + crop")):
+            r = p if key == "pipeline" else res[key]
+            print(f"| {label} | {r['median_err_px']:.2f} | {100 * r['found']:.1f} % | "
+                  f"{r['passes']} |")
     print(f"\nthroughput ratio pipeline/baseline: **{res['fps_ratio']:.2f}x** (target >= 1.0x)")
     if "latency_ratio" in res:
         r = res["live"]

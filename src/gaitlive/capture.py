@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import re
 import threading
 import time
@@ -254,7 +255,11 @@ class CameraSource(_CvSource):
     reconnectable = True
 
     def _make_capture(self) -> cv2.VideoCapture:
-        return cv2.VideoCapture(int(self.spec.target))
+        cap = cv2.VideoCapture(int(self.spec.target))
+        if cap.isOpened():
+            # keep the driver's queue short: the newest frame, not one from seconds ago
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        return cap
 
     def _open_error(self) -> SourceError:
         devices = sorted(str(p) for p in Path("/dev").glob("video*"))
@@ -284,9 +289,14 @@ class StreamSource(_CvSource):
         self.read_timeout_s = float(read_timeout_s)
 
     def _make_capture(self) -> cv2.VideoCapture:
+        url = str(self.spec.target)
+        if url.lower().startswith("rtsp") and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
+            # RTSP over TCP: UDP loses packets on busy barn networks (smeared frames); set
+            # OPENCV_FFMPEG_CAPTURE_OPTIONS yourself to choose otherwise
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
-        return cv2.VideoCapture(str(self.spec.target), cv2.CAP_FFMPEG, params)
+        return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
 
     def _open_error(self) -> SourceError:
         return SourceError(f"stream {self.spec.text!r}: cannot open within "

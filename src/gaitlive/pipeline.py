@@ -753,7 +753,19 @@ class Pipeline:
         try:
             loop()
         except BaseException as e:
-            self._fail(stage, e)
+            if stage == "pose":
+                # upstream failure: stop capture, but let the gait stage and the sinks
+                # finish what they have (open passes are flushed and scored) via END
+                log.error("pose stage failed: %s", e)
+                self._errors.append((stage, e))
+                self.capture.stop()
+                self.slot.close()
+                self._put_gait(FrameRecord(index=self.capture.stats.frames_read,
+                                           t_capture=time.monotonic(), t_wall=time.time(),
+                                           event=FrameEvent.END,
+                                           info={"reason": f"error: {e}"}), block=True)
+            else:
+                self._fail(stage, e)
         finally:
             if stage == "gait":
                 self._done.set()

@@ -36,7 +36,8 @@ import pandas as pd
 
 from gaitlive.config import Profile
 from gaitlive.dlcio import DLCFileError, PoseData, read_pose
-from gaitlive.overlay import compute_angles, pass_pose_row, score_colour, temp_path
+from gaitlive.fileio import atomic_write, atomic_write_text
+from gaitlive.overlay import compute_angles, pass_pose_row, score_colour
 
 log = logging.getLogger(__name__)
 
@@ -366,15 +367,7 @@ def _pyplot():
 
 def _save(fig: Any, path: Path) -> Path:
     """Save through a temporary file in the same folder, then rename (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
 
 
 def plot_pass(rec: Recording, row: pd.Series | dict[str, Any], profile: Profile,
@@ -601,15 +594,7 @@ def _write_index(result: ReportResult, title: str) -> Path:
     parts.append("<h2>Passes</h2>")
     for p in result.pass_pngs:
         parts.append(f"<p><a href='{html.escape(p.name)}'>{html.escape(p.stem)}</a></p>")
-    path = result.out_dir / "index.html"
-    tmp = temp_path(path)
-    try:
-        tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(result.out_dir / "index.html", "\n".join(parts) + "\n")
 
 
 def build_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str] | None,

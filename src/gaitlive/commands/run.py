@@ -92,12 +92,48 @@ def warm_up_gait(profile: Any, fps: float) -> None:
     stage.flush()
 
 
+def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: Path,
+                source: Any, runner: Any, stats: Any) -> None:
+    """Append the run's sinks to ``sinks`` (so a failure half-way still closes the ones made):
+    output files, the pass printer, the overlay (window or video) and the publisher."""
+    from gaitlive.pipeline import CallbackSink, OutputWriter
+
+    profile = cfg.profile
+    card = getattr(runner, "card", None)
+    n_ind = max(cfg.model.max_individuals, getattr(card, "individuals", 1))
+    sinks.append(OutputWriter(out_dir, profile.bodyparts, n_individuals=n_ind,
+                              camera_id=cfg.camera_id, fps=source.fps,
+                              scorer=Path(cfg.model.path).name))
+    sinks.append(CallbackSink(on_pass=lambda r: print(format_pass(r), flush=True)))
+    if not args.no_overlay:
+        from gaitlive.overlay import OverlaySink, choose_overlay_mode
+        from gaitlive.pipeline import OverlayAdapter
+
+        mode = choose_overlay_mode(cfg.overlay, args.headless, out_dir=out_dir)
+        if mode.window or mode.video_path:
+            ov = OverlaySink(profile, mode.window, mode.video_path, source.fps,
+                             cfg.overlay.queue_size, title=f"gaitlive {cfg.camera_id}")
+            sinks.append(OverlayAdapter(ov, stats, cfg.camera_id))
+            where = " and ".join(x for x in ("a window" if mode.window else "",
+                                             str(mode.video_path or "")) if x)
+            print(f"overlay: {where} ({mode.reason})", flush=True)
+    if cfg.publish.enabled and not args.no_publish:
+        from gaitlive.pipeline import PublisherAdapter
+        from gaitlive.publish import Publisher
+
+        pub = Publisher(cfg.publish, cfg.camera_id, model=Path(cfg.model.path).name)
+        pub.start()
+        sinks.append(PublisherAdapter(pub, stats, profile, camera_id=cfg.camera_id,
+                                      fps=source.fps))
+        print(f"publishing on {pub.endpoint} (side channel {pub.side_endpoint})", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from gaitlive.capture import Capture, FrameSlot, open_source
     from gaitlive.gait.stage import GaitStage
-    from gaitlive.pipeline import CallbackSink, OutputWriter, Pipeline, PipelineStats
+    from gaitlive.pipeline import Pipeline, PipelineStats
     from gaitlive.pose import load_runner
 
     cfg = config_from_args(args)
@@ -128,12 +164,10 @@ def run(args: argparse.Namespace) -> int:
     blocking = not cfg.realtime and not live
     slot = FrameSlot(blocking=blocking, capacity=cfg.queue_size if blocking else 1)
 
-    closers: list[Any] = [source]
+    recorder = None
     sinks: list[Any] = []
-    stats_holder: list[PipelineStats] = []
     try:
         taps = []
-        recorder = None
         if cfg.record.enabled or args.record:
             from gaitlive.record import Recorder
 
@@ -146,38 +180,8 @@ def run(args: argparse.Namespace) -> int:
         gait = GaitStage(profile, fps=source.fps, score_model=_load_score_model(cfg),
                          camera_id=cfg.camera_id)
         warm_up_gait(profile, source.fps)
-        card = getattr(runner, "card", None)
-        n_ind = max(cfg.model.max_individuals, getattr(card, "individuals", 1))
-        sinks.append(OutputWriter(out_dir, profile.bodyparts, n_individuals=n_ind,
-                                  camera_id=cfg.camera_id, fps=source.fps,
-                                  scorer=Path(cfg.model.path).name))
-        sinks.append(CallbackSink(on_pass=lambda r: print(format_pass(r), flush=True)))
         pipeline_stats = PipelineStats()
-        stats_holder.append(pipeline_stats)
-        if not args.no_overlay:
-            from gaitlive.overlay import OverlaySink, choose_overlay_mode
-            from gaitlive.pipeline import OverlayAdapter
-
-            mode = choose_overlay_mode(cfg.overlay, args.headless, out_dir=out_dir)
-            if mode.window or mode.video_path:
-                ov = OverlaySink(profile, mode.window, mode.video_path, source.fps,
-                                 cfg.overlay.queue_size, title=f"gaitlive {cfg.camera_id}")
-                sinks.append(OverlayAdapter(ov, pipeline_stats, cfg.camera_id))
-                where = " and ".join(x for x in (
-                    "a window" if mode.window else "",
-                    str(mode.video_path) if mode.video_path else "") if x)
-                print(f"overlay: {where} ({mode.reason})", flush=True)
-        if cfg.publish.enabled and not args.no_publish:
-            from gaitlive.pipeline import PublisherAdapter
-            from gaitlive.publish import Publisher
-
-            pub = Publisher(cfg.publish, cfg.camera_id, model=Path(cfg.model.path).name)
-            pub.start()
-            sinks.append(PublisherAdapter(pub, pipeline_stats, profile,
-                                          camera_id=cfg.camera_id, fps=source.fps))
-            print(f"publishing on {pub.endpoint} (side channel {pub.side_endpoint})",
-                  flush=True)
-
+        _make_sinks(sinks, cfg, args, out_dir, source, runner, pipeline_stats)
         shape = source.frame_shape
         init = None
         if shape is not None:
@@ -219,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         print(st.format())
         if recorder is not None:
             print(f"recorded {recorder.written} frames ({recorder.dropped} dropped) in "
-                  f"{len(recorder.segments)} file(s) under {recorder.dir}")
+                  f"{len(recorder.segments)} file(s) under {recorder.dir}"
+                  + (f"; recording stopped: {recorder.error}" if recorder.error else ""))
         from gaitlive.fileio import atomic_write_text
 
         atomic_write_text(out_dir / "stats.json", json.dumps(st.summary(), indent=1, default=str))
@@ -228,8 +233,9 @@ def run(args: argparse.Namespace) -> int:
             raise failed
         return 0
     finally:
-        for s in sinks:  # only when setup failed before the pipeline took them over
-            s.close()
-        for c in closers:
-            c.close()
+        for sink in sinks:  # only when setup failed before the pipeline took them over
+            sink.close()
+        if recorder is not None:
+            recorder.close()
+        source.close()
         runner.close()

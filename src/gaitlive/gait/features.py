@@ -46,6 +46,8 @@ asym_<feature>_<a>_<b>
 from __future__ import annotations
 
 import logging
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,7 +85,15 @@ class HistoryLayout:
         return HIST_FIXED + 4 * len(self.legs) + j
 
 
+# plain-Python versions of the statistics for short Python lists (the per-stride values of
+# the live rolling features: much cheaper than numpy's per-call overhead)
+_PY_STAT = {np.median: statistics.median, np.mean: statistics.fmean, np.max: max}
+
+
 def _nanstat(fn, a, default=np.nan):
+    if isinstance(a, list) and fn in _PY_STAT:
+        v = [x for x in a if math.isfinite(x)]
+        return float(_PY_STAT[fn](v)) if v else default
     a = np.asarray(a, dtype=np.float64)
     if a.size == 0:
         return default
@@ -127,7 +137,8 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
     legs = layout.legs
     frames = hist[:, 0]
     f0 = frames[0] if len(frames) else 0.0
-    scale = _nanstat(np.median, hist[:, 1])
+    # the median scale serves the distance features (not the light ones)
+    scale = _nanstat(np.median, hist[:, 1]) if not light else np.nan
     out["duration_s"] = float(len(frames) / fps)
     # rows are consecutive frames (the stage writes one per frame)
     row_of = {int(f): i for i, f in enumerate(frames)} if not light else {}
@@ -147,8 +158,9 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
     # a stride more than 1.6 times the median stride has a missed stance in it, one less
     # than 0.6 times the median a stance split in two: skip them
     periods = [b[0] - a[0] for st in steps for a, b in zip(st[:-1], st[1:], strict=True)]
-    max_period = 1.6 * float(np.median(periods)) if periods else np.inf
-    min_period = 0.6 * float(np.median(periods)) if periods else 0.0
+    med_period = statistics.median(periods) if periods else np.nan
+    max_period = 1.6 * float(med_period) if periods else np.inf
+    min_period = 0.6 * float(med_period) if periods else 0.0
     per_leg: dict[str, list[float]] = {k: [] for k in PER_LEG_FEATURES}
     stride_times = []
     stance_pos = [[foot_at(i, a, b) for a, b in steps[i]] if not light else []
@@ -242,7 +254,7 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
         out["cadence_hz"] = float((len(strikes) - 1) * fps / (strikes[-1] - strikes[0])
                                   * 2.0 / max(2, len(legs)))
     else:
-        out["cadence_hz"] = float(2.0 / np.mean(stride_times)) if stride_times else np.nan
+        out["cadence_hz"] = float(2.0 / statistics.fmean(stride_times)) if stride_times else np.nan
     for name in PER_LEG_FEATURES:
         for i, leg in enumerate(legs):
             out[f"{name}_{leg}"] = float(per_leg[name][i])

@@ -22,18 +22,27 @@ and its velocity is the least-squares slope over ``2*half_fit+1`` filtered sampl
 image scale (leg length in pixels), so it is in leg lengths per second and does not
 depend on the distance to the camera (rear view). A frame is classified
 ``delay = half_med + half_fit`` frames after it arrived. The stance threshold adapts to
-the bird: ``max(stance_floor, stance_rel * peak, 4 * noise speed)`` where ``peak`` is a
-decaying maximum of the foot speeds (a slow, lame bird swings its feet slowly) and the
-noise speed follows from the keypoint jitter measured during stances; leaving a stance
-needs ``hysteresis`` times that. A new state must persist ``min_stance`` / ``min_swing``
-frames (debounce).
+the bird: ``max(stance_floor, stance_rel * peak, NOISE_K * noise speed)`` where ``peak``
+is a decaying maximum of the foot speeds (a slow, lame bird swings its feet slowly) and
+the noise speed follows from the keypoint noise; leaving a stance needs ``hysteresis``
+times that. A new state must persist ``min_stance`` / ``min_swing`` frames (debounce).
 
-Events are then refined on the foothold (the median foot position of the stance): the
-strike moves to the first frame from which the foot sits within 2 noise sigmas of it
-(at most ``MAX_SHIFT`` frames later, ``MAX_EXTEND`` earlier and then only onto frames
-within a quarter of ``foothold_eps`` leg lengths), the lift to the last frame within 3
-sigmas. The strike is reported when the stance is confirmed and refined once more at the
-lift, on the whole stance (the ring holds 64 frames); the lift event carries it.
+The keypoint noise sigma is measured on the bird itself: the frame-to-frame jitter of a
+foot in a confirmed stance (``var(p_u - p_u-1) = 2 sigma^2`` per axis), a running mean
+over the first ``NOISE_N_MAX`` samples and then an exponential average, gated at ~1 % of
+its own distribution.
+
+Events are then refined on the foothold (the median raw foot position of the stance) as
+change points: the strike is the frame k (from ``MAX_EXTEND`` frames before to
+``MAX_SHIFT`` frames after the speed's guess) that minimises the sum over the frames from
+k on of ``|p - foothold|^2 - c``, with ``c = max(CP_K sigma^2 / m, (foothold_eps *
+scale)^2)``; p is the mean of m = 3 frames around each frame where the noise matters (the
+slow last part of a swing in the rear view moves the foot < 1 px per frame, along the line
+of sight). The lift is the frame that minimises the same sum up to it, on single frames
+(``CP_K_LIFT``; a lift is abrupt), within ``MAX_SHIFT_LIFT`` frames before and
+``MAX_EXTEND_LIFT`` after the speed's guess. The strike is reported when the stance is
+confirmed and refined once more at the lift, on the whole stance (the ring holds 64
+frames); the lift event carries it.
 """
 
 from __future__ import annotations
@@ -65,12 +74,20 @@ N_ISTATE = 6
 F_PEAK, F_SCALE, F_NOISE, F_NOISE_N = 0, 1, 2, 3
 N_FSTATE = 4
 NOISE_N_MAX = 50.0  # the noise mean becomes an EMA with rate 1/NOISE_N_MAX
-MAX_SHIFT = 12  # frames an event may move when refined on the stance position
-# ... towards a longer stance (the slow approach to a foothold looks like a stance)
+# frames a strike may move later / earlier than the speed's guess when refined (the slow
+# approach to a foothold looks like a stance to the speed)
+MAX_SHIFT = 12
 MAX_EXTEND = 6
+# ... and a lift earlier / later (a lift is abrupt: the speed finds it within a few frames)
+MAX_SHIFT_LIFT = 6
 MAX_EXTEND_LIFT = 4
-CP_M = 3  # change points: mean position over this many frames
-CP_K = 8.0  # change points: foot off its foothold above sqrt(CP_K - 2) noise sigmas
+# change points (see _dev): a strike is refined on 3-frame mean positions (the slow
+# approach to a foothold in the rear view), a lift on single frames (a lift is abrupt)
+CP_K = 8.0
+CP_K_LIFT = 5.0
+# the spread of a stance around its foothold replaces the noise variance in the change
+# points when it is more than SPREAD times larger (a rolling hoof, drifting keypoints)
+SPREAD = 2.0
 NOISE_K = 4.0  # stance speed threshold >= this many sigmas of the noise speed
 
 
@@ -282,19 +299,47 @@ def _anchor(ring, f0, f1, R, leg, buf):
 
 
 @njit(cache=True)
-def _dev(ring, f, R, leg, ax, ay, sig2, floor2, fmin, fmax):
+def _spread2(ring, f0, f1, R, leg, ax, ay, buf):
+    """Spread of the raw foot positions of frames f0..f1 around (ax, ay), as a variance per
+    axis: median squared distance / (2 ln 2) (for Gaussian noise of sigma^2 per axis the
+    median squared distance is 2 ln 2 sigma^2). Includes the drift of a rolling foot,
+    which the frame-to-frame noise estimate misses. 0 if no frame has a position."""
+    m = 0
+    for f in range(f0, f1 + 1):
+        x = ring[f % R, leg, 0]
+        y = ring[f % R, leg, 1]
+        if x == x and y == y:
+            v = (x - ax) * (x - ax) + (y - ay) * (y - ay)
+            j = m
+            while j > 0 and buf[j - 1] > v:
+                buf[j] = buf[j - 1]
+                j -= 1
+            buf[j] = v
+            m += 1
+    if m == 0:
+        return 0.0
+    med = buf[m // 2] if m % 2 == 1 else 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+    return med / (2.0 * math.log(2.0))
+
+
+@njit(cache=True)
+def _dev(ring, f, half, k, R, leg, ax, ay, sig2, floor2, fmin, fmax):
     """Squared distance of the foot from its foothold (ax, ay) at frame f, minus what
     keypoint noise alone gives: negative when the foot is on the foothold.
 
-    Where the noise matters (``CP_K * sig2 > floor2``) the position is the mean of the
-    raw positions of frames f-1, f, f+1 within [fmin, fmax] and not missing (m of them),
-    else the raw position of f (m = 1); its noise variance is ``sig2 / m`` per axis and
-    the threshold ``max(CP_K * sig2 / m, floor2)``. 0 when all are missing."""
+    The position is the mean of the raw positions of frames f-half..f+half that are
+    within [fmin, fmax] and not missing (m of them; ``half`` is 0 where the noise does
+    not matter, ``k * sig2 <= floor2``), so its noise variance is ``sig2 / m`` per axis;
+    the threshold is ``c = max(k * sig2 / m, floor2)``: a foot off its foothold by more
+    than about ``sqrt((k - 2) / m)`` noise sigmas counts as off. The result is clipped to
+    at most ``c`` (a single wrong keypoint far off counts like any frame off the foothold,
+    not like hundreds). 0 when all are missing."""
+    if k * sig2 <= floor2:
+        half = 0
     sx = 0.0
     sy = 0.0
     m = 0
-    h = CP_M // 2 if CP_K * sig2 > floor2 else 0  # smooth only where the noise matters
-    for g in range(f - h, f + h + 1):
+    for g in range(f - half, f + half + 1):
         if g < fmin or g > fmax:
             continue
         x = ring[g % R, leg, 0]
@@ -307,22 +352,23 @@ def _dev(ring, f, R, leg, ax, ay, sig2, floor2, fmin, fmax):
         return 0.0
     dx = sx / m - ax
     dy = sy / m - ay
-    c = CP_K * sig2 / m
+    c = k * sig2 / m
     if c < floor2:
         c = floor2
-    return dx * dx + dy * dy - c
+    v = dx * dx + dy * dy - c
+    return c if v > c else v  # clipped: a glitch of the track weighs like a frame off it
 
 
 @njit(cache=True)
 def _strike_cp(ring, R, leg, ax, ay, lo, hi, sig2, floor2, fmin, fmax):
     """Change point at a strike: the k in [lo, hi] that minimises ``sum_{f=k}^{hi}``
-    :func:`_dev`, i.e. the foot sits on its foothold from k on (frames after ``hi`` add
-    the same to every k). Ties go to the later frame."""
+    :func:`_dev` (3-frame means, ``CP_K``), i.e. the foot sits on its foothold from k on
+    (frames after ``hi`` add the same to every k). Ties go to the later frame."""
     best = hi
     best_v = 0.0
     acc = 0.0
     for f in range(hi, lo - 1, -1):
-        acc += _dev(ring, f, R, leg, ax, ay, sig2, floor2, fmin, fmax)
+        acc += _dev(ring, f, 1, CP_K, R, leg, ax, ay, sig2, floor2, fmin, fmax)
         if f == hi or acc < best_v:
             best = f
             best_v = acc
@@ -332,13 +378,13 @@ def _strike_cp(ring, R, leg, ax, ay, lo, hi, sig2, floor2, fmin, fmax):
 @njit(cache=True)
 def _lift_cp(ring, R, leg, ax, ay, lo, hi, sig2, floor2, fmin, fmax):
     """Change point at a lift: the l in [lo, hi] that minimises ``sum_{f=lo}^{l}``
-    :func:`_dev`, i.e. the foot sits on its foothold up to l. Ties go to the earlier
-    frame."""
+    :func:`_dev` (single frames, ``CP_K_LIFT``), i.e. the foot sits on its foothold up
+    to l. Ties go to the earlier frame."""
     best = lo
     best_v = 0.0
     acc = 0.0
     for f in range(lo, hi + 1):
-        acc += _dev(ring, f, R, leg, ax, ay, sig2, floor2, fmin, fmax)
+        acc += _dev(ring, f, 0, CP_K_LIFT, R, leg, ax, ay, sig2, floor2, fmin, fmax)
         if f == lo or acc < best_v:
             best = f
             best_v = acc
@@ -378,7 +424,8 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
     Returns
     -------
     int
-        ``u``, the frame whose contact state was decided (``t - delay``).
+        Number of strike and lift events written to ``events`` (0: none this frame). The
+        contact state decided at this call is that of frame ``u = t - delay``.
     """
     R = ring.shape[0]
     n_legs = foot_idx.shape[0]
@@ -455,7 +502,7 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
     # ---- contact state of frame u = t - delay
     u = t - delay
     if u < 0:
-        return u
+        return 0
     buf = np.empty(max(2 * (half_med + half_fit) + 1, R))
     # scale at u: median over the filter support, else the last good scale
     s_u = _nanmedian_1d(ring_scale, (u - delay) % R + R, 2 * delay + 1, R, buf)
@@ -614,6 +661,12 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
                                 fstate[ia + 1] = ay
                         ax = fstate[ia]
                         ay = fstate[ia + 1]
+                        # the foot's spread around this foothold (noise and the drift of a
+                        # rolling foot): a frame counts as off it beyond that
+                        if last >= lo and ax == ax:
+                            sp2 = _spread2(ring, lo, last, R, leg, ax, ay, buf)
+                            if sp2 > SPREAD * sig2:
+                                sig2 = sp2
                         if s0 >= 0 and s0 > oldest and ax == ax:
                             lo = s0 - MAX_EXTEND
                             if lo < oldest:
@@ -625,7 +678,7 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
                                 istate[leg, I_STRIKE] = _strike_cp(
                                     ring, R, leg, ax, ay, lo, hi, sig2, floor2, oldest, t)
                         if ax == ax:
-                            lo = last - MAX_SHIFT
+                            lo = last - MAX_SHIFT_LIFT
                             if lo < istate[leg, I_STRIKE]:
                                 lo = istate[leg, I_STRIKE]
                             if lo < oldest:
@@ -667,4 +720,10 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
         if row_u >= 0:
             hist[row_u, c_state + leg] = istate[leg, I_STATE]
             hist[row_u, c_speed + leg] = sp
-    return u
+    n_events = 0
+    for leg in range(n_legs):
+        if events[leg, 0] >= 0:
+            n_events += 1
+        if events[leg, 1] >= 0:
+            n_events += 1
+    return n_events

@@ -13,7 +13,7 @@ import numpy as np
 
 from gaitlive.gait.kernels import (
     CP_K,
-    CP_M,
+    CP_K_LIFT,
     F_NOISE,
     F_NOISE_N,
     F_PEAK,
@@ -28,9 +28,11 @@ from gaitlive.gait.kernels import (
     MAX_EXTEND,
     MAX_EXTEND_LIFT,
     MAX_SHIFT,
+    MAX_SHIFT_LIFT,
     N_FSTATE,
     NOISE_K,
     NOISE_N_MAX,
+    SPREAD,
     STANCE,
     SWING,
     UNKNOWN,
@@ -73,23 +75,24 @@ def skeleton_frame_ref(pose: np.ndarray, pcutoff: float, required_idx: np.ndarra
     return n_present, complete, float(scale)
 
 
-def _dev_ref(ring: np.ndarray, f: int, leg: int, anchor: np.ndarray, sig2: float,
-             floor2: float, fmin: int, fmax: int) -> float:
+def _dev_ref(ring: np.ndarray, f: int, half: int, k: float, leg: int, anchor: np.ndarray,
+             sig2: float, floor2: float, fmin: int, fmax: int) -> float:
     """numpy version of :func:`gaitlive.gait.kernels._dev`."""
     R = ring.shape[0]
-    h = CP_M // 2 if CP_K * sig2 > floor2 else 0
-    frames = [g for g in range(f - h, f + h + 1) if fmin <= g <= fmax]
+    half = half if k * sig2 > floor2 else 0
+    frames = [g for g in range(f - half, f + half + 1) if fmin <= g <= fmax]
     p = ring[np.array(frames, dtype=np.int64) % R, leg] if frames else np.zeros((0, 2))
     p = p[np.isfinite(p).all(axis=1)]
     if len(p) == 0:
         return 0.0
     d = p.sum(axis=0) / len(p) - anchor
-    return float(d[0] * d[0] + d[1] * d[1] - max(CP_K * sig2 / len(p), floor2))
+    c = max(k * sig2 / len(p), floor2)
+    return float(min(d[0] * d[0] + d[1] * d[1] - c, c))
 
 
 def _strike_cp_ref(ring, leg, anchor, lo, hi, sig2, floor2, fmin, fmax) -> int:
     """Strike change point: argmin over k in [lo, hi] of the suffix sum up to hi."""
-    g = [_dev_ref(ring, f, leg, anchor, sig2, floor2, fmin, fmax)
+    g = [_dev_ref(ring, f, 1, CP_K, leg, anchor, sig2, floor2, fmin, fmax)
          for f in range(hi, lo - 1, -1)]
     acc = np.cumsum(g)  # acc[i]: frames hi - i .. hi; ties go to the latest frame
     return hi - int(np.argmin(acc))
@@ -97,7 +100,8 @@ def _strike_cp_ref(ring, leg, anchor, lo, hi, sig2, floor2, fmin, fmax) -> int:
 
 def _lift_cp_ref(ring, leg, anchor, lo, hi, sig2, floor2, fmin, fmax) -> int:
     """Lift change point: argmin over l in [lo, hi] of the prefix sum from lo."""
-    g = [_dev_ref(ring, f, leg, anchor, sig2, floor2, fmin, fmax) for f in range(lo, hi + 1)]
+    g = [_dev_ref(ring, f, 0, CP_K_LIFT, leg, anchor, sig2, floor2, fmin, fmax)
+         for f in range(lo, hi + 1)]
     acc = np.cumsum(g)  # acc[i]: frames lo .. lo + i; ties go to the earliest frame
     return lo + int(np.argmin(acc))
 
@@ -144,7 +148,7 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
 
     u = t - delay
     if u < 0:
-        return u
+        return 0
     frames = np.arange(u - delay, u + delay + 1) % R
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -244,13 +248,21 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
                             if np.isfinite(a[0]):
                                 fstate[ia:ia + 2] = a
                         anchor = fstate[ia:ia + 2].copy()
+                        if last >= lo and np.isfinite(anchor[0]):
+                            p = ring[np.arange(lo, last + 1) % R, leg]
+                            p = p[np.isfinite(p).all(axis=1)]
+                            if len(p):
+                                d2 = (p[:, 0] - anchor[0]) ** 2 + (p[:, 1] - anchor[1]) ** 2
+                                sp2 = float(np.median(d2)) / (2.0 * np.log(2.0))
+                                if sp2 > SPREAD * sig2:
+                                    sig2 = sp2
                         if s0 >= 0 and s0 > oldest and np.isfinite(anchor[0]):
                             lo, hi = max(s0 - MAX_EXTEND, oldest), min(s0 + MAX_SHIFT, last)
                             if hi >= lo:
                                 istate[leg, I_STRIKE] = _strike_cp_ref(
                                     ring, leg, anchor, lo, hi, sig2, floor2, oldest, t)
                         if np.isfinite(anchor[0]):
-                            lo = max(last - MAX_SHIFT, istate[leg, I_STRIKE], oldest)
+                            lo = max(last - MAX_SHIFT_LIFT, istate[leg, I_STRIKE], oldest)
                             hi = min(last + MAX_EXTEND_LIFT, t)
                             if hi >= lo:
                                 last = _lift_cp_ref(ring, leg, anchor, lo, hi, sig2, floor2,
@@ -272,4 +284,4 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
         if row_u >= 0:
             hist[row_u, c_state + leg] = istate[leg, I_STATE]
             hist[row_u, c_speed + leg] = sp
-    return u
+    return int((events[:, :2] >= 0).sum())

@@ -183,6 +183,11 @@ class GaitStage:
         self.min_pass_frames = max(1, int(round(g.min_pass_s * self.fps)))
         self.window_frames = max(2, int(round(g.window_s * self.fps)))
         self.pcutoff = float(profile.pcutoff)
+        lay = self.layout
+        # the kernel's per-stage arguments, in its order (one tuple: fewer lookups per call)
+        self._kconst = (self.pcutoff, self.fps, lay.required_idx, lay.angle_idx, lay.seg_idx,
+                        lay.n_scale_legs, lay.foot_idx, lay.hock_idx, lay.body_idx,
+                        lay.head_idx, self.params)
         self.n_kp = profile.n_keypoints
         self.tracks: list[_Track] = []
         self._rows_buf = np.zeros(4, np.int64)
@@ -362,22 +367,17 @@ class GaitStage:
             tr.hist = grown
         u = frame - self.delay
         row_u = u - tr.start_frame
-        self._kernel(frame, pose, self.pcutoff, self.fps, lay.required_idx,
-                           lay.angle_idx, lay.seg_idx, lay.n_scale_legs, lay.foot_idx,
-                           lay.hock_idx, lay.body_idx, lay.head_idx, self.params, tr.ring,
-                           tr.ring_scale, tr.istate, tr.fstate, tr.hist, row_t,
-                           row_u if row_u >= 0 else -1, tr.events, tr.tmp_angles,
-                           tr.tmp_ratios)
+        n_events = self._kernel(frame, pose, *self._kconst, tr.ring, tr.ring_scale, tr.istate,
+                                tr.fstate, tr.hist, row_t, row_u if row_u >= 0 else -1,
+                                tr.events, tr.tmp_angles, tr.tmp_ratios)
         tr.next_frame = frame + 1
         tr.pose_row = row
         s = tr.hist[row_t, 1]
         if s == s:
             tr.scale = s
-        if row_u < 0:
+        if n_events == 0 or row_u < 0:
             return
         ev = tr.events
-        if ev.max() < 0:  # no strike, no lift (column 2 is set only with a lift)
-            return
         legs = lay.hist.legs
         lifted = False
         for leg in range(len(legs)):
@@ -405,14 +405,14 @@ class GaitStage:
 
     def _track_state(self, tr: _Track) -> TrackState:
         lay = self.layout
-        row = tr.hist[tr.next_frame - 1 - tr.start_frame]
         c = self._c_angles
-        angles = dict(zip(lay.hist.angles, row[c:c + len(lay.hist.angles)].tolist(),
-                          strict=True))
-        stance = dict(zip(lay.hist.legs, (tr.istate[:, kernels.I_STATE] == kernels.STANCE
-                                          ).tolist(), strict=True))
+        names = lay.hist.angles
+        row = tr.hist[tr.next_frame - 1 - tr.start_frame, :c + len(names)].tolist()
+        states = tr.istate[:, kernels.I_STATE].tolist()
         return TrackState(individual=tr.individual, pass_id=tr.pass_id, pose_row=tr.pose_row,
-                          complete=bool(row[7] == 1.0), angles=angles, stance=stance,
+                          complete=row[7] == 1.0, angles=dict(zip(names, row[c:], strict=True)),
+                          stance={leg: st == kernels.STANCE
+                                  for leg, st in zip(lay.hist.legs, states, strict=True)},
                           features=tr.rolling, n_steps=tr.n_steps, scale_px=float(tr.scale))
 
     def _finish(self, tr: _Track, upd: GaitUpdate) -> PassResult | None:

@@ -23,7 +23,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from gaitlive.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -253,14 +254,11 @@ def _yaml():
 
 
 def _write_yaml_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".yaml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
             _yaml().dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-side",
@@ -349,15 +347,11 @@ def register_video(config_path: str | os.PathLike[str], video: str | os.PathLike
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp, image):
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), image):
             raise FrameSelectionError(f"{path}: could not write the image")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def extract_frames(video: str | os.PathLike[str], project: str | os.PathLike[str], n: int = 20,

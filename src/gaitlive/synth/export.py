@@ -24,7 +24,6 @@ import datetime
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ import cv2
 import numpy as np
 
 from gaitlive.dlcio import PoseData, write_collected_data, write_pose
+from gaitlive.fileio import atomic_write_bytes
 from gaitlive.synth.kinematics import BODYPARTS
 from gaitlive.synth.world import SynthSequence, simulate_sequence
 
@@ -51,19 +51,6 @@ PROJECT_SCORER = "synth"
 
 class SynthExportError(ValueError):
     """Bad output location or options (the message names the path or value)."""
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _umask() -> int:
@@ -118,7 +105,7 @@ def write_truth(seq: SynthSequence, out_dir: str | os.PathLike[str], stem: str,
         **(extra or {}),
     }
     js = out / f"{stem}_truth.json"
-    _atomic_text(js, json.dumps(_jsonable(meta), indent=1))
+    atomic_write_bytes(js, json.dumps(_jsonable(meta), indent=1).encode())
     rows = []
     for p in seq.passes:
         for foot in ("left", "right"):
@@ -128,7 +115,7 @@ def write_truth(seq: SynthSequence, out_dir: str | os.PathLike[str], stem: str,
     steps = out / f"{stem}_truth_steps.csv"
     lines = ["individual,pass_id,foot,strike_frame,lift_frame,severity"]
     lines += [",".join(str(v) for v in r) for r in rows]
-    _atomic_text(steps, "\n".join(lines) + "\n")
+    atomic_write_bytes(steps, ("\n".join(lines) + "\n").encode())
     return {"h5": h5, "csv": h5.with_suffix(".csv"), "json": js, "steps": steps}
 
 
@@ -441,15 +428,16 @@ def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int 
                     on_clip(r.index, r.n_frames)
             # rewritten after every batch: an interrupted run still leaves a valid project
             cfg = project_config(out, video_sets, task=task, scorer=PROJECT_SCORER, date=date)
-            _atomic_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+            atomic_write_bytes(out / "config.yaml",
+                               yaml.safe_dump(cfg, sort_keys=False).encode())
     finally:
         if pool is not None:
             pool.shutdown()
         if bar is not None:
             bar.close()
-    _atomic_text(out / "synth_project.json", json.dumps(
+    atomic_write_bytes(out / "synth_project.json", json.dumps(
         {"seed": seed, "frames": summary.n_frames, "clips": summary.n_clips,
          "views": summary.views, "species": summary.species, "scale": scale,
          "frames_per_clip": frames_per_clip, "labels": summary.n_labels,
-         "missing": summary.n_missing}, indent=1))
+         "missing": summary.n_missing}, indent=1).encode())
     return summary

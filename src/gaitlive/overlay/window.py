@@ -1,0 +1,59 @@
+"""Showing the overlay in an OpenCV HighGUI window: is there a display, and a :class:`Window`
+that opens on the first image and reports when the user quits."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+__all__ = ["Window", "display_available"]
+
+_QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
+
+
+def display_available() -> bool:
+    """Whether a window can be opened: on Linux, an X11 or Wayland display is set."""
+    if os.name == "nt" or os.uname().sysname == "Darwin":
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class Window:
+    """An OpenCV window titled ``title``, opened (resizable, sized to the image) by the
+    first :meth:`show`."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.is_open = False
+
+    def show(self, image: np.ndarray) -> bool:
+        """Show ``image`` and run the event loop for 1 ms; whether 'q' or Esc was pressed."""
+        if not self.is_open:
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
+                            | cv2.WINDOW_GUI_NORMAL)
+            cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
+            self.is_open = True
+        cv2.imshow(self.title, image)
+        return self.quit_key_pressed()
+
+    def quit_key_pressed(self) -> bool:
+        """Run the event loop for 1 ms (when open); whether 'q' or Esc was pressed."""
+        return self.is_open and (cv2.waitKey(1) & 0xFF) in _QUIT_KEYS
+
+    def closed_by_user(self) -> bool:
+        """Whether the open window was closed with its close button (raises ``cv2.error``
+        when HighGUI no longer knows it)."""
+        return self.is_open and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+
+    def close(self) -> None:
+        """Close the window if it is open (never raises a ``cv2.error``)."""
+        if not self.is_open:
+            return
+        self.is_open = False
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
