@@ -120,7 +120,9 @@ def test_late_listener_fills_the_gap_from_the_advertised_side_channel(tmp_path):
             th.join(10)
     store.close()
     assert _rows(tmp_path / "farm.sqlite") == [(i + 1, i) for i in range(8)]
-    assert listener.caught_up == 5 and listener.open_gaps() == []
+    # the 5 passes sent before it started come by catch-up; a later one may too when it is
+    # published while the catch-up is under way (then its live copy is the duplicate)
+    assert 5 <= listener.caught_up <= 8 and listener.open_gaps() == []
 
 
 def test_gaps_the_journal_cannot_fill_are_recorded(tmp_path, caplog):

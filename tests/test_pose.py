@@ -284,3 +284,22 @@ def test_cli_error_for_bad_model(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "gaitlive evaluate: error:" in err
+
+
+def test_multi_animal_model_passes_through(tmp_path):
+    """A multi-animal bottom-up DLC model (heatmaps + part-affinity fields, 3 individuals)
+    returns (n_detections, n_kp, 3), cropping offsets applied to every individual."""
+    model = make_tiny_pytorch_export(tmp_path / "ma", ["a", "b", "c", "d"], individuals=3,
+                                     seed=1)
+    assert read_model_card(model).individuals == 3
+    img = _frame(5, 240, 320)
+    with load_runner(model, ModelSettings(warmup_frames=0)) as r:
+        pose = r.get_pose(img)
+        assert pose.dtype == np.float32 and pose.shape[1:] == (4, 3)
+        assert 1 <= pose.shape[0] <= 3
+        sub = np.ascontiguousarray(img[40:200, 60:300])
+        direct = r.get_pose(sub)
+        cropped = r.get_pose(img, crop=(60, 300, 40, 200))
+    assert cropped.shape == direct.shape
+    np.testing.assert_allclose(cropped[..., 0], direct[..., 0] + 60, atol=1e-3)
+    np.testing.assert_allclose(cropped[..., 1], direct[..., 1] + 40, atol=1e-3)

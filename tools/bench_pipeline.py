@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=str(DEFAULT_MODEL), help="DLC-Live export folder")
     ap.add_argument("--config", default=None, help="run config (default configs/default.yaml)")
     ap.add_argument("--frames", type=int, default=600, help="frames per run")
-    ap.add_argument("--repeats", type=int, default=3,
+    ap.add_argument("--repeats", type=int, default=5,
                     help="baseline/pipeline pairs (the best of each is reported)")
     ap.add_argument("--no-live", action="store_true", help="skip the real-time latency run")
     ap.add_argument("--truth", default=None,

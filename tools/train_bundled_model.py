@@ -168,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     from gaitlive.offline.export import write_model_card
 
     write_model_card(out, card)
-    for f in ("metrics.csv", "gallery.png"):
-        src = work / "eval-heldout" / f
-        if src.is_file():
-            (out / f"heldout-{f}").write_bytes(src.read_bytes())
+    (out / "heldout-metrics.csv").write_bytes((work / "eval-heldout" / "metrics.csv").read_bytes())
+    import cv2  # the gallery as JPEG: a fifth of the PNG's size
+
+    gallery = cv2.imread(str(work / "eval-heldout" / "gallery.png"))
+    cv2.imwrite(str(out / "heldout-gallery.jpg"), gallery, [cv2.IMWRITE_JPEG_QUALITY, 85])
     print(json.dumps(metrics["targets"]))
     print(f"bundled model written to {out}")
     return 0

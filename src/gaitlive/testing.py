@@ -39,7 +39,7 @@ def make_tiny_pytorch_export(directory: str | Path, bodyparts: Sequence[str] = P
                              deepen_factor: float = 0.33, heatmap_stride: int = 16,
                              seed: int = 0, half: bool = False,
                              skeleton: Sequence[tuple[str, str]] = (),
-                             name: str = "tiny") -> Path:
+                             name: str = "tiny", individuals: int = 1) -> Path:
     """Write a tiny DeepLabCut-Live PyTorch export with random weights.
 
     Parameters
@@ -62,6 +62,8 @@ def make_tiny_pytorch_export(directory: str | Path, bodyparts: Sequence[str] = P
         Written into the card.
     name : str
         File stem of the ``.pt``.
+    individuals : int
+        More than 1: a multi-animal bottom-up model (heatmaps + part-affinity fields).
 
     Returns
     -------
@@ -76,7 +78,7 @@ def make_tiny_pytorch_export(directory: str | Path, bodyparts: Sequence[str] = P
     out.mkdir(parents=True, exist_ok=True)
     cfg = build_pose_model_config(list(bodyparts), net=net, project_path=out,
                                   widen_factor=widen_factor, deepen_factor=deepen_factor,
-                                  heatmap_stride=heatmap_stride)
+                                  heatmap_stride=heatmap_stride, individuals=individuals)
     from deeplabcut.pose_estimation_pytorch.models import PoseModel
 
     torch.manual_seed(seed)

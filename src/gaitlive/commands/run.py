@@ -111,8 +111,12 @@ def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: P
 
         mode = choose_overlay_mode(cfg.overlay, args.headless, out_dir=out_dir)
         if mode.window or mode.video_path:
+            # an offline replay (--no-realtime into a movie) draws every frame; live, the
+            # sink skips frames rather than slow anything down
+            lossless = (not cfg.realtime and not source.reconnectable and not mode.window)
             ov = OverlaySink(profile, mode.window, mode.video_path, source.fps,
-                             cfg.overlay.queue_size, title=f"gaitlive {cfg.camera_id}")
+                             cfg.overlay.queue_size, title=f"gaitlive {cfg.camera_id}",
+                             lossless=lossless)
             sinks.append(OverlayAdapter(ov, stats, cfg.camera_id))
             where = " and ".join(x for x in ("a window" if mode.window else "",
                                              str(mode.video_path or "")) if x)

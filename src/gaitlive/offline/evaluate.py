@@ -246,11 +246,14 @@ def _fmt(v: float, nd: int = 3) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
+    from gaitlive.offline.project import _umask
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -295,8 +298,9 @@ def write_gallery(path: str | Path, images: Sequence[Path], gt: np.ndarray, pred
             if np.all(np.isfinite(p)):
                 th = 2 if pred[i, k, 2] >= pcutoff else 1
                 cv2.drawMarker(img, _pt(p), c, cv2.MARKER_TILTED_CROSS, 8, th, cv2.LINE_AA)
-        label = titles[i] if titles is not None else Path(images[i]).name
-        cv2.putText(img, str(label)[-40:], (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+        label = titles[i] if titles is not None else \
+            f"{Path(images[i]).parent.name}/{Path(images[i]).name}"
+        cv2.putText(img, str(label)[-44:], (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                     (255, 255, 255), 1, cv2.LINE_AA)
         tiles.append(img)
     h = max(t.shape[0] for t in tiles)

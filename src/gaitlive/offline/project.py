@@ -35,6 +35,12 @@ class ProjectError(ValueError):
     """A DeepLabCut project is unusable (the message names the file and what was expected)."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same folder + rename)."""
     path = Path(path)
@@ -43,6 +49,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -88,7 +95,7 @@ def set_backbone_size(model_cfg: dict[str, Any], *, widen_factor: float | None =
         model["backbone_output_channels"] = int(1024 * bb["widen_factor"])
     out_ch = int(model["backbone_output_channels"])
     for head in model.get("heads", {}).values():
-        for key in ("heatmap_config", "locref_config"):
+        for key in ("heatmap_config", "locref_config", "paf_config"):
             hc = head.get(key)
             if not hc:
                 continue
@@ -108,7 +115,7 @@ def set_backbone_size(model_cfg: dict[str, Any], *, widen_factor: float | None =
 
 
 def build_pose_model_config(bodyparts: list[str], *, net: str = "cspnext_s",
-                            project_path: str | Path = ".",
+                            project_path: str | Path = ".", individuals: int = 1,
                             widen_factor: float | None = None,
                             deepen_factor: float | None = None,
                             heatmap_stride: int | None = None) -> dict[str, Any]:
@@ -122,6 +129,9 @@ def build_pose_model_config(bodyparts: list[str], *, net: str = "cspnext_s",
         DeepLabCut net type (``cspnext_s``, ``resnet_50``, ``hrnet_w32`` ...).
     project_path : str or Path
         Written into the metadata.
+    individuals : int
+        More than 1: a multi-animal bottom-up model (DeepLabCut's heatmap + part-affinity
+        field head, ``DLCRNetHead``), outputting ``(n_detections, n_kp, 3)``.
     widen_factor, deepen_factor, heatmap_stride :
         See :func:`set_backbone_size`.
 
@@ -132,9 +142,15 @@ def build_pose_model_config(bodyparts: list[str], *, net: str = "cspnext_s",
     """
     from deeplabcut.pose_estimation_pytorch.config import PoseConfig
 
+    multi = individuals > 1
     proj = dict(Task="gaitlive", scorer="gaitlive", date="", project_path=str(project_path),
-                multianimalproject=False, bodyparts=list(bodyparts), individuals=None,
-                uniquebodyparts=[], identity=None, TrainingFraction=[0.95], iteration=0,
+                multianimalproject=multi,
+                bodyparts="MULTI!" if multi else list(bodyparts),
+                multianimalbodyparts=list(bodyparts) if multi else [],
+                individuals=[f"individual{i + 1}" for i in range(individuals)] if multi
+                else None,
+                uniquebodyparts=[], identity=False if multi else None,
+                TrainingFraction=[0.95], iteration=0,
                 default_net_type=net, snapshotindex=-1, detector_snapshotindex=-1,
                 batch_size=1, video_sets={}, skeleton=[], engine="pytorch")
     cfg = PoseConfig.build(proj, Path(project_path) / "pytorch_config.yaml", net_type=net,
