@@ -173,3 +173,47 @@ def test_a_bird_leaving_is_not_taken_for_the_next_one_coming_in():
     assert len(passes) == 2
     assert passes[0].end_frame <= a.end_frame
     assert passes[1].start_frame >= len(pa) + len(gap)
+
+
+def _with_gait(prof, **changes):
+    import dataclasses
+
+    return dataclasses.replace(prof, gait=dataclasses.replace(prof.gait, **changes))
+
+
+def test_implausible_step_timing_guards():
+    """min_stance_s, min_swing_s and max_cadence_hz on a side pass with exact truth."""
+    prof = load_profile("broiler-side")
+    model = load_score_model(MODELS_DIR / "score-side.json")
+    sp = simulate_pass(severity=1, view="side", seed=503)
+    fps = sp.fps
+
+    def run(p):
+        steps, passes = GaitStage(p, fps=fps, score_model=model).run_series(sp.poses)
+        assert len(passes) == 1
+        return [(s.foot, s.strike_frame, s.lift_frame) for s in steps if s.kind == "lift"], \
+            passes[0]
+
+    # real stances are far longer than the defaults: they change nothing
+    lifts0, p0 = run(_with_gait(prof, min_stance_s=0.0, max_cadence_hz=1000.0))
+    lifts, p = run(prof)
+    assert lifts == lifts0 and p.scored and p.score == p0.score
+    assert prof.gait.min_stance_s == 0.15 and prof.gait.max_cadence_hz == 5.0
+    # a minimum stance longer than every true stance: no step at all
+    longest = max(b - a + 1 for foot in ("left", "right")
+                  for a, b in zip(sp.strikes[foot], sp.lifts[foot]) if b > a) / fps
+    lifts, p = run(_with_gait(prof, min_stance_s=longest + 0.2))
+    assert lifts == [] and p.n_steps == 0 and not p.scored
+    assert p.reason == "0 steps < min_steps 4"
+    # a minimum swing longer than the pass: each foot's stances join into one, which
+    # begins at the first detected strike of that foot
+    lifts, p = run(_with_gait(prof, min_swing_s=60.0))
+    assert p.n_steps == 2 and not p.scored
+    for foot in ("left", "right"):
+        first = min(s for f, s, _l in lifts0 if f == foot)
+        assert {s for f, s, _l in lifts if f == foot} == {first}
+    # cadence above the plausible maximum: reported, not scored
+    cad = p0.features["cadence_hz"]
+    _lifts, p = run(_with_gait(prof, max_cadence_hz=0.5 * cad))
+    assert not p.scored and p.reason == f"cadence {cad:.1f}/s > max_cadence_hz {0.5 * cad:g}"
+    assert p.features["cadence_hz"] == cad and p.n_steps == p0.n_steps

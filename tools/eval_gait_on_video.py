@@ -47,13 +47,23 @@ def _stage_on_poses(poses, profile, fps, model):
     return stances, passes
 
 
-def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | None):
+def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | None,
+                    reuse: bool = False):
     from gaitlive.analyze import analyze_file
-    from gaitlive.config import ModelSettings
+    from gaitlive.config import load_config
     from gaitlive.synth.export import write_video_set
 
+    cached = out / "analysis" / f"{stem}.h5"
+    if reuse and cached.exists():
+        # the model's poses of an earlier run: only the gait stage runs again
+        res = analyze_file(cached, out / "analysis-reuse", profile, fps=sp.fps,
+                           score_model=model, movie=False)
+        stances = [(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"]
+        return stances, res.passes
     paths = write_video_set(sp, out, stem)
-    settings = ModelSettings(path=model_path) if model_path else ModelSettings()
+    # the run config's model settings (resize 0.5 for the bundled model), as gaitlive analyze
+    overrides = {"model.path": model_path} if model_path else {}
+    settings = load_config(overrides=overrides).model
     res = analyze_file(paths["mp4"], out / "analysis", profile, fps=sp.fps, score_model=model,
                        model_path=model_path, model_settings=settings, movie=False)
     stances = [(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"]
@@ -61,7 +71,8 @@ def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | 
 
 
 def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
-             model_path: str | None = None, out: Path | None = None) -> dict:
+             model_path: str | None = None, out: Path | None = None,
+             reuse: bool = False) -> dict:
     from scipy.stats import spearmanr
 
     from gaitlive.config import load_profile
@@ -86,7 +97,7 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
             else:
                 assert out is not None
                 stances, passes = _stage_on_video(sp, profile, model, out,
-                                                  f"{view}-s{severity}-{seed}", model_path)
+                                                  f"{view}-s{severity}-{seed}", model_path, reuse)
             # the pass that overlaps the truth most
             passes = [q for q in passes if q.end_frame >= sp.start_frame
                       and q.start_frame <= sp.end_frame]
@@ -124,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="DLC-Live model (--poses model)")
     ap.add_argument("--out", default="eval-gait", help="work folder for rendered videos")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--reuse", action="store_true",
+                    help="--poses model: reuse the pose files of an earlier run in --out "
+                         "(only the gait stage runs again)")
     args = ap.parse_args(argv)
     seeds = list(range(args.seed, args.seed + args.passes))
     rows = []
@@ -131,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for view in ("side", "rear"):
         for noise in noises:
             r = evaluate(view, poses_from=args.poses, noise=noise, seeds=seeds,
-                         model_path=args.model, out=Path(args.out))
+                         model_path=args.model, out=Path(args.out), reuse=args.reuse)
             rows.append(r)
             print(json.dumps(r), flush=True)
     if args.json:

@@ -133,6 +133,14 @@ class GaitSettings:
     # Frames a stance/swing state must persist before it is accepted (debounce).
     min_stance_frames: int = _field(2, lo=1, hi=1000)
     min_swing_frames: int = _field(2, lo=1, hi=1000)
+    # Plausible step timing: a stance shorter than min_stance_s is no step, and a swing
+    # shorter than min_swing_s joins the stances around it (pose-model noise splits and
+    # fakes short stances; a bird does not step at 10 Hz). The swing of a lame bird can be
+    # 0.15 s and detected a few frames shorter, so min_swing_s is off (0) by default.
+    min_stance_s: float = _field(0.15, lo=0.0, hi=10.0)
+    min_swing_s: float = _field(0.0, lo=0.0, hi=10.0)
+    # A pass whose cadence (steps/s) is above this is not scored (noise, not gait).
+    max_cadence_hz: float = _field(5.0, lo=0.0, hi=1000.0)
     smoothing_frames: int = _field(3, lo=1, hi=101)
     window_s: float = _field(4.0, lo=0.1, hi=600.0)
     min_steps: int = _field(4, lo=1, hi=1000)

@@ -89,6 +89,10 @@ CP_K_LIFT = 5.0
 # points when it is more than SPREAD times larger (a rolling hoof, drifting keypoints)
 SPREAD = 2.0
 NOISE_K = 4.0  # stance speed threshold >= this many sigmas of the noise speed
+# the noise estimate accepts a frame-to-frame step (per axis, half the squared distance)
+# below max(4.5 x its own variance, (NOISE_GATE_REL leg lengths)^2): the floor lets it
+# grow from zero to a pose model's noise of several pixels
+NOISE_GATE_REL = 0.03
 
 
 def n_fstate(n_legs: int) -> int:
@@ -709,8 +713,8 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
             if x == x and y == y and x0 == x0 and y0 == y0:
                 d2 = 0.25 * ((x - x0) ** 2 + (y - y0) ** 2)
                 gate = 4.5 * fstate[F_NOISE]
-                if gate < (0.03 * s_u) ** 2:
-                    gate = (0.03 * s_u) ** 2
+                if gate < (NOISE_GATE_REL * s_u) ** 2:
+                    gate = (NOISE_GATE_REL * s_u) ** 2
                 if d2 < gate:
                     n = fstate[F_NOISE_N] + 1.0
                     if n > NOISE_N_MAX:

@@ -30,6 +30,7 @@ from gaitlive.gait.kernels import (
     MAX_SHIFT,
     MAX_SHIFT_LIFT,
     N_FSTATE,
+    NOISE_GATE_REL,
     NOISE_K,
     NOISE_N_MAX,
     SPREAD,
@@ -278,7 +279,7 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
             p, p0 = ring[u % R, leg], ring[(u - 1) % R, leg]
             if np.isfinite(p).all() and np.isfinite(p0).all():
                 d2 = 0.25 * ((p[0] - p0[0]) ** 2 + (p[1] - p0[1]) ** 2)
-                if d2 < max(4.5 * fstate[F_NOISE], (0.03 * s_u) ** 2):
+                if d2 < max(4.5 * fstate[F_NOISE], (NOISE_GATE_REL * s_u) ** 2):
                     fstate[F_NOISE_N] = min(fstate[F_NOISE_N] + 1.0, NOISE_N_MAX)
                     fstate[F_NOISE] += (d2 - fstate[F_NOISE]) / fstate[F_NOISE_N]
         if row_u >= 0:

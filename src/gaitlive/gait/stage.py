@@ -181,6 +181,10 @@ class GaitStage:
         # a bird last seen only partly (fewer than min_present_keypoints) has left after this
         self.leave_frames = min(self.lost_frames, max(3, int(round(0.1 * self.fps))))
         self.min_pass_frames = max(1, int(round(g.min_pass_s * self.fps)))
+        # plausible step timing (pose-model noise splits stances into short pieces): a
+        # stance shorter than this is no step, a swing shorter than this joins its stances
+        self.min_stance_step = max(1, int(math.ceil(g.min_stance_s * self.fps - 1e-9)))
+        self.min_swing_step = max(0, int(math.ceil(g.min_swing_s * self.fps - 1e-9)))
         self.window_frames = max(2, int(round(g.window_s * self.fps)))
         self.pcutoff = float(profile.pcutoff)
         lay = self.layout
@@ -383,7 +387,14 @@ class GaitStage:
         for leg in range(len(legs)):
             if ev[leg, 1] >= 0:
                 s0, l0 = int(ev[leg, 2]), int(ev[leg, 1])
-                if s0 >= tr.start_frame:
+                prev = tr.steps[leg][-1] if tr.steps[leg] else None
+                if prev is not None and s0 - prev[1] - 1 < self.min_swing_step:
+                    # a swing too short to be one: the previous stance went on (its lift
+                    # event is superseded by this one, which carries the same strike)
+                    s0 = prev[0]
+                    tr.steps[leg].pop()
+                    tr.n_steps -= 1
+                if s0 >= tr.start_frame and l0 - s0 + 1 >= self.min_stance_step:
                     tr.steps[leg].append((s0, l0))
                     tr.n_steps += 1
                     lifted = True
@@ -432,8 +443,13 @@ class GaitStage:
         n_steps = sum(len(s) for s in steps)
         res: dict[str, Any] = {}
         min_steps = self.profile.gait.min_steps
+        cadence = feats.get("cadence_hz", math.nan)
+        max_cadence = self.profile.gait.max_cadence_hz
         if n_steps < min_steps:
             res["reason"] = f"{n_steps} steps < min_steps {min_steps}"
+        elif cadence > max_cadence:
+            # steps faster than the animal can make them: noise, not gait
+            res["reason"] = f"cadence {cadence:.1f}/s > max_cadence_hz {max_cadence:g}"
         elif self.score_model is None:
             res["reason"] = "no score model"
         else:
