@@ -231,3 +231,49 @@ def test_snapshot_and_sbatch_helpers(tmp_path):
                                      "heads": {"b": {"heatmap_config": {
                                          "channels": [8, 2], "kernel_size": [3],
                                          "strides": [2]}}}}}, heatmap_stride=4)
+
+
+def test_fine_tune_starts_from_an_exported_model(tmp_path, capsys):
+    """--init-weights: real DLC training that starts from a DLC-Live export's weights
+    (fp16 export, heads kept), the way a user fine-tunes the bundled model on own frames."""
+    import torch
+
+    from gaitlive.testing import make_tiny_pytorch_export
+
+    proj = make_project(tmp_path / "dots", n=12)
+    export = make_tiny_pytorch_export(tmp_path / "base", BODYPARTS, widen_factor=0.125,
+                                      heatmap_stride=8, half=True, seed=3)
+    args = ["train", str(proj), "--epochs", "1", "--batch-size", "4", "--no-pretrained",
+            "--widen-factor", "0.125", "--heatmap-stride", "8", "--save-epochs", "1",
+            "--eval-interval", "1", "--threads", "1", "--init-weights", str(export)]
+    assert main(args) == 0
+    capsys.readouterr()
+    train_dir = next(proj.glob("dlc-models-pytorch/iteration-0/*/train"))
+    pc = yaml.safe_load((train_dir / "pytorch_config.yaml").read_text())
+    assert pc["train_settings"]["weight_init"]["snapshot_path"].endswith("random-init.pt")
+    init = torch.load(train_dir / "init-weights.pt", map_location="cpu")["model"]
+    pt = next(Path(export).glob("*.pt"))
+    exported = torch.load(pt, map_location="cpu", weights_only=False)["pose"]
+    assert init.keys() == exported.keys()
+    k = next(k for k, v in exported.items() if v.is_floating_point() and v.numel() > 8)
+    assert init[k].dtype == torch.float32
+    assert torch.equal(init[k], exported[k].float())
+    snap = next(p for p in (train_dir / "snapshot-001.pt", train_dir / "snapshot-best-001.pt")
+                if p.is_file())
+    trained = torch.load(snap, map_location="cpu", weights_only=False)["model"]
+    rand = torch.load(train_dir / "random-init.pt", map_location="cpu")["model"]
+
+    def dist(a, b):
+        return sum(float((a[n].float() - b[n].float()).abs().sum()) for n in a
+                   if a[n].is_floating_point())
+
+    # training started from the exported weights, not from the random initialisation
+    assert dist(trained, init) < 0.2 * dist(trained, rand)
+
+
+def test_fine_tune_rejects_a_file_that_is_not_a_model(tmp_path):
+    proj = make_project(tmp_path / "dots", n=12)
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not a torch file")
+    assert main(["train", str(proj), "--epochs", "1", "--no-pretrained",
+                 "--init-weights", str(bad)]) == 2

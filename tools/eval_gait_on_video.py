@@ -43,7 +43,8 @@ def _stage_on_poses(poses, profile, fps, model):
     from gaitlive.gait.stage import GaitStage
 
     steps, passes = GaitStage(profile, fps=fps, score_model=model).run_series(poses)
-    stances = [(s.foot, s.strike_frame) for s in steps if s.kind == "lift"]
+    # one per stance (a stance joined to the previous one repeats its strike: min_swing_s)
+    stances = sorted({(s.foot, s.strike_frame) for s in steps if s.kind == "lift"})
     return stances, passes
 
 
@@ -58,7 +59,7 @@ def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | 
         # the model's poses of an earlier run: only the gait stage runs again
         res = analyze_file(cached, out / "analysis-reuse", profile, fps=sp.fps,
                            score_model=model, movie=False)
-        stances = [(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"]
+        stances = sorted({(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"})
         return stances, res.passes
     paths = write_video_set(sp, out, stem)
     # the run config's model settings (resize 0.5 for the bundled model), as gaitlive analyze
@@ -66,7 +67,7 @@ def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | 
     settings = load_config(overrides=overrides).model
     res = analyze_file(paths["mp4"], out / "analysis", profile, fps=sp.fps, score_model=model,
                        model_path=model_path, model_settings=settings, movie=False)
-    stances = [(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"]
+    stances = sorted({(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"})
     return stances, res.passes
 
 

@@ -51,13 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"gaitlive.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"gaitlive.commands.{name}":
-                raise
-            continue  # not built in this checkout
-        mod.register(sub)
+        importlib.import_module(f"gaitlive.commands.{name}").register(sub)
     return parser
 
 

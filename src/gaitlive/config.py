@@ -140,7 +140,7 @@ class GaitSettings:
     min_stance_s: float = _field(0.15, lo=0.0, hi=10.0)
     min_swing_s: float = _field(0.0, lo=0.0, hi=10.0)
     # A pass whose cadence (steps/s) is above this is not scored (noise, not gait).
-    max_cadence_hz: float = _field(5.0, lo=0.0, hi=1000.0)
+    max_cadence_hz: float = _field(4.0, lo=0.0, hi=1000.0)
     smoothing_frames: int = _field(3, lo=1, hi=101)
     window_s: float = _field(4.0, lo=0.1, hi=600.0)
     min_steps: int = _field(4, lo=1, hi=1000)

@@ -47,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="CPU threads for torch (1 is fastest on a CPU shared with other jobs)")
     p.add_argument("--no-color-aug", action="store_true",
                    help="no brightness/contrast/gamma/hue/blur augmentation")
+    p.add_argument("--init-weights", default=None, metavar="MODEL",
+                   help="fine-tune: start from this model's weights (a DeepLabCut snapshot "
+                        ".pt, a DLC-Live export .pt, or an export folder such as "
+                        "models/gaitlive-corridor) instead of ImageNet or random weights; "
+                        "same bodyparts and net")
     p.set_defaults(func=run)
 
 
@@ -73,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                         resume=args.resume, widen_factor=args.widen_factor,
                         heatmap_stride=args.heatmap_stride, lr=args.lr, seed=args.seed,
                         save_epochs=args.save_epochs, eval_interval=args.eval_interval,
-                        workers=args.workers, color=not args.no_color_aug)
+                        workers=args.workers, color=not args.no_color_aug,
+                        init_weights=args.init_weights)
     res = train_project(args.project, opts)
     print(f"trained {res.epochs_done} epochs; newest snapshot: {res.snapshot}")
     print(f"next: gaitlive evaluate {res.project} --shuffle {res.shuffle}")

@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gaitlive.fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -238,27 +238,11 @@ def write_metrics_csv(path: str | Path, splits: dict[str, PoseMetrics],
             w.writerow([split, b, s["n"], _fmt(s["rmse"]), _fmt(s["rmse_pcutoff"]),
                         _fmt(s["pck"], 4), _fmt(s["detected"], 4), m.pcutoff, m.pck_fraction,
                         m.body_length])
-    return _atomic_write(Path(path), buf.getvalue().encode())
+    return atomic_write_bytes(Path(path), buf.getvalue().encode())
 
 
 def _fmt(v: float, nd: int = 3) -> str:
     return "" if v is None or not math.isfinite(v) else f"{v:.{nd}f}"
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    from gaitlive.offline.project import _umask
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_gallery(path: str | Path, images: Sequence[Path], gt: np.ndarray, pred: np.ndarray,
@@ -318,7 +302,7 @@ def write_gallery(path: str | Path, images: Sequence[Path], gt: np.ndarray, pred
     ok, buf = cv2.imencode(".png", grid)
     if not ok:  # pragma: no cover
         raise RuntimeError(f"{path}: PNG encoding failed")
-    return _atomic_write(Path(path), buf.tobytes())
+    return atomic_write_bytes(Path(path), buf.tobytes())
 
 
 def _pt(p: np.ndarray) -> tuple[int, int]:

@@ -46,6 +46,7 @@ __all__ = ["TrainOptions", "TrainResult", "train_project", "shuffle_paths", "hub
 
 #: File name of the randomly initialised snapshot used instead of ImageNet weights.
 RANDOM_INIT = "random-init.pt"
+INIT_WEIGHTS = "init-weights.pt"
 
 
 @dataclass
@@ -80,6 +81,8 @@ class TrainOptions:
     motion_blur: bool = True
     progress: bool = True
     threads: int | None = None  # torch CPU threads (1 is fastest on a busy CPU)
+    # fine-tune from these weights (DLC snapshot, DLC-Live export .pt or export folder)
+    init_weights: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # dotted pytorch_config overrides
 
 
@@ -281,6 +284,41 @@ def _register_progress_logger(total_epochs: int, start_epoch: int, enabled: bool
             "enabled": enabled}
 
 
+def _prepare_init_weights(source: str | Path, target: Path) -> Path:
+    """Write the weights of ``source`` as a DeepLabCut snapshot (``{"model": state_dict}``,
+    float32) at ``target``, for ``train_settings.weight_init``.
+
+    ``source`` is a DeepLabCut snapshot, a DLC-Live export ``.pt`` (``{"config", "pose"}``,
+    fp16 allowed) or a folder holding one export ``.pt``.
+    """
+    import torch
+
+    src = Path(source)
+    if src.is_dir():
+        pts = sorted(src.glob("*.pt"))
+        if len(pts) != 1:
+            raise ProjectError(f"{src}: --init-weights: expected a folder with one .pt model, "
+                               f"found {[p.name for p in pts]}")
+        src = pts[0]
+    if not src.is_file():
+        raise ProjectError(f"{src}: --init-weights: model file not found")
+    try:
+        raw = torch.load(src, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ProjectError(f"{src}: --init-weights: not a PyTorch model file ({e})") from e
+    state = raw.get("model", raw.get("pose")) if isinstance(raw, dict) else None
+    if not isinstance(state, dict):
+        raise ProjectError(f"{src}: --init-weights: expected a DeepLabCut snapshot "
+                           f"('model') or DLC-Live export ('pose'), found keys "
+                           f"{list(raw) if isinstance(raw, dict) else type(raw).__name__}")
+    state = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
+             for k, v in state.items()}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state}, target)
+    log.info("fine-tuning from %s", src)
+    return target
+
+
 def train_project(project: str | Path, opts: TrainOptions | None = None) -> TrainResult:
     """Create the training dataset of a DeepLabCut project and train it.
 
@@ -341,6 +379,13 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
             log.warning("the DeepLabCut model hub cannot be reached: training from randomly "
                         "initialised weights (no ImageNet pre-training)")
     random_init = None
+    init_snapshot = None
+    if opts.init_weights and not resume_from:
+        # Fine-tuning: the whole model (backbone and heads) is loaded from this snapshot when
+        # training starts, as a resume would, but from epoch 0. (DeepLabCut's weight_init
+        # with_decoder route breaks on heads with several deconvolution layers.)
+        init_snapshot = _prepare_init_weights(opts.init_weights, train_folder / INIT_WEIGHTS)
+        pretrained = False
     if not pretrained:
         random_init = train_folder / RANDOM_INIT
     cfg = configure_shuffle(pc_path, opts, random_init=random_init,
@@ -379,7 +424,8 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
                  opts.batch_size, device)
         train(loader=loader, run_config=run_cfg, task=Task(cfg.get("method", "bu")),
               device=device, logger_config=logger_cfg,
-              snapshot_path=str(resume_from[0]) if resume_from else None,
+              snapshot_path=(str(resume_from[0]) if resume_from else
+                             str(init_snapshot) if init_snapshot else None),
               transform=transform, max_snapshots_to_keep=opts.max_snapshots)
     last = latest_snapshot(train_folder)
     return TrainResult(project=info.path, shuffle=opts.shuffle, train_folder=train_folder,
