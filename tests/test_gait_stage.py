@@ -198,7 +198,7 @@ def test_implausible_step_timing_guards():
     lifts0, p0 = run(_with_gait(prof, min_stance_s=0.0, max_cadence_hz=1000.0))
     lifts, p = run(prof)
     assert lifts == lifts0 and p.scored and p.score == p0.score
-    assert prof.gait.min_stance_s == 0.15 and prof.gait.max_cadence_hz == 4.0
+    assert prof.gait.min_stance_s == 0.1 and prof.gait.max_cadence_hz == 4.0
     # a minimum stance longer than the pass: no step at all
     lifts, p = run(_with_gait(prof, min_stance_s=(sp.end_frame - sp.start_frame + 2) / fps))
     assert lifts == [] and p.n_steps == 0 and not p.scored

@@ -7,6 +7,8 @@ the bundled pose model's poses on rendered video.
     # rendered video -> bundled DLC-Live model -> gait stage (slow; needs the model)
     .venv/bin/python tools/eval_gait_on_video.py --poses model --model models/gaitlive-corridor \\
         --passes 2 --out eval-gait
+    # ... again on the pose files of that run (only the gait stage runs: fast)
+    .venv/bin/python tools/eval_gait_on_video.py --poses model --passes 2 --out eval-gait --reuse
 
 For every view (side, rear) and severity 0..5 it simulates passes
 (:func:`gaitlive.synth.simulate_pass`, seeds from ``--seed``), gets poses (truth + noise,

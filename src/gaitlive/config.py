@@ -137,7 +137,7 @@ class GaitSettings:
     # shorter than min_swing_s joins the stances around it (pose-model noise splits and
     # fakes short stances; a bird does not step at 10 Hz). The swing of a lame bird can be
     # 0.15 s and detected a few frames shorter, so min_swing_s is off (0) by default.
-    min_stance_s: float = _field(0.15, lo=0.0, hi=10.0)
+    min_stance_s: float = _field(0.1, lo=0.0, hi=10.0)
     min_swing_s: float = _field(0.0, lo=0.0, hi=10.0)
     # A pass whose cadence (steps/s) is above this is not scored (noise, not gait).
     max_cadence_hz: float = _field(4.0, lo=0.0, hi=1000.0)
