@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import pandas as pd
 
 from gaitlive.config import Profile
 from gaitlive.dlcio import DLCFileError, PoseData, read_cow_csv, read_pose
+from gaitlive.fileio import atomic_write
 from gaitlive.gait.events import PassResult, StepEvent
 
 log = logging.getLogger(__name__)
@@ -59,16 +59,7 @@ class AnalyzeResult:
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".csv", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda p: df.to_csv(p, index=False))
 
 
 def steps_table(steps: list[StepEvent], fps: float) -> pd.DataFrame:

@@ -24,13 +24,14 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gaitlive.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,7 @@ class ScoreModel:
         path = Path(path)
         if path.suffix != ".json":
             path = path.with_suffix(".json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, indent=1, allow_nan=True)
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=True))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> ScoreModel:

@@ -243,19 +243,19 @@ def detections(poses, pcutoff, min_present, body_idx, rows_out, centres_out, cou
 
 
 @njit(cache=True)
-def _nanmedian_window(ring, slot0, n, R, ch, co, buf):
-    """Median of ring[(slot0 + i) % R, ch, co] for i < n, ignoring NaN (NaN if none)."""
-    m = 0
-    for i in range(n):
-        v = ring[(slot0 + i) % R, ch, co]
-        if v == v:
-            # insertion sort
-            j = m
-            while j > 0 and buf[j - 1] > v:
-                buf[j] = buf[j - 1]
-                j -= 1
-            buf[j] = v
-            m += 1
+def _insert_sorted(buf, m, v):
+    """Insert v into the sorted buf[:m] (insertion sort step); return the new length."""
+    j = m
+    while j > 0 and buf[j - 1] > v:
+        buf[j] = buf[j - 1]
+        j -= 1
+    buf[j] = v
+    return m + 1
+
+
+@njit(cache=True)
+def _median_sorted(buf, m):
+    """Median of the sorted buf[:m] (NaN when m == 0)."""
     if m == 0:
         return np.nan
     if m % 2 == 1:
@@ -264,22 +264,25 @@ def _nanmedian_window(ring, slot0, n, R, ch, co, buf):
 
 
 @njit(cache=True)
+def _nanmedian_window(ring, slot0, n, R, ch, co, buf):
+    """Median of ring[(slot0 + i) % R, ch, co] for i < n, ignoring NaN (NaN if none)."""
+    m = 0
+    for i in range(n):
+        v = ring[(slot0 + i) % R, ch, co]
+        if v == v:
+            m = _insert_sorted(buf, m, v)
+    return _median_sorted(buf, m)
+
+
+@njit(cache=True)
 def _nanmedian_1d(ring, slot0, n, R, buf):
+    """Median of ring[(slot0 + i) % R] for i < n, ignoring NaN (NaN if none)."""
     m = 0
     for i in range(n):
         v = ring[(slot0 + i) % R]
         if v == v:
-            j = m
-            while j > 0 and buf[j - 1] > v:
-                buf[j] = buf[j - 1]
-                j -= 1
-            buf[j] = v
-            m += 1
-    if m == 0:
-        return np.nan
-    if m % 2 == 1:
-        return buf[m // 2]
-    return 0.5 * (buf[m // 2 - 1] + buf[m // 2])
+            m = _insert_sorted(buf, m, v)
+    return _median_sorted(buf, m)
 
 
 @njit(cache=True)
