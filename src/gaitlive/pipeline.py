@@ -509,7 +509,6 @@ class PublisherAdapter:
         self.fps = fps
         self.status_every_s = status_every_s
         self._last_status = 0.0
-        self._overlay_state: Any = None
 
     def handle(self, record: FrameRecord, update: GaitUpdate | None) -> None:
         pub = self.publisher
@@ -540,17 +539,13 @@ class PublisherAdapter:
                                 "reconnects": s.reconnects, "passes": s.passes})
 
     def _publish_frame(self, record: FrameRecord, update: GaitUpdate | None) -> None:
+        """Publish the camera image as JPEG; ``gaitlive view`` draws the overlay on it from
+        the pose, step and pass messages (drawing here too would draw it twice)."""
         import cv2
 
-        from gaitlive.overlay import OverlayState, annotate
-
-        if self._overlay_state is None:
-            self._overlay_state = OverlayState(self.profile, self.fps)
         assert record.image is not None
-        img = annotate(record.image, record.poses, self.profile, update,
-                       state=self._overlay_state, frame_index=record.index)
         q = int(self.publisher.settings.jpeg_quality)
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, q])
+        ok, buf = cv2.imencode(".jpg", record.image, [cv2.IMWRITE_JPEG_QUALITY, q])
         if ok:
             self.publisher.publish_frame(record.index, buf.tobytes())
 

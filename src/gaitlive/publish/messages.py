@@ -278,7 +278,8 @@ def pass_body(result: PassResult, model: str = "") -> dict[str, Any]:
 
 
 def frame_body(frame_index: int, jpeg: bytes) -> dict[str, Any]:
-    """Body of a ``frame`` message: an overlay image as JPEG bytes."""
+    """Body of a ``frame`` message: the camera image as JPEG bytes (``gaitlive view`` draws
+    the overlay on it from the pose, step and pass messages)."""
     return {"frame": int(frame_index), "jpeg": bytes(jpeg)}
 
 
