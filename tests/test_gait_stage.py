@@ -7,23 +7,11 @@ import pytest
 from scipy.stats import spearmanr
 
 from gaitlive.config import load_profile
+from gaitlive.gait.metrics import match_events
 from gaitlive.gait.stage import GaitStage
 from gaitlive.paths import MODELS_DIR
 from gaitlive.score import load_score_model
 from gaitlive.synth import simulate_pass
-
-
-def _match(truth: list[int], det: list[int], tol: int = 2) -> tuple[int, int, int]:
-    """Greedy one-to-one matching within +-tol frames: (tp, fp, fn)."""
-    det = sorted(det)
-    used: set[int] = set()
-    tp = 0
-    for t in truth:
-        cands = [j for j, d in enumerate(det) if j not in used and abs(d - t) <= tol]
-        if cands:
-            used.add(min(cands, key=lambda j: abs(det[j] - t)))
-            tp += 1
-    return tp, len(det) - tp, len(truth) - tp
 
 
 def _noisy(poses: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -52,7 +40,7 @@ def _evaluate(view: str, sigma: float, seeds=(500, 501, 502)):
             for foot in ("left", "right"):
                 # complete stances (strike and lift seen), as the truth lists them
                 det = [s.strike_frame for s in steps if s.kind == "lift" and s.foot == foot]
-                tot += _match(sp.strikes[foot], det)
+                tot += match_events(sp.strikes[foot], det)
                 sf.append(abs(p.features[f"stance_fraction_{foot}"] - sp.stance_fraction[foot]))
             cad.append(abs(p.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz)
             assert p.scored
@@ -119,7 +107,7 @@ def test_two_birds_keep_their_identity_and_passes():
         # which bird: the one whose time in view overlaps this pass most
         truth = max((a, b), key=lambda sp: min(p.end_frame, sp.end_frame)
                     - max(p.start_frame, sp.start_frame))
-        tp, fp, fn = _match(truth.strikes["left"] + truth.strikes["right"],
+        tp, fp, fn = match_events(truth.strikes["left"] + truth.strikes["right"],
                             [s.strike_frame for s in mine])
         assert tp >= 0.85 * (tp + fn) and fp <= 2
 

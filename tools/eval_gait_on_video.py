@@ -27,18 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def match(truth: list[int], det: list[int], tol: int = 2) -> tuple[int, int, int]:
-    """Greedy one-to-one matching within ``tol`` frames: (tp, fp, fn)."""
-    det = sorted(det)
-    used: set[int] = set()
-    tp = 0
-    for t in truth:
-        cands = [j for j, d in enumerate(det) if j not in used and abs(d - t) <= tol]
-        if cands:
-            used.add(min(cands, key=lambda j: abs(det[j] - t)))
-            tp += 1
-    return tp, len(det) - tp, len(truth) - tp
+from gaitlive.gait.metrics import match_events
 
 
 def _stage_on_poses(poses, profile, fps, model):
@@ -110,7 +99,7 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
             found += 1
             q = max(passes, key=lambda q: q.n_steps)
             for foot in ("left", "right"):
-                tot += match(sp.strikes[foot], [f for ft, f in stances if ft == foot])
+                tot += match_events(sp.strikes[foot], [f for ft, f in stances if ft == foot])
                 sf.append(abs(q.features[f"stance_fraction_{foot}"] - sp.stance_fraction[foot]))
             cad.append(abs(q.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz)
             if q.scored:
