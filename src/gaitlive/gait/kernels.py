@@ -219,15 +219,7 @@ def detections(poses, pcutoff, min_present, body_idx, rows_out, centres_out, cou
                 cnt += 1
         if cnt < min_present:
             continue
-        sx = 0.0
-        sy = 0.0
-        m = 0
-        for j in range(body_idx.shape[0]):
-            k = body_idx[j]
-            if _present(pose, k, pcutoff):
-                sx += pose[k, 0]
-                sy += pose[k, 1]
-                m += 1
+        sx, sy, m = _centre_sum(pose, body_idx, pcutoff)
         if m == 0:
             for k in range(pose.shape[0]):
                 if _present(pose, k, pcutoff):
@@ -240,6 +232,21 @@ def detections(poses, pcutoff, min_present, body_idx, rows_out, centres_out, cou
         centres_out[n, 1] = sy / m
         n += 1
     return n
+
+
+@njit(cache=True)
+def _centre_sum(pose, idx, pcutoff):
+    """Sums of x and y over the keypoints ``idx`` present above pcutoff, and their count."""
+    sx = 0.0
+    sy = 0.0
+    m = 0
+    for j in range(idx.shape[0]):
+        k = idx[j]
+        if _present(pose, k, pcutoff):
+            sx += pose[k, 0]
+            sy += pose[k, 1]
+            m += 1
+    return sx, sy, m
 
 
 @njit(cache=True)
@@ -457,15 +464,7 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
     row = hist[row_t]
     row[0] = t
     row[1] = scale
-    bx = 0.0
-    by = 0.0
-    nb = 0
-    for j in range(body_idx.shape[0]):
-        k = body_idx[j]
-        if _present(pose, k, pcutoff):
-            bx += pose[k, 0]
-            by += pose[k, 1]
-            nb += 1
+    bx, by, nb = _centre_sum(pose, body_idx, pcutoff)
     row[2] = bx / nb if nb > 0 else np.nan
     row[3] = by / nb if nb > 0 else np.nan
     if _present(pose, head_idx, pcutoff):
