@@ -618,3 +618,22 @@ def test_q_in_the_overlay_window_stops_the_run(tmp_path, tiny_model, xvfb_displa
     assert "overlay: a window" in stdout
     assert "end: quit from the overlay window" in stdout
     assert json.loads((out / "stats.json").read_text())["frames_read"] < 900
+
+
+def test_run_with_a_missing_score_model_is_a_clear_error(tmp_path, capsys):
+    """A profile naming a score model that does not exist stops the run with an error naming
+    the key and file (not a run whose passes silently go unscored)."""
+    import yaml
+
+    from gaitlive.cli import main
+    from gaitlive.paths import CONFIG_DIR
+
+    prof = yaml.safe_load((CONFIG_DIR / "broiler-side.yaml").read_text())
+    prof["score"]["model"] = str(tmp_path / "missing-score.json")
+    ppath = tmp_path / "prof.yaml"
+    ppath.write_text(yaml.safe_dump(prof))
+    rc = main(["run", "--headless", "--no-publish", "--profile", str(ppath), "--max-frames", "3",
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "score.model" in err and "missing-score.json: score model file not found" in err

@@ -57,21 +57,21 @@ def format_pass(res: Any) -> str:
 
 
 def _load_score_model(cfg: Any) -> Any:
+    """The profile's score model (``score.model``), or None when the profile names none.
+
+    A named file that is missing or invalid is an error (as in ``gaitlive analyze``), not a
+    run whose passes silently go unscored."""
     path = cfg.profile.score.model
     if not path:
         return None
-    try:
-        from gaitlive import score
-    except ImportError:
-        log.warning("gaitlive.score is not available: passes will not be scored")
-        return None
     from gaitlive.paths import resolve_asset
+    from gaitlive.score import ScoreModelError, load_score_model
 
     p = resolve_asset(path, base=Path(cfg.file).parent if cfg.file else None)
-    if not p.exists():
-        log.warning("score model %s not found: passes will not be scored", p)
-        return None
-    return score.load_score_model(p)
+    try:
+        return load_score_model(p)
+    except ScoreModelError as e:
+        raise ScoreModelError(f"profile {cfg.profile.name!r} score.model: {e}") from None
 
 
 def warm_up_gait(profile: Any, fps: float) -> None:
