@@ -150,3 +150,40 @@ def test_analyze_real_video_frames_with_bundled_model(shared_data):
             assert np.all(np.abs(pose[0, :, 0] - w / 2) < w) and \
                 np.all(np.abs(pose[0, :, 1] - h / 2) < h)
     cap.release()
+
+
+@pytest.mark.slow
+def test_train_bundled_model_tool_runs_every_stage(tmp_path):
+    """tools/train_bundled_model.py end to end on tiny data: stage 1 from random weights,
+    two fine-tuning rounds (each from the previous round's export), held-out evaluation and
+    the card; a rerun resumes, and a project rendered with other settings is refused."""
+    tool = PROJECT_ROOT / "tools" / "train_bundled_model.py"
+    work, out = tmp_path / "work", tmp_path / "model"
+    args = [str(tool), "--work", str(work), "--out", str(out), "--frames", "24",
+            "--heldout-frames", "12", "--epochs", "1", "--fine-tune", "24:5:1:1e-3",
+            "--fine-tune", "16:6:1:1e-3:8"]
+    python = str(PROJECT_ROOT / ".venv" / "bin" / "python")
+    run = subprocess.run([python, *args], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "fine-tuning from " + str(work / "stage1-export") in run.stderr
+    assert "fine-tuning from " + str(work / "finetune1-export") in run.stderr
+    card = read_model_card(out)
+    rounds = card.raw["fine_tunes"]
+    assert [r["data"]["seed"] for r in rounds] == [5, 6]
+    assert [r["data"]["frames_per_clip"] for r in rounds] == [12, 8]
+    assert card.raw["training_data"]["seed"] == 2024
+    assert "--fine-tune 16:6:1:1e-3:8" in card.raw["reproduce"]
+    assert set(card.metrics["heldout"]["per_bodypart"]) == set(card.bodyparts)
+    assert (out / "heldout-metrics.csv").is_file() and (out / "heldout-gallery.jpg").is_file()
+    with load_runner(out) as r:
+        assert r.get_pose(np.zeros((480, 640, 3), np.uint8)).shape == (1, 8, 3)
+    # the same command again: every stage is found done, nothing is re-rendered or retrained
+    again = subprocess.run([python, *args], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "not re-rendered" in again.stderr and "training cspnext_s" not in again.stderr
+    # another seed for an existing project folder: refused, the folder is kept
+    bad = subprocess.run([python, *args[:-1], "16:7:1:1e-3:8"], capture_output=True,
+                         text=True, timeout=600)
+    assert bad.returncode != 0
+    assert str(work / "finetune2-project") in bad.stderr and "'seed': (6, 7)" in bad.stderr
+    assert (work / "finetune2-project" / "config.yaml").is_file()

@@ -10,16 +10,22 @@ Steps (each is skipped when its output exists, so re-running the command resumes
    resolution (``--scale 0.5``: the model sees what ``model.resize: 0.5`` gives it live);
 2. render a held-out project at full resolution with another seed (new cameras,
    backgrounds, birds);
-3. train CSPNeXt (``--widen`` x cspnext_s width, stride-8 heatmaps) from random weights
-   (there is no ImageNet download offline) with strong augmentation and no horizontal flips,
-   ``--epochs`` epochs, seeded; snapshots every epoch (resumable);
-4. evaluate on the training project's test split and, through the live code path
+3. stage 1: train CSPNeXt (``--widen`` x cspnext_s width, stride-8 heatmaps) from random
+   weights (there is no ImageNet download offline) with strong augmentation and no
+   horizontal flips, ``--epochs`` epochs, seeded; snapshots every epoch (resumable);
+4. fine-tuning rounds (``FINE_TUNES``, or ``--fine-tune`` / ``--no-fine-tune``): each renders a
+   new project with its own seed and continues from the previous round's export
+   (``gaitlive train --init-weights``) - more varied data than one project held in memory,
+   and each round restarts the learning-rate schedule;
+5. evaluate on the last project's test split and, through the live code path
    (``gaitlive.pose.load_runner`` with resize 0.5), on the held-out project at full
    resolution;
-5. export fp16 weights and the model card (metrics included) into ``--out``.
+6. export fp16 weights and the model card (metrics and every stage's recipe) into ``--out``.
 
 Same as the CLI steps ``gaitlive synth project`` / ``gaitlive train`` / ``gaitlive export`` /
 ``gaitlive evaluate --model``. On a GPU add ``--device cuda`` (same seed, not bit-identical).
+A project folder that exists but was rendered with other settings is an error (it is
+never overwritten).
 """
 
 from __future__ import annotations
@@ -30,25 +36,86 @@ import logging
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("train_bundled_model")
 
 
-def _render(path: Path, *, frames: int, seed: int, scale: float) -> None:
+@dataclass(frozen=True)
+class FineTune:
+    """One fine-tuning round: a new synthetic project, trained from the previous weights."""
+
+    frames: int
+    seed: int
+    epochs: int
+    lr: float
+    frames_per_clip: int = 12
+
+    @classmethod
+    def parse(cls, text: str) -> FineTune:
+        """``FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP]``, e.g. ``1200:2025:14:5e-4``."""
+        parts = text.split(":")
+        if len(parts) not in (4, 5):
+            raise argparse.ArgumentTypeError(
+                f"--fine-tune {text!r}: expected FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP]")
+        try:
+            return cls(int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]),
+                       *(int(v) for v in parts[4:]))
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(f"--fine-tune {text!r}: {e}") from None
+
+    def spec(self) -> str:
+        return f"{self.frames}:{self.seed}:{self.epochs}:{self.lr:g}:{self.frames_per_clip}"
+
+
+#: The shipped model's fine-tuning rounds after stage 1, in order.
+FINE_TUNES: tuple[FineTune, ...] = (
+    FineTune(frames=1200, seed=2025, epochs=14, lr=5e-4),
+    FineTune(frames=1500, seed=2026, epochs=10, lr=3e-4),
+    FineTune(frames=4000, seed=2027, epochs=40, lr=5e-4, frames_per_clip=8),
+)
+
+
+def _render(path: Path, *, frames: int, seed: int, scale: float, frames_per_clip: int = 12,
+            workers: int = 1) -> None:
     from gaitlive.synth.export import write_project
 
+    summary = path / "synth_project.json"
     if (path / "config.yaml").is_file():
-        have = len(list(path.glob("labeled-data/*/*.png")))
-        if have == frames:
-            log.info("%s exists with its %d frames: not re-rendered", path, frames)
+        want = {"frames": frames, "seed": seed, "scale": scale,
+                "frames_per_clip": frames_per_clip}
+        have = json.loads(summary.read_text()) if summary.is_file() else {}
+        differ = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        if not differ:
+            log.info("%s exists (%d frames, seed %d): not re-rendered", path, frames, seed)
             return
-        log.info("%s holds %d frames, not %d: rendering again", path, have, frames)
+        raise SystemExit(f"{path}: exists but was not rendered with these settings "
+                         f"(key: have -> wanted {differ}); move it away or use another --work")
     t = time.time()
-    s = write_project(path, frames=frames, seed=seed, scale=scale, progress=True, force=True)
+    s = write_project(path, frames=frames, seed=seed, scale=scale,
+                      frames_per_clip=frames_per_clip, workers=workers, progress=True)
     log.info("rendered %s: %d frames, %d clips, views %s, species %s (%.0f s)", path,
              s.n_frames, s.n_clips, s.views, s.species, time.time() - t)
+
+
+def _train(project: Path, opts: Any, no_train: bool) -> Any:
+    """Train (resuming when the project has a training folder), or with ``no_train`` take
+    the newest snapshot as it is."""
+    from gaitlive.offline.project import open_project
+    from gaitlive.offline.train import TrainResult, latest_snapshot, shuffle_paths, train_project
+
+    if not no_train:
+        return train_project(project, opts)
+    paths = shuffle_paths(open_project(project), 1)
+    if paths is None:
+        raise SystemExit(f"{project}: --no-train but nothing was trained yet")
+    last = latest_snapshot(paths[0])
+    return TrainResult(project=project, shuffle=1, train_folder=paths[0],
+                       pytorch_config=paths[1], snapshot=last[0] if last else None,
+                       epochs_done=last[1] if last else 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,69 +124,88 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(ROOT / "build" / "bundled-model"),
                    help="working folder for the rendered projects and training")
     p.add_argument("--out", default=str(ROOT / "models" / "gaitlive-corridor"))
-    p.add_argument("--frames", type=int, default=2604)
-    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--frames", type=int, default=2604, help="stage-1 training frames")
+    p.add_argument("--seed", type=int, default=2024, help="stage-1 seed")
     p.add_argument("--scale", type=float, default=0.5)
     p.add_argument("--heldout-frames", type=int, default=240)
     p.add_argument("--heldout-seed", type=int, default=900001)
-    p.add_argument("--epochs", type=int, default=26)
+    p.add_argument("--epochs", type=int, default=26, help="stage-1 epochs")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--widen", type=float, default=0.25)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-3, help="stage-1 learning rate")
     p.add_argument("--crop", default="320x240", help="training crop WxH")
+    p.add_argument("--fine-tune", action="append", type=FineTune.parse, default=None,
+                   metavar="FRAMES:SEED:EPOCHS:LR[:FPC]",
+                   help="a fine-tuning round (repeat for several; replaces the default "
+                        "rounds: " + " ".join(f.spec() for f in FINE_TUNES) + ")")
+    p.add_argument("--no-fine-tune", action="store_true", help="stage 1 only")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1: fastest on a CPU shared with other jobs)")
+    p.add_argument("--render-workers", type=int, default=1,
+                   help="processes rendering a project (the same project for any number)")
     p.add_argument("--no-train", action="store_true",
-                   help="skip training: evaluate and export the newest snapshot as it is "
+                   help="skip training: export and evaluate the newest snapshots as they are "
                         "(to finish an interrupted run)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    rounds: tuple[FineTune, ...] = (() if a.no_fine_tune else
+                                     tuple(a.fine_tune) if a.fine_tune else FINE_TUNES)
 
     import torch
 
     from gaitlive.config import ModelSettings
     from gaitlive.offline.evaluate import evaluate_model, evaluate_project
-    from gaitlive.offline.export import export_project
-    from gaitlive.offline.train import TrainOptions, train_project
+    from gaitlive.offline.export import export_project, write_model_card
+    from gaitlive.offline.train import TrainOptions
 
     torch.set_num_threads(a.threads)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     train_dir, held_dir = work / "train-project", work / "heldout-project"
-    _render(train_dir, frames=a.frames, seed=a.seed, scale=a.scale)
-    _render(held_dir, frames=a.heldout_frames, seed=a.heldout_seed, scale=1.0)
+    _render(train_dir, frames=a.frames, seed=a.seed, scale=a.scale, workers=a.render_workers)
+    _render(held_dir, frames=a.heldout_frames, seed=a.heldout_seed, scale=1.0,
+            workers=a.render_workers)
 
     cw, ch = (int(v) for v in a.crop.split("x"))
-    opts = TrainOptions(net="cspnext_s", epochs=a.epochs, batch_size=a.batch_size,
-                        device=a.device, pretrained=False, widen_factor=a.widen,
-                        heatmap_stride=8, lr=a.lr, seed=a.seed, save_epochs=1,
-                        eval_interval=2, max_snapshots=3, crop_size=(cw, ch),
-                        threads=a.threads, resume=(train_dir / "dlc-models-pytorch").is_dir())
+    common = dict(net="cspnext_s", batch_size=a.batch_size, device=a.device, pretrained=False,
+                  widen_factor=a.widen, heatmap_stride=8, save_epochs=1, max_snapshots=3,
+                  crop_size=(cw, ch), threads=a.threads)
     t = time.time()
-    if a.no_train:
-        from gaitlive.offline.project import open_project
-        from gaitlive.offline.train import TrainResult, latest_snapshot, shuffle_paths
+    res = _train(train_dir, TrainOptions(
+        epochs=a.epochs, lr=a.lr, seed=a.seed, eval_interval=2,
+        resume=(train_dir / "dlc-models-pytorch").is_dir(), **common), a.no_train)
+    log.info("stage 1: trained to epoch %d (%.0f min this run)", res.epochs_done,
+             (time.time() - t) / 60)
+    stages: list[dict[str, Any]] = []
+    project, prev = train_dir, work / "stage1-export"
+    export_project(train_dir, prev, half=True, resize=a.scale, name="gaitlive-corridor")
+    for k, ft in enumerate(rounds, start=1):
+        project = work / f"finetune{k}-project"
+        _render(project, frames=ft.frames, seed=ft.seed, scale=a.scale,
+                frames_per_clip=ft.frames_per_clip, workers=a.render_workers)
+        t = time.time()
+        res = _train(project, TrainOptions(
+            epochs=ft.epochs, lr=ft.lr, seed=ft.seed, eval_interval=100,
+            init_weights=str(prev), resume=(project / "dlc-models-pytorch").is_dir(),
+            **common), a.no_train)
+        log.info("fine-tune %d: trained to epoch %d (%.0f min this run)", k, res.epochs_done,
+                 (time.time() - t) / 60)
+        stages.append({"round": k, "from": "stage 1" if k == 1 else f"fine-tune {k - 1}",
+                       "data": {"generator": "gaitlive synth project", "frames": ft.frames,
+                                "seed": ft.seed, "scale": a.scale,
+                                "frames_per_clip": ft.frames_per_clip},
+                       "epochs": res.epochs_done, "lr": ft.lr,
+                       "exported_from": res.snapshot.name if res.snapshot else None})
+        prev = work / f"finetune{k}-export"
+        export_project(project, prev, half=True, resize=a.scale, name="gaitlive-corridor")
 
-        paths = shuffle_paths(open_project(train_dir), 1)
-        if paths is None:
-            raise SystemExit(f"{train_dir}: --no-train but nothing was trained yet")
-        last = latest_snapshot(paths[0])
-        res = TrainResult(project=train_dir, shuffle=1, train_folder=paths[0],
-                          pytorch_config=paths[1], snapshot=last[0] if last else None,
-                          epochs_done=last[1] if last else 0)
-    else:
-        res = train_project(train_dir, opts)
-    log.info("trained to epoch %d (%.0f min this run)", res.epochs_done, (time.time() - t) / 60)
-
-    staging = work / "export"
-    export_project(train_dir, staging, half=True, resize=a.scale, name="gaitlive-corridor")
-    internal = evaluate_project(train_dir, pcutoff=0.6, out_dir=work / "eval-internal",
+    internal = evaluate_project(project, pcutoff=0.6, out_dir=work / "eval-internal",
                                 device=a.device)
     print(internal.summary())
-    held = evaluate_model(staging, held_dir, settings=ModelSettings(
-        path=str(staging), resize=a.scale, warmup_frames=0, device=a.device),
+    held = evaluate_model(prev, held_dir, settings=ModelSettings(
+        path=str(prev), resize=a.scale, warmup_frames=0, device=a.device),
         pcutoff=0.6, out_dir=work / "eval-heldout")
     print(held.summary())
     m = held.splits["heldout"]
@@ -129,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"{a.heldout_seed} (new cameras, backgrounds, birds); model run as "
                             f"live: resize {a.scale}"},
         "internal_test_split": {**internal.splits["test"].as_dict(),
-                                "note": f"5% test split of the training project, "
+                                "note": f"5% test split of the last training project, "
                                         f"at {a.scale}x resolution"},
         "targets": {"rmse_px<=4": bool(m.rmse <= 4.0),
                     "pck@0.1>=0.95_every_bodypart": bool(all(
@@ -150,14 +236,16 @@ def main(argv: list[str] | None = None) -> int:
                           "views": ["side", "rear"], "species": ["broiler", "turkey"],
                           "plumages": "all (random per clip)"},
         "training": {"net": "cspnext_s", "widen_factor": a.widen, "deepen_factor": 0.33,
-                     "heatmap_stride": 8, "epochs": res.epochs_done, "batch_size": a.batch_size,
+                     "heatmap_stride": 8, "epochs": a.epochs, "batch_size": a.batch_size,
                      "lr": a.lr, "pretrained": False, "crop": [cw, ch], "device": a.device,
+                     "lr_schedule": "x0.1 at 70 % and 90 % of each stage's epochs",
                      "augmentation": "affine (p 0.7, rotation 15, scale 0.75-1.25, shift 16 px),"
                                      " motion blur, gaussian noise, brightness/contrast, gamma,"
                                      " hue/saturation, gaussian blur; no horizontal flip"},
+        "fine_tunes": stages,
         "notes": "Synthetic-only training: check accuracy on real footage before relying on it.",
     }
-    out = export_project(train_dir, a.out, half=True, resize=a.scale, name="gaitlive-corridor",
+    out = export_project(project, a.out, half=True, resize=a.scale, name="gaitlive-corridor",
                          metrics=metrics, extra_card=extra)
     # the model card's input size: what the model sees live (640x480 frames at resize 0.5)
     import yaml
@@ -165,8 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     card_path = out / "model.yaml"
     card = yaml.safe_load(card_path.read_text())
     card["input_size"] = [int(640 * a.scale), int(480 * a.scale)]
-    from gaitlive.offline.export import write_model_card
-
     write_model_card(out, card)
     (out / "heldout-metrics.csv").write_bytes((work / "eval-heldout" / "metrics.csv").read_bytes())
     import cv2  # the gallery as JPEG: a fifth of the PNG's size
