@@ -68,7 +68,8 @@ def test_every_topic_round_trips_over_real_sockets_and_matches_the_schema(tmp_pa
             Subscriber(pub.endpoint, M.TOPICS, "cam7") as sub:
         _wait_kind(sub, "status")  # subscribed: heartbeats arrive
         t0 = time.monotonic()
-        pub.publish_pose(41, 12.5, 1.7e9, poses, BODYPARTS, t_pose=12.52)
+        pub.publish_pose(41, 12.5, 1.7e9, poses, BODYPARTS, t_pose=12.52,
+                         individuals=[3, -1])
         pub.publish_step(step)
         pub.publish_pass(result)
         pub.publish_frame(41, jpeg)
@@ -89,6 +90,7 @@ def test_every_topic_round_trips_over_real_sockets_and_matches_the_schema(tmp_pa
         p = got["pose"]
         assert p.seq == 1 and p.body["frame"] == 41 and p.body["t_capture"] == 12.5
         assert p.body["bodyparts"] == list(BODYPARTS) and p.body["t_pose"] == 12.52
+        assert p.body["individuals"] == [3, -1]
         np.testing.assert_array_equal(p.poses(), poses)  # NaNs in the same places
         assert got["step"].step() == step
         back = got["pass"].pass_result()

@@ -290,6 +290,54 @@ def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
     np.testing.assert_array_equal(np.nan_to_num(data.poses), np.nan_to_num(truth.poses))
 
 
+
+def test_pose_messages_name_the_track_of_each_pose_row(tmp_path):
+    """The demo's two-bird truth poses through the pipeline onto real ZeroMQ: each pose
+    row carries the gait stage's track id, the same ``individual`` as that bird's steps and
+    pass; a row without a track (too few keypoints) says -1."""
+    from gaitlive.config import PublishSettings
+    from gaitlive.paths import DEMO_VIDEO
+    from gaitlive.publish import Publisher, Subscriber
+
+    truth = read_pose(DEMO_VIDEO.with_suffix(".h5"))
+    n = 400
+    settings = PublishSettings(endpoint="tcp://127.0.0.1:*", side_channel="tcp://127.0.0.1:*",
+                               journal=str(tmp_path / "journal.sqlite"), queue_size=n + 10,
+                               sndhwm=10 * n)
+    with Publisher(settings, "camT", model="truth") as pub, \
+            Subscriber(pub.endpoint, ["pose", "step"], "camT", rcvhwm=10 * n) as sub:
+        time.sleep(0.3)  # slow joiner
+        src = open_source("demo")
+        cap = Capture(src, FrameSlot(blocking=True, capacity=4), camera_id="camT",
+                      realtime=False, max_frames=n)
+        stats = PipelineStats()
+        pipe = Pipeline(cap, TruthPoses(truth.poses, truth.bodyparts),
+                        gait=GaitStage(PROFILE, src.fps, camera_id="camT"),
+                        sinks=[PublisherAdapter(pub, stats, PROFILE, camera_id="camT")],
+                        realtime=False, stats=stats)
+        pipe.run()
+        ids, steps = {}, []
+        end = time.monotonic() + 10
+        while len(ids) < n and time.monotonic() < end:
+            m = sub.recv(0.2)
+            if m is not None and m.kind == "pose":
+                ids[m.body["frame"]] = m.body["individuals"]
+            elif m is not None and m.kind == "step":
+                steps.append(m.step())
+    assert len(ids) == n and steps
+    seen = np.isfinite(truth.poses[:n, :, :, 0]).sum(axis=2)  # keypoints per frame and row
+    for f, row_ids in ids.items():
+        assert len(row_ids) == truth.poses.shape[1]
+        for row, ind in enumerate(row_ids):
+            if seen[f, row] == 0:
+                assert ind == -1, (f, row)
+    tracked = {i for row_ids in ids.values() for i in row_ids if i >= 0}
+    assert {e.individual for e in steps} <= tracked
+    # a walking bird keeps its id: the row of the bird that steps has that id throughout
+    for e in steps:
+        f = e.strike_frame
+        assert e.individual in ids[f], (e, ids[f])
+
 class FailingTruthPoses(TruthPoses):
     """Truth poses until call ``fail_at``, then the model 'crashes'."""
 

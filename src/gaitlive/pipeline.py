@@ -514,8 +514,14 @@ class PublisherAdapter:
         pub = self.publisher
         if record.event == FrameEvent.FRAME:
             if record.poses is not None:
+                ids = None
+                if update is not None:  # which bird each pose row is (-1: not tracked)
+                    ids = [-1] * len(record.poses)
+                    for tr in update.tracks:
+                        if 0 <= tr.pose_row < len(ids):
+                            ids[tr.pose_row] = tr.individual
                 pub.publish_pose(record.index, record.t_capture, record.t_wall, record.poses,
-                                 self.bodyparts, t_pose=record.t_pose)
+                                 self.bodyparts, t_pose=record.t_pose, individuals=ids)
             if record.image is not None and pub.wants_frame(record.index):
                 self._publish_frame(record, update)
         if update is not None:

@@ -329,6 +329,11 @@ def _check_body(kind: str, body: Any) -> dict[str, Any]:
         if arr.dtype != np.float32 or arr.ndim != 3 or arr.shape[1:] != (nbp, 3):
             raise MessageError(f"pose body.poses: expected float32 (n, {nbp}, 3), got "
                                f"{arr.dtype} {arr.shape}")
+        ids = body.get("individuals")
+        if ids is not None and (not isinstance(ids, list) or len(ids) != arr.shape[0] or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in ids)):
+            raise MessageError(f"pose body.individuals: expected {arr.shape[0]} ints (one per "
+                               f"pose row), got {_brief(ids)}")
         body = dict(body, poses=arr)
     elif kind == "step":
         _check_fields(kind, body, _STEP_FIELDS)

@@ -26,6 +26,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -278,10 +279,14 @@ class Publisher:
 
     def publish_pose(self, frame_index: int, t_capture: float, t_wall: float,
                      poses: np.ndarray, bodyparts: tuple[str, ...] | list[str],
-                     t_pose: float | None = None) -> None:
+                     t_pose: float | None = None,
+                     individuals: Sequence[int] | None = None) -> None:
         """Queue one frame's poses, float32 (n_individuals, n_keypoints, 3).
 
-        Never blocks; the array is copied. Dropped (and counted) when the pose queue is full.
+        ``individuals``: the gait stage's track id of each pose row (-1: not tracked), so
+        a subscriber knows which bird a row is; the ids are those of ``step`` and ``pass``
+        messages. Never blocks; the array is copied. Dropped (and counted) when the pose
+        queue is full.
         """
         if not self._check():
             return
@@ -294,8 +299,13 @@ class Publisher:
                              f"{len(bodyparts)}, 3), got {shape}")
         if type(bodyparts) is not tuple:
             bodyparts = tuple(bodyparts)
+        ids = None
+        if individuals is not None:
+            ids = [int(i) for i in individuals]
+            if len(ids) != shape[0]:
+                raise ValueError(f"publish_pose: {len(ids)} individuals for {shape[0]} pose rows")
         self._push_lossy(("pose", next(self._seq["pose"]), time.monotonic(), time.time(),
-                          (int(frame_index), t_capture, t_wall, arr, bodyparts, t_pose)))
+                          (int(frame_index), t_capture, t_wall, arr, bodyparts, t_pose, ids)))
 
     def wants_frame(self, frame_index: int) -> bool:
         """Whether the pipeline should JPEG-encode this frame for :meth:`publish_frame`
@@ -375,12 +385,14 @@ class Publisher:
     def _handle(self, item: tuple[Any, ...]) -> None:
         kind, seq, t_mono, t_wall, payload = item
         if kind == "pose":  # the hot path: arr is already a contiguous float32 copy
-            frame, t_cap, t_w, arr, bps, t_pose = payload
+            frame, t_cap, t_w, arr, bps, t_pose, ids = payload
             body = {"frame": frame, "t_capture": float(t_cap), "t_wall": float(t_w),
                     "bodyparts": bps,
                     "poses": {"dtype": "<f4", "shape": arr.shape, "data": arr.tobytes()}}
             if t_pose is not None:
                 body["t_pose"] = float(t_pose)
+            if ids is not None:
+                body["individuals"] = ids
             pack = self._packer.pack
             try:
                 self._pub.send_multipart([self._topics[kind],
