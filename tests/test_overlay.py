@@ -529,6 +529,18 @@ def test_viewer_pairs_frames_with_their_poses():
         v.handle(msg("pose", M.pose_body(9, 0.0, 0.0, pose, PROFILE.bodyparts)))
         assert v.stats.rendered == 4
         assert mode_colour(v.last_output, *v.state.last_xy[0]) == score_colour(0.0)
+        # track ids from the publisher: row 1 is bird 7 (row 0 untracked), so bird 7's
+        # pass badge goes beside row 1's pose, not beside a row numbered 7
+        moved = bird(240, 110, 40)[None]  # away from bird 0's badge
+        two = np.concatenate([bird(60, 120, 30)[None], moved])
+        v.handle(msg("pass", M.pass_body(PassResult(7, 2, 0, 12, 5, score=4.0, scored=True))))
+        v.handle(msg("frame", M.frame_body(12, jpg)))
+        v.handle(msg("pose", M.pose_body(12, 0.0, 0.0, two, PROFILE.bodyparts,
+                                         individuals=[-1, 7])))
+        assert v.stats.rendered == 5
+        x7, y7 = v.state.last_xy[7]
+        assert abs(x7 - np.nanmean(moved[0, :, 0])) < 1 and abs(y7 - np.nanmean(moved[0, :, 1])) < 1
+        assert mode_colour(v.last_output, x7, y7) == score_colour(4.0)
     finally:
         v.close()
 

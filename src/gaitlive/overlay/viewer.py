@@ -96,6 +96,7 @@ class RemoteViewer:
         self.state = OverlayState(profile, fps or 30.0)
         self.hud: dict[str, Any] = {"camera": camera or "?", "state": "waiting"}
         self._poses: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._ids: dict[int, list[int]] = {}  # frame -> track id of each pose row
         self._steps: list[StepEvent] = []
         self._passes: list[PassResult] = []
         self._pending: tuple[int, np.ndarray] | None = None
@@ -136,8 +137,11 @@ class RemoteViewer:
             self.stats.poses_received += 1
             f = int(body["frame"])
             self._poses[f] = np.asarray(body["poses"])
+            ids = body.get("individuals")  # track id of each row (older publishers: none)
+            if isinstance(ids, list):
+                self._ids[f] = [int(i) for i in ids]
             while len(self._poses) > 256:
-                self._poses.popitem(last=False)
+                self._ids.pop(self._poses.popitem(last=False)[0], None)
             if self._pending is not None and self._pending[0] == f:
                 self._render(*self._pending)
                 self._pending = None
@@ -168,11 +172,24 @@ class RemoteViewer:
                 self._render(*self._pending)
                 self._pending = None
 
-    def _pose_for(self, f: int) -> np.ndarray | None:
+    def _pose_frame(self, f: int) -> int | None:
+        """The frame whose poses go with image ``f``: itself, else the newest of the 3
+        before it."""
         if f in self._poses:
-            return self._poses[f]
+            return f
         older = [k for k in self._poses if f - 3 <= k < f]
-        return self._poses[max(older)] if older else None
+        return max(older) if older else None
+
+    def _tracks(self, pf: int, poses: np.ndarray) -> list[TrackState]:
+        """Which bird each pose row is: the publisher's track ids, else row = individual."""
+        ids = self._ids.get(pf)
+        if ids is not None and len(ids) == len(poses):
+            return [TrackState(individual=i, pass_id=-1, pose_row=row, complete=False)
+                    for row, i in enumerate(ids) if i >= 0]
+        known = {e.individual for e in self._steps} | {p.individual for p in self._passes}
+        known |= set(range(len(poses)))
+        return [TrackState(individual=i, pass_id=-1, pose_row=i, complete=False)
+                for i in sorted(known) if 0 <= i < len(poses)]
 
     def _render(self, f: int, img: np.ndarray, drawn: bool = False) -> None:
         now = time.monotonic()
@@ -182,14 +199,12 @@ class RemoteViewer:
             if span > 0:
                 self.hud["view fps"] = round((len(self._recv_times) - 1) / span, 1)
         if self.draw and not drawn:
-            poses = self._pose_for(f)
+            pf = self._pose_frame(f)
+            poses = None if pf is None else self._poses[pf]
             tracks = []
             if poses is not None:
                 self.stats.with_pose += 1
-                ids = {e.individual for e in self._steps} | {p.individual for p in self._passes}
-                ids |= set(range(len(poses)))
-                tracks = [TrackState(individual=i, pass_id=-1, pose_row=i, complete=False)
-                          for i in sorted(ids) if 0 <= i < len(poses)]
+                tracks = self._tracks(pf, poses)
             upd = GaitUpdate(f, tracks, self._steps, self._passes)
             self._steps, self._passes = [], []
             lost = self.sub.lost.get("frame", 0) + self.sub.lost.get("pose", 0)

@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,9 +246,10 @@ def decode_header(frame: bytes) -> dict[str, Any]:
 
 
 def pose_body(frame_index: int, t_capture: float, t_wall: float, poses: np.ndarray,
-              bodyparts: tuple[str, ...] | list[str], t_pose: float | None = None
-              ) -> dict[str, Any]:
-    """Body of a ``pose`` message: one frame's poses, float32 (n_individuals, n_kp, 3)."""
+              bodyparts: tuple[str, ...] | list[str], t_pose: float | None = None,
+              individuals: Sequence[int] | None = None) -> dict[str, Any]:
+    """Body of a ``pose`` message: one frame's poses, float32 (n_individuals, n_kp, 3), and
+    optionally the track id of each row (-1: not tracked)."""
     arr = np.asarray(poses, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[1] != len(bodyparts):
         raise MessageError(f"poses: expected float32 (n_individuals, {len(bodyparts)}, 3), "
@@ -256,6 +258,11 @@ def pose_body(frame_index: int, t_capture: float, t_wall: float, poses: np.ndarr
             "bodyparts": list(bodyparts), "poses": encode_array(arr)}
     if t_pose is not None:
         body["t_pose"] = float(t_pose)
+    if individuals is not None:
+        ids = [int(i) for i in individuals]
+        if len(ids) != arr.shape[0]:
+            raise MessageError(f"individuals: expected {arr.shape[0]} ids, got {len(ids)}")
+        body["individuals"] = ids
     return body
 
 
