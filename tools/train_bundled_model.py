@@ -101,6 +101,14 @@ def _render(path: Path, *, frames: int, seed: int, scale: float, frames_per_clip
              s.n_frames, s.n_clips, s.views, s.species, time.time() - t)
 
 
+def _render_note(path: Path) -> dict[str, Any]:
+    """A ``note`` recorded in a project's ``synth_project.json`` (e.g. that it was rendered
+    by an earlier revision of the synthetic world), for the model card."""
+    summary = path / "synth_project.json"
+    note = json.loads(summary.read_text()).get("note") if summary.is_file() else None
+    return {"note": note} if note else {}
+
+
 def _train(project: Path, opts: Any, no_train: bool) -> Any:
     """Train (resuming when the project has a training folder), or with ``no_train`` take
     the newest snapshot as it is."""
@@ -195,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         stages.append({"round": k, "from": "stage 1" if k == 1 else f"fine-tune {k - 1}",
                        "data": {"generator": "gaitlive synth project", "frames": ft.frames,
                                 "seed": ft.seed, "scale": a.scale,
-                                "frames_per_clip": ft.frames_per_clip},
+                                "frames_per_clip": ft.frames_per_clip, **_render_note(project)},
                        "epochs": res.epochs_done, "lr": ft.lr,
                        "exported_from": res.snapshot.name if res.snapshot else None})
         prev = work / f"finetune{k}-export"
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_data": {"generator": "gaitlive.synth.export.write_project",
                           "frames": a.frames, "seed": a.seed, "scale": a.scale,
                           "views": ["side", "rear"], "species": ["broiler", "turkey"],
-                          "plumages": "all (random per clip)"},
+                          "plumages": "all (random per clip)", **_render_note(train_dir)},
         "training": {"net": "cspnext_s", "widen_factor": a.widen, "deepen_factor": 0.33,
                      "heatmap_stride": 8, "epochs": a.epochs, "batch_size": a.batch_size,
                      "lr": a.lr, "pretrained": False, "crop": [cw, ch], "device": a.device,
