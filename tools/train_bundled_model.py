@@ -76,6 +76,7 @@ FINE_TUNES: tuple[FineTune, ...] = (
     FineTune(frames=1200, seed=2025, epochs=14, lr=5e-4),
     FineTune(frames=1500, seed=2026, epochs=10, lr=3e-4),
     FineTune(frames=4000, seed=2027, epochs=40, lr=5e-4, frames_per_clip=8),
+    FineTune(frames=2000, seed=2028, epochs=16, lr=2e-4, frames_per_clip=8),
 )
 
 
