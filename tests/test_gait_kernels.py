@@ -132,20 +132,7 @@ def test_gait_kernel_equals_reference_on_random_walks(seed):
     n = 260
     poses = _random_walk_poses(rng, n)
     params = kernel_params(PROFILE, 30.0)
-    n_legs = len(LAY.foot_idx)
-
-    def fresh():
-        fstate = np.full(kernels.n_fstate(n_legs), np.nan)
-        fstate[:kernels.N_FSTATE] = 0.0
-        istate = np.zeros((n_legs, kernels.N_ISTATE), np.int64)
-        istate[:, kernels.I_STRIKE] = -1
-        return dict(ring=np.full((RING, n_legs, 2), np.nan), ring_scale=np.full(RING, np.nan),
-                    istate=istate, fstate=fstate, hist=np.full((n, LAY.n_cols), np.nan),
-                    events=np.full((n_legs, 3), -1, np.int64),
-                    tmp_angles=np.zeros(len(LAY.angle_idx)),
-                    tmp_ratios=np.zeros(len(LAY.seg_idx)))
-
-    a, b = fresh(), fresh()
+    a, b = _fresh_state(n), _fresh_state(n)
     n_events = 0
     for t in range(n):
         row_u = t - int(params[0] + params[1])

@@ -167,6 +167,11 @@ def test_decode_checks_field_types_and_array_sizes():
     pose["poses"]["dtype"] = "|O"
     with pytest.raises(M.MessageError, match="dtype"):
         M.decode([M.topic("pose", "cam0"), _frames()[1], M.pack(pose)])
+    for bad in ([0, 1], [-2], ["a"], [True], 3):  # one int >= -1 per pose row
+        pose = M.pose_body(1, 0.0, 0.0, np.zeros((1, 8, 3), np.float32), BODYPARTS)
+        pose["individuals"] = bad
+        with pytest.raises(M.MessageError, match="pose body.individuals: expected 1 ints"):
+            M.decode([M.topic("pose", "cam0"), _frames()[1], M.pack(pose)])
     with pytest.raises(M.MessageError, match="exceeds the limit"):
         M.unpack(b"\x00" * 100, max_bytes=99)
 

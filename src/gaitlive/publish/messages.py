@@ -338,9 +338,9 @@ def _check_body(kind: str, body: Any) -> dict[str, Any]:
                                f"{arr.dtype} {arr.shape}")
         ids = body.get("individuals")
         if ids is not None and (not isinstance(ids, list) or len(ids) != arr.shape[0] or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in ids)):
-            raise MessageError(f"pose body.individuals: expected {arr.shape[0]} ints (one per "
-                               f"pose row), got {_brief(ids)}")
+                isinstance(i, int) and not isinstance(i, bool) and i >= -1 for i in ids)):
+            raise MessageError(f"pose body.individuals: expected {arr.shape[0]} ints >= -1 (one "
+                               f"per pose row), got {_brief(ids)}")
         body = dict(body, poses=arr)
     elif kind == "step":
         _check_fields(kind, body, _STEP_FIELDS)
