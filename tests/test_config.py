@@ -89,6 +89,16 @@ def test_wrong_type_nested_bool(tmp_path):
         load_config(p)
 
 
+@pytest.mark.parametrize("value", [[320], [320, 0], [320, 240, 1]])
+def test_presence_min_crop_must_be_width_and_height(tmp_path, value):
+    d = _default()
+    d["presence"]["min_crop"] = value
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=r"presence\.min_crop: expected \[width, height\]") as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+
+
 def test_out_of_range(tmp_path):
     prof = _profile()
     prof["pcutoff"] = 1.5

@@ -60,8 +60,8 @@ def test_bundled_model_card_matches_the_default_config():
     assert card.bodyparts == cfg.profile.bodyparts  # broiler-side order and spelling
     assert set(map(tuple, map(sorted, card.skeleton))) == \
         set(map(tuple, map(sorted, cfg.profile.skeleton)))
-    assert card.resize == cfg.model.resize == 0.5
-    assert card.input_size == (320, 240)
+    assert card.resize == cfg.model.resize
+    assert card.input_size == (round(640 * card.resize), round(480 * card.resize))
     assert card.raw["precision_stored"] == "FP16"
     pt = find_model_file(DEFAULT_MODEL)
     assert pt.stat().st_size < 10e6  # a few MB
@@ -75,10 +75,11 @@ def test_bundled_model_card_matches_the_default_config():
 
 def test_bundled_model_on_new_synthetic_frames():
     """Passes rendered with seeds the model never saw (one side, one rear view), at 640x480,
-    through the live settings (configs/default.yaml: resize 0.5): nearly all keypoints
+    through the model and presence-crop settings of configs/default.yaml: nearly all keypoints
     within 20% of the bird's size (measured 0.97 and 0.99; the held-out PCK@0.1 is in the
     model card)."""
     from gaitlive.offline.evaluate import compute_pose_metrics
+    from gaitlive.presence import crop_around
     from gaitlive.synth import simulate_pass
     from gaitlive.synth.render import render_frames
 
@@ -93,7 +94,12 @@ def test_bundled_model_on_new_synthetic_frames():
                 truth = seq.poses[fr.index, 0, :, :2].astype(float)
                 truth[~fr.visible[0]] = np.nan
                 gt.append(truth)
-                pred.append(r.get_pose(fr.image)[0])
+                # the crop the live presence gate gives a moving bird: its box + margin,
+                # at least presence.min_crop
+                h, w = fr.image.shape[:2]
+                crop = crop_around(truth, cfg.presence.margin, cfg.presence.min_crop, w, h) \
+                    if cfg.presence.crop else None
+                pred.append(r.get_pose(fr.image, crop=crop)[0])
     m = compute_pose_metrics(np.array(gt), np.array(pred), cfg.profile.bodyparts,
                              pcutoff=cfg.profile.pcutoff, pck_fraction=0.2)
     assert m.n_frames == 20
@@ -187,3 +193,25 @@ def test_train_bundled_model_tool_runs_every_stage(tmp_path):
     assert bad.returncode != 0
     assert str(work / "finetune2-project") in bad.stderr and "'seed': (6, 7)" in bad.stderr
     assert (work / "finetune2-project" / "config.yaml").is_file()
+    # one more round, at full resolution, continued from the exported model: only that
+    # round is rendered and trained; the card keeps the earlier rounds and the new resize
+    out2 = tmp_path / "model2"
+    more = [*args, "--fine-tune", "12:8:1:1e-3:6:1.0"]
+    more[more.index("--out") + 1] = str(out2)
+    cont = subprocess.run([python, *more, "--continue-from", str(out)], capture_output=True,
+                          text=True, timeout=600)
+    assert cont.returncode == 0, cont.stderr[-3000:]
+    assert "fine-tuning from " + str(out) in cont.stderr
+    assert "stage 1: trained" not in cont.stderr
+    card2 = read_model_card(out2)
+    assert [r["data"]["seed"] for r in card2.raw["fine_tunes"]] == [5, 6, 8]
+    assert card2.raw["fine_tunes"][2]["data"]["scale"] == 1.0
+    assert card2.resize == 1.0 and card2.input_size == (640, 480)
+    assert "--continue-from" not in card2.raw["reproduce"]
+    assert "--fine-tune 12:8:1:1e-3:6:1.0" in card2.raw["reproduce"]
+    # a card whose rounds are not this command's: refused, naming the round
+    other = [*more[:-1], "12:8:1:1e-3:6:1.0"]
+    other[other.index("24:5:1:1e-3")] = "24:9:1:1e-3"
+    wrong = subprocess.run([python, *other, "--continue-from", str(out)],
+                           capture_output=True, text=True, timeout=600)
+    assert wrong.returncode != 0 and "round 1" in wrong.stderr

@@ -150,3 +150,70 @@ def test_real_dog_clip_is_present_while_the_dog_walks(shared_data):
     # is smaller than the frame on average
     assert motion > 0.5 * (n - 10)
     assert np.mean(crops) < 0.9
+
+
+def test_pale_bird_slightly_darker_than_the_floor_is_motion_not_shadow():
+    # a white bird on pale litter: 12 % darker than the floor, same colour - what MOG2's
+    # shadow label used to swallow (the gate then never saw pale synthetic birds)
+    rng = np.random.default_rng(7)
+    bg = np.full((H, W, 3), 200, np.uint8)
+    gate = PresenceGate(settings(), warmup_frames=10)
+    res = []
+    for i in range(60):
+        im = bg.astype(np.float32) + rng.normal(0, 2.0, bg.shape)
+        if i >= 30:
+            cv2.ellipse(im, (bird_x(i, 30), 120), (RX, RY), 0, 0, 360, (176, 176, 176), -1)
+        res.append(gate.update(np.clip(im, 0, 255).astype(np.uint8)))
+    assert not any(r.motion for r in res[10:30])
+    assert all(r.motion for r in res[30:])
+
+
+def pose_at(cx: int, cy: int, likelihood: float = 0.9, n: int = 8) -> np.ndarray:
+    """One individual's ``n`` keypoints spread over the bird's ellipse."""
+    xs = np.linspace(cx - RX, cx + RX, n)
+    ys = np.linspace(cy - RY, cy + RY, n)
+    return np.stack([xs, ys, np.full(n, likelihood)], axis=1)[None]
+
+
+def test_a_bird_that_stops_stays_present_while_its_pose_is_confident():
+    bg, rng = background(8), np.random.default_rng(8)
+    gate = PresenceGate(settings(hold_frames=3, margin=16), warmup_frames=5, pcutoff=0.6)
+    res = []
+    for i in range(60):
+        # walks in from frame 10, stands still at x=130 from frame 25
+        x = bird_x(min(i, 25), 10)
+        r = gate.update(render(bg, rng, bird=(x, 120) if i >= 10 else None))
+        res.append(r)
+        # the pose model finds it confidently until frame 45, then with low likelihood
+        gate.observe(pose_at(x, 120, 0.9 if i < 45 else 0.3) if r.run and i >= 10 else None)
+    assert all(r.run for r in res[10:46])  # standing still, but its pose holds it present
+    assert not any(r.run for r in res[47:])  # pose lost and no motion: skipped
+    x1, x2, y1, y2 = res[40].crop  # the pose box grown by the margin, not the whole frame
+    assert (x1, x2, y1, y2) == (bird_x(25, 10) - RX - 16, bird_x(25, 10) + RX + 16,
+                                120 - RY - 16, 120 + RY + 16)
+
+
+def test_pose_tracking_needs_enough_confident_keypoints_and_can_be_off():
+    bg, rng = background(9), np.random.default_rng(9)
+    for kw, keypoints, expect in ((dict(track_min_keypoints=4), 3, False),
+                                  (dict(track_min_keypoints=3), 3, True),
+                                  (dict(track_pose=False), 8, False)):
+        gate = PresenceGate(settings(hold_frames=0, **kw), warmup_frames=3)
+        for _ in range(10):
+            gate.update(render(bg, rng))
+        gate.observe(pose_at(100, 100)[:, :keypoints])
+        assert gate.update(render(bg, rng)).run is expect, kw
+
+
+def test_a_crop_grows_to_min_crop_inside_the_frame():
+    bg, rng = background(10), np.random.default_rng(10)
+    gate = PresenceGate(settings(hold_frames=0, margin=16, min_crop=(200, 100)),
+                        warmup_frames=3)
+    for _ in range(10):
+        gate.update(render(bg, rng))
+    # a bird in the middle: its pose box + margin is 2*24+32 = 80 px wide -> 200 x 100
+    gate.observe(pose_at(160, 120))
+    assert gate.update(render(bg, rng)).crop == (60, 260, 70, 170)
+    # at the frame's left edge the grown crop is shifted inside the frame
+    gate.observe(pose_at(30, 120))
+    assert gate.update(render(bg, rng)).crop == (0, 200, 70, 170)

@@ -108,7 +108,8 @@ def pipeline_run(video: str, runner: Any, cfg: Any, n: int, *, realtime: bool,
     cap = Capture(src, slot, camera_id="bench", realtime=realtime, max_frames=n)
     gate = None
     if presence:
-        gate = PresenceGate(dataclasses.replace(cfg.presence, crop=crop))
+        gate = PresenceGate(dataclasses.replace(cfg.presence, crop=crop),
+                            pcutoff=cfg.profile.pcutoff)
     with tempfile.TemporaryDirectory() as tmp:
         writer = OutputWriter(tmp, runner.bodyparts, fps=src.fps)
         gait = None

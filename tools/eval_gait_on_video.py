@@ -53,13 +53,46 @@ def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | 
         stances = sorted({(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"})
         return stances, res.passes
     paths = write_video_set(sp, out, stem)
-    # the run config's model settings (resize 0.5 for the bundled model), as gaitlive analyze
+    # the run config's model and presence settings (the bundled model at full resolution on
+    # the presence crop), as gaitlive analyze and gaitlive run
     overrides = {"model.path": model_path} if model_path else {}
-    settings = load_config(overrides=overrides).model
+    cfg = load_config(overrides=overrides)
     res = analyze_file(paths["mp4"], out / "analysis", profile, fps=sp.fps, score_model=model,
-                       model_path=model_path, model_settings=settings, movie=False)
+                       model_path=model_path, model_settings=cfg.model,
+                       presence=cfg.presence, movie=False)
     stances = sorted({(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"})
     return stances, res.passes
+
+
+def stance_drift(poses: np.ndarray, sp, pcutoff: float) -> list[float]:
+    """How far each foot's keypoint wanders during each true stance, in leg lengths.
+
+    For every complete truth stance (strike..lift) of each foot: the largest distance of the
+    detected foot (likelihood >= pcutoff) from its median position over the stance,
+    divided by the bird's true leg length (knee-hock-foot, median over the pass). A
+    perfect pose model gives 0 (the foot does not move while it stands); the stance test
+    tolerates about ``foothold_eps`` plus a few noise sigmas."""
+    names = list(sp.bodyparts)
+    truth = sp.poses[:, 0]
+    out: list[float] = []
+    legs = [np.linalg.norm(truth[:, names.index(f"{ft}_knee"), :2]
+                           - truth[:, names.index(f"{ft}_hock"), :2], axis=1)
+            + np.linalg.norm(truth[:, names.index(f"{ft}_hock"), :2]
+                             - truth[:, names.index(f"{ft}_foot"), :2], axis=1)
+            for ft in ("left", "right")]
+    leg = float(np.nanmedian(np.concatenate(legs)))
+    for foot in ("left", "right"):
+        f = names.index(f"{foot}_foot")
+        for s0, s1 in zip(sp.strikes[foot], sp.lifts[foot], strict=False):
+            if s1 <= s0 or s1 >= len(poses):
+                continue
+            seg = poses[s0:s1 + 1, 0, f]
+            seg = seg[(seg[:, 2] >= pcutoff) & np.isfinite(seg[:, 0])]
+            if len(seg) < 3:
+                continue
+            med = np.median(seg[:, :2], axis=0)
+            out.append(float(np.max(np.linalg.norm(seg[:, :2] - med, axis=1)) / leg))
+    return out
 
 
 def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
@@ -75,7 +108,8 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
     profile = load_profile(f"broiler-{view}")
     model = load_score_model(MODELS_DIR / f"score-{view}.json")
     tot = np.zeros(3, int)
-    cad, sf, scores, sev = [], [], [], []
+    cad, sf, scores, sev, drift = [], [], [], [], []
+    gts, preds = [], []  # keypoints of model poses against the truth
     found = expected = 0
     for severity in range(6):
         for seed in seeds:
@@ -86,10 +120,21 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
                 rng = np.random.default_rng(seed + 1000)
                 p[..., :2] += rng.normal(0, noise, p[..., :2].shape).astype(np.float32)
                 stances, passes = _stage_on_poses(p, profile, sp.fps, model)
+                drift += stance_drift(p, sp, profile.pcutoff)
             else:
                 assert out is not None
-                stances, passes = _stage_on_video(sp, profile, model, out,
-                                                  f"{view}-s{severity}-{seed}", model_path, reuse)
+                stem = f"{view}-s{severity}-{seed}"
+                stances, passes = _stage_on_video(sp, profile, model, out, stem, model_path,
+                                                  reuse)
+                from gaitlive.dlcio import read_pose
+
+                mp = read_pose(out / "analysis" / f"{stem}.h5").poses
+                drift += stance_drift(mp, sp, profile.pcutoff)
+                t = sp.poses[:, 0]
+                seen = t[..., 2] > 0  # truth keypoints in view
+                keep = seen.any(axis=1) & (np.arange(len(t)) < len(mp))
+                gts.append(np.where(seen[..., None], t[..., :2], np.nan)[keep])
+                preds.append(mp[:len(t), 0][keep[:len(mp)]])
             # the pass that overlaps the truth most
             passes = [q for q in passes if q.end_frame >= sp.start_frame
                       and q.start_frame <= sp.end_frame]
@@ -106,6 +151,16 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
                 scores.append(q.score)
                 sev.append(severity)
     f1 = 2 * tot[0] / max(1, 2 * tot[0] + tot[1] + tot[2])
+    kp = None
+    if gts:
+        from gaitlive.offline.evaluate import compute_pose_metrics
+
+        m = compute_pose_metrics(np.concatenate(gts), np.concatenate(preds), profile.bodyparts,
+                                 pcutoff=profile.pcutoff)
+        kp = {"frames": m.n_frames, "rmse_px": round(m.rmse, 2),
+              "rmse_pcutoff_px": round(m.rmse_pcutoff, 2), "pck@0.1": round(m.pck, 4),
+              "pck_min_bodypart": round(min(v["pck"] for v in m.per_bodypart.values()), 4),
+              "detected": round(m.detected, 4)}
     rho = float(spearmanr(scores, sev).statistic) if len(set(sev)) > 1 else float("nan")
     return {"view": view, "poses": poses_from, "noise_px": noise, "passes": expected,
             "found": found, "strike_f1": round(float(f1), 3), "tp_fp_fn": tot.tolist(),
@@ -113,7 +168,11 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
             "cadence_err_mean": round(float(np.nanmean(cad)), 3) if cad else None,
             "stance_fraction_err_max": round(float(np.nanmax(sf)), 3) if sf else None,
             "stance_fraction_err_mean": round(float(np.nanmean(sf)), 3) if sf else None,
-            "scored": len(scores), "spearman_score_severity": round(rho, 3)}
+            "scored": len(scores), "spearman_score_severity": round(rho, 3),
+            # foot keypoint's wander during a true stance, leg lengths (median, p90)
+            "stance_drift_median": round(float(np.median(drift)), 3) if drift else None,
+            "stance_drift_p90": round(float(np.percentile(drift, 90)), 3) if drift else None,
+            "keypoints": kp}
 
 
 def main(argv: list[str] | None = None) -> int:

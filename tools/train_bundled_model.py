@@ -17,9 +17,15 @@ Steps (each is skipped when its output exists, so re-running the command resumes
    new project with its own seed and continues from the previous round's export
    (``gaitlive train --init-weights``) - more varied data than one project held in memory,
    and each round restarts the learning-rate schedule;
+   The last round renders at full resolution (``scale 1.0``): the thin legs and feet are
+   1-2 px wide at half resolution, and a half-resolution model drags a standing foot
+   along with the body; the full-resolution model runs live on the presence crop;
 5. evaluate on the last project's test split and, through the live code path
-   (``gaitlive.pose.load_runner`` with resize 0.5), on the held-out project at full
-   resolution;
+   (``gaitlive.pose.load_runner`` at the last round's scale), on the held-out project at
+   full resolution: on the bird's crop as live (``presence.crop``; the labelled bird's
+   box plus ``presence.margin``, still frames having no motion) and on the whole frame;
+   ``--continue-from EXPORT`` takes stage 1 and the rounds a model card lists from an
+   export instead of training them again;
 6. export fp16 weights and the model card (metrics and every stage's recipe) into ``--out``.
 
 Same as the CLI steps ``gaitlive synth project`` / ``gaitlive train`` / ``gaitlive export`` /
@@ -53,22 +59,31 @@ class FineTune:
     epochs: int
     lr: float
     frames_per_clip: int = 12
+    #: image scale of the round's project (None: ``--scale``); the last round's scale is the
+    #: ``model.resize`` the exported model expects
+    scale: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> FineTune:
-        """``FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP]``, e.g. ``1200:2025:14:5e-4``."""
+        """``FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP[:SCALE]]``, e.g. ``1200:2025:14:5e-4``."""
         parts = text.split(":")
-        if len(parts) not in (4, 5):
+        if len(parts) not in (4, 5, 6):
             raise argparse.ArgumentTypeError(
-                f"--fine-tune {text!r}: expected FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP]")
+                f"--fine-tune {text!r}: expected FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP[:SCALE]]")
         try:
-            return cls(int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]),
-                       *(int(v) for v in parts[4:]))
+            ft = cls(int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]),
+                     *(int(v) for v in parts[4:5]), *(float(v) for v in parts[5:]))
         except ValueError as e:
             raise argparse.ArgumentTypeError(f"--fine-tune {text!r}: {e}") from None
+        if ft.scale is not None and not 0.1 <= ft.scale <= 1.0:
+            raise argparse.ArgumentTypeError(
+                f"--fine-tune {text!r}: SCALE {ft.scale:g} must be in [0.1, 1]")
+        return ft
 
     def spec(self) -> str:
-        return f"{self.frames}:{self.seed}:{self.epochs}:{self.lr:g}:{self.frames_per_clip}"
+        tail = "" if self.scale is None else f":{self.scale:g}"
+        return (f"{self.frames}:{self.seed}:{self.epochs}:{self.lr:g}:{self.frames_per_clip}"
+                + tail)
 
 
 #: The shipped model's fine-tuning rounds after stage 1, in order.
@@ -77,6 +92,9 @@ FINE_TUNES: tuple[FineTune, ...] = (
     FineTune(frames=1500, seed=2026, epochs=10, lr=3e-4),
     FineTune(frames=4000, seed=2027, epochs=40, lr=5e-4, frames_per_clip=8),
     FineTune(frames=2000, seed=2028, epochs=16, lr=2e-4, frames_per_clip=8),
+    # full resolution: the feet are 2-3 px wide at 640x480 and a blur at half resolution;
+    # the model runs at model.resize 1.0 on the presence crop around the bird
+    FineTune(frames=3000, seed=2029, epochs=12, lr=5e-4, frames_per_clip=8, scale=1.0),
 )
 
 
@@ -108,6 +126,38 @@ def _render_note(path: Path) -> dict[str, Any]:
     summary = path / "synth_project.json"
     note = json.loads(summary.read_text()).get("note") if summary.is_file() else None
     return {"note": note} if note else {}
+
+
+def _continued(a: argparse.Namespace, rounds: tuple[FineTune, ...]) -> dict[str, Any]:
+    """The card of ``--continue-from``, checked against this command: same stage 1, and its
+    rounds are this command's first rounds."""
+    import yaml
+
+    card_path = Path(a.continue_from) / "model.yaml"
+    if not card_path.is_file():
+        raise SystemExit(f"--continue-from {a.continue_from}: no model.yaml (expected a model "
+                         f"exported by this tool)")
+    card = yaml.safe_load(card_path.read_text())
+    td = card.get("training_data") or {}
+    want = {"frames": a.frames, "seed": a.seed, "scale": a.scale}
+    differ = {k: (td.get(k), v) for k, v in want.items() if td.get(k) != v}
+    if differ:
+        raise SystemExit(f"--continue-from {card_path}: stage 1 differs from this command "
+                         f"(key: card -> command {differ})")
+    stages = list(card.get("fine_tunes") or [])
+    if len(stages) > len(rounds):
+        raise SystemExit(f"--continue-from {card_path}: it has {len(stages)} fine-tuning "
+                         f"rounds, this command only {len(rounds)}")
+    for st, ft in zip(stages, rounds, strict=False):
+        d = st["data"]
+        have = (d["frames"], d["seed"], st["lr"], d["frames_per_clip"], d["scale"])
+        wanted = (ft.frames, ft.seed, ft.lr, ft.frames_per_clip,
+                  ft.scale if ft.scale is not None else a.scale)
+        if have != wanted or st["epochs"] != ft.epochs:
+            raise SystemExit(f"--continue-from {card_path}: round {st['round']} was "
+                             f"{have} x {st['epochs']} epochs, this command's is {wanted} x "
+                             f"{ft.epochs} epochs (frames, seed, lr, frames per clip, scale)")
+    return card
 
 
 def _train(project: Path, opts: Any, no_train: bool) -> Any:
@@ -144,15 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3, help="stage-1 learning rate")
     p.add_argument("--crop", default="320x240", help="training crop WxH")
     p.add_argument("--fine-tune", action="append", type=FineTune.parse, default=None,
-                   metavar="FRAMES:SEED:EPOCHS:LR[:FPC]",
+                   metavar="FRAMES:SEED:EPOCHS:LR[:FPC[:SCALE]]",
                    help="a fine-tuning round (repeat for several; replaces the default "
                         "rounds: " + " ".join(f.spec() for f in FINE_TUNES) + ")")
     p.add_argument("--no-fine-tune", action="store_true", help="stage 1 only")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1: fastest on a CPU shared with other jobs)")
+    p.add_argument("--loader-workers", type=int, default=0,
+                   help="data-loader processes while training (decoding and augmenting "
+                        "full-resolution frames costs as much as the network on a CPU)")
     p.add_argument("--render-workers", type=int, default=1,
                    help="processes rendering a project (the same project for any number)")
+    p.add_argument("--continue-from", default=None, metavar="EXPORT",
+                   help="a model exported by this tool (e.g. models/gaitlive-corridor): take "
+                        "stage 1 and the rounds its card lists from it (they must match this "
+                        "command's) and run only the rounds after them")
     p.add_argument("--no-train", action="store_true",
                    help="skip training: export and evaluate the newest snapshots as they are "
                         "(to finish an interrupted run)")
@@ -164,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gaitlive.config import ModelSettings
+    from gaitlive.config import ModelSettings, load_config
     from gaitlive.offline.evaluate import evaluate_model, evaluate_project
     from gaitlive.offline.export import export_project, write_model_card
     from gaitlive.offline.train import TrainOptions
@@ -173,26 +230,40 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     train_dir, held_dir = work / "train-project", work / "heldout-project"
-    _render(train_dir, frames=a.frames, seed=a.seed, scale=a.scale, workers=a.render_workers)
+    done = _continued(a, rounds) if a.continue_from else None
+    if done is None:
+        _render(train_dir, frames=a.frames, seed=a.seed, scale=a.scale,
+                workers=a.render_workers)
     _render(held_dir, frames=a.heldout_frames, seed=a.heldout_seed, scale=1.0,
             workers=a.render_workers)
 
     cw, ch = (int(v) for v in a.crop.split("x"))
     common = dict(net="cspnext_s", batch_size=a.batch_size, device=a.device, pretrained=False,
                   widen_factor=a.widen, heatmap_stride=8, save_epochs=1, max_snapshots=3,
-                  crop_size=(cw, ch), threads=a.threads)
-    t = time.time()
-    res = _train(train_dir, TrainOptions(
-        epochs=a.epochs, lr=a.lr, seed=a.seed, eval_interval=2,
-        resume=(train_dir / "dlc-models-pytorch").is_dir(), **common), a.no_train)
-    log.info("stage 1: trained to epoch %d (%.0f min this run)", res.epochs_done,
-             (time.time() - t) / 60)
+                  crop_size=(cw, ch), threads=a.threads, workers=a.loader_workers)
     stages: list[dict[str, Any]] = []
-    project, prev = train_dir, work / "stage1-export"
-    export_project(train_dir, prev, half=True, resize=a.scale, name="gaitlive-corridor")
+    project, prev, scale = train_dir, work / "stage1-export", a.scale
+    if done is None:
+        t = time.time()
+        res = _train(train_dir, TrainOptions(
+            epochs=a.epochs, lr=a.lr, seed=a.seed, eval_interval=2,
+            resume=(train_dir / "dlc-models-pytorch").is_dir(), **common), a.no_train)
+        log.info("stage 1: trained to epoch %d (%.0f min this run)", res.epochs_done,
+                 (time.time() - t) / 60)
+        export_project(train_dir, prev, half=True, resize=a.scale, name="gaitlive-corridor")
+        stage1_note = _render_note(train_dir)
+    else:
+        stages, prev = done["fine_tunes"], Path(a.continue_from)
+        stage1_note = {k: v for k, v in done["training_data"].items() if k == "note"}
+        scale = stages[-1]["data"]["scale"] if stages else a.scale
+        log.info("continuing from %s: stage 1 and %d round(s) taken from its card", prev,
+                 len(stages))
     for k, ft in enumerate(rounds, start=1):
+        if k <= len(stages):
+            continue
         project = work / f"finetune{k}-project"
-        _render(project, frames=ft.frames, seed=ft.seed, scale=a.scale,
+        scale = ft.scale if ft.scale is not None else a.scale
+        _render(project, frames=ft.frames, seed=ft.seed, scale=scale,
                 frames_per_clip=ft.frames_per_clip, workers=a.render_workers)
         t = time.time()
         res = _train(project, TrainOptions(
@@ -203,29 +274,46 @@ def main(argv: list[str] | None = None) -> int:
                  (time.time() - t) / 60)
         stages.append({"round": k, "from": "stage 1" if k == 1 else f"fine-tune {k - 1}",
                        "data": {"generator": "gaitlive synth project", "frames": ft.frames,
-                                "seed": ft.seed, "scale": a.scale,
+                                "seed": ft.seed, "scale": scale,
                                 "frames_per_clip": ft.frames_per_clip, **_render_note(project)},
                        "epochs": res.epochs_done, "lr": ft.lr,
                        "exported_from": res.snapshot.name if res.snapshot else None})
         prev = work / f"finetune{k}-export"
-        export_project(project, prev, half=True, resize=a.scale, name="gaitlive-corridor")
+        export_project(project, prev, half=True, resize=scale, name="gaitlive-corridor")
 
+    if project == train_dir and done is not None:
+        raise SystemExit(f"--continue-from {a.continue_from}: its card already has every "
+                         f"round of this command; nothing to train")
     internal = evaluate_project(project, pcutoff=0.6, out_dir=work / "eval-internal",
                                 device=a.device)
     print(internal.summary())
-    held = evaluate_model(prev, held_dir, settings=ModelSettings(
-        path=str(prev), resize=a.scale, warmup_frames=0, device=a.device),
-        pcutoff=0.6, out_dir=work / "eval-heldout")
+    # held out, as live: the default config's presence crop (the labelled bird plus the
+    # presence margin: still frames have no motion) when it is on; and on the whole frame
+    presence = load_config().presence
+    margin = presence.margin if presence.enabled and presence.crop else None
+    settings = ModelSettings(path=str(prev), resize=scale, warmup_frames=0, device=a.device)
+    held = evaluate_model(prev, held_dir, settings=settings, pcutoff=0.6,
+                          out_dir=work / "eval-heldout", crop_margin=margin,
+                          min_crop=presence.min_crop)
     print(held.summary())
+    whole = evaluate_model(prev, held_dir, settings=settings, pcutoff=0.6,
+                           out_dir=work / "eval-heldout-whole-frame", gallery=False) \
+        if margin is not None else held
+    print("whole frame:", whole.summary())
     m = held.splits["heldout"]
+    note = (f"{a.heldout_frames} frames rendered at full resolution with seed "
+            f"{a.heldout_seed} (new cameras, backgrounds, birds); model run as live: resize "
+            f"{scale}")
     metrics = {
         "heldout": {**m.as_dict(), "project": held_dir.name,
-                    "note": f"{a.heldout_frames} frames rendered at full resolution with seed "
-                            f"{a.heldout_seed} (new cameras, backgrounds, birds); model run as "
-                            f"live: resize {a.scale}"},
+                    "note": note + (f", on the bird's box + {margin} px, at least "
+                                    f"{list(presence.min_crop)} (the presence crop)"
+                                    if margin is not None else ", whole frame")},
+        "heldout_whole_frame": {**whole.splits["heldout"].as_dict(),
+                                "note": "the same frames, model on the whole frame"},
         "internal_test_split": {**internal.splits["test"].as_dict(),
                                 "note": f"5% test split of the last training project, "
-                                        f"at {a.scale}x resolution"},
+                                        f"at {scale}x resolution"},
         "targets": {"rmse_px<=4": bool(m.rmse <= 4.0),
                     "pck@0.1>=0.95_every_bodypart": bool(all(
                         v["pck"] >= 0.95 for v in m.per_bodypart.values()))},
@@ -233,9 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     args = list(argv if argv is not None else sys.argv[1:])
     if "--no-train" in args:
         args.remove("--no-train")
-    if "--work" in args:  # where the scratch files went does not change the model
-        i = args.index("--work")
-        del args[i:i + 2]
+    for opt in ("--work", "--continue-from"):  # where the scratch files went / a shortcut
+        if opt in args:                         # through earlier rounds: same model
+            i = args.index(opt)
+            del args[i:i + 2]
     cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", "tools/train_bundled_model.py",
                                              *args])
     extra = {
@@ -243,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         "training_data": {"generator": "gaitlive.synth.export.write_project",
                           "frames": a.frames, "seed": a.seed, "scale": a.scale,
                           "views": ["side", "rear"], "species": ["broiler", "turkey"],
-                          "plumages": "all (random per clip)", **_render_note(train_dir)},
+                          "plumages": "all (random per clip)", **stage1_note},
         "training": {"net": "cspnext_s", "widen_factor": a.widen, "deepen_factor": 0.33,
                      "heatmap_stride": 8, "epochs": a.epochs, "batch_size": a.batch_size,
                      "lr": a.lr, "pretrained": False, "crop": [cw, ch], "device": a.device,
@@ -254,14 +343,14 @@ def main(argv: list[str] | None = None) -> int:
         "fine_tunes": stages,
         "notes": "Synthetic-only training: check accuracy on real footage before relying on it.",
     }
-    out = export_project(project, a.out, half=True, resize=a.scale, name="gaitlive-corridor",
+    out = export_project(project, a.out, half=True, resize=scale, name="gaitlive-corridor",
                          metrics=metrics, extra_card=extra)
-    # the model card's input size: what the model sees live (640x480 frames at resize 0.5)
+    # the model card's input size: what the model sees live (640x480 frames at its resize)
     import yaml
 
     card_path = out / "model.yaml"
     card = yaml.safe_load(card_path.read_text())
-    card["input_size"] = [int(640 * a.scale), int(480 * a.scale)]
+    card["input_size"] = [int(640 * scale), int(480 * scale)]
     write_model_card(out, card)
     (out / "heldout-metrics.csv").write_bytes((work / "eval-heldout" / "metrics.csv").read_bytes())
     import cv2  # the gallery as JPEG: a fifth of the PNG's size

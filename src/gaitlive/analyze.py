@@ -151,9 +151,10 @@ def _is_dlc_csv(path: Path) -> bool:
 
 def read_input_poses(path: Path, profile: Profile, fps: float | None = None,
                      model_path: str | None = None, settings=None,
-                     progress: bool = False) -> tuple[PoseData, str]:
+                     progress: bool = False, presence=None) -> tuple[PoseData, str]:
     """Poses of ``path``: a DeepLabCut pose file, a flat keypoint CSV (cow layout) or a
-    video (pose inference with the configured model). Returns the poses and the kind."""
+    video (pose inference with the configured model, behind the ``presence`` gate as in
+    ``gaitlive run`` when given). Returns the poses and the kind."""
     suffix = path.suffix.lower()
     if not path.exists():
         raise AnalyzeError(f"{path}: input not found (expected a video, or a DeepLabCut "
@@ -169,7 +170,8 @@ def read_input_poses(path: Path, profile: Profile, fps: float | None = None,
             raise AnalyzeError(f"{e} (expected a DeepLabCut pose CSV or a flat "
                                "<bodypart>_x/_y/_likelihood CSV)") from e
     if suffix in VIDEO_SUFFIXES:
-        return _infer_video(path, profile, model_path, settings, progress), "video"
+        return _infer_video(path, profile, model_path, settings, progress,
+                            presence), "video"
     raise AnalyzeError(f"{path}: unsupported input {suffix!r}; expected a video "
                        f"({', '.join(VIDEO_SUFFIXES)}) or a DeepLabCut .h5/.csv pose file")
 
@@ -186,7 +188,11 @@ def _video_fps(path: Path) -> float | None:
 
 
 def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
-                 progress: bool) -> PoseData:
+                 progress: bool, presence=None) -> PoseData:
+    """Poses of every frame of a video. With ``presence`` (the config's
+    :class:`~gaitlive.config.PresenceSettings`, enabled), the live pipeline's gate decides
+    per frame: no inference on an empty corridor (no bird: an empty row) and, with
+    ``presence.crop``, inference on the crop around the moving bird, exactly as live."""
     import cv2
 
     try:
@@ -195,6 +201,12 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
         raise AnalyzeError(f"{path}: analysing a video needs gaitlive.pose and dlclive "
                            f"({e}); analyse a DeepLabCut pose file instead") from e
     runner = load_runner(model_path, settings)
+    bodyparts = tuple(getattr(runner, "bodyparts", None) or profile.bodyparts)
+    gate = None
+    if presence is not None and presence.enabled:
+        from gaitlive.presence import PresenceGate
+
+        gate = PresenceGate(presence, pcutoff=profile.pcutoff)
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise AnalyzeError(f"{path}: cannot open the video")
@@ -210,7 +222,14 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
             ok, frame = cap.read()
             if not ok:
                 break
-            poses.append(np.asarray(runner.get_pose(frame), dtype=np.float32))
+            res = gate.update(frame) if gate is not None else None
+            if res is not None and not res.run:
+                poses.append(np.zeros((0, len(bodyparts), 3), np.float32))
+            else:
+                crop = res.crop if res is not None else None
+                poses.append(np.asarray(runner.get_pose(frame, crop=crop), dtype=np.float32))
+                if gate is not None:
+                    gate.observe(poses[-1])
             if bar is not None:
                 bar.update(1)
     finally:
@@ -220,8 +239,7 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
             bar.close()
     if not poses:
         raise AnalyzeError(f"{path}: the video has no readable frames")
-    bodyparts = tuple(getattr(runner, "bodyparts", None) or profile.bodyparts)
-    n_ind = max(p.shape[0] for p in poses)
+    n_ind = max(1, max(p.shape[0] for p in poses))
     arr = np.full((len(poses), n_ind, len(bodyparts), 3), np.nan, np.float32)
     arr[..., 2] = 0.0
     for i, p in enumerate(poses):
@@ -233,8 +251,8 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
 
 def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                  profile: Profile, *, fps: float | None = None, score_model=None,
-                 model_path: str | None = None, model_settings=None, movie: bool = True,
-                 camera_id: str = "cam0", progress: bool = False,
+                 model_path: str | None = None, model_settings=None, presence=None,
+                 movie: bool = True, camera_id: str = "cam0", progress: bool = False,
                  log_fn: Callable[[str], None] | None = None) -> AnalyzeResult:
     """Analyse one input file and write its outputs to ``out_dir``.
 
@@ -250,6 +268,11 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         Frame rate; default the video's, else 30.
     score_model
         :class:`gaitlive.score.ScoreModel` or ``None`` (passes stay unscored).
+    model_path, model_settings
+        The DLC-Live model and how to run it (the config's ``model`` section), for videos.
+    presence
+        The config's ``presence`` section: for a video, skip empty frames and infer on the
+        crop around the bird exactly as the live pipeline does (None: every frame, whole).
     movie
         For a video input, also write the labelled movie.
 
@@ -260,7 +283,8 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     path = Path(path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data, kind = read_input_poses(path, profile, fps, model_path, model_settings, progress)
+    data, kind = read_input_poses(path, profile, fps, model_path, model_settings, progress,
+                                  presence)
     if fps is None:
         fps = data.fps or (_video_fps(path) if kind == "video" else None)
         if fps is None:

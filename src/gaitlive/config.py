@@ -273,6 +273,19 @@ class PresenceSettings:
     # frames to keep running inference after the last motion
     hold_frames: int = _field(15, lo=0, hi=100000)
     crop: bool = True
+    # the last inference's confident keypoints keep a bird present (and in the crop) when it
+    # barely moves in the image (standing, or walking along the camera axis)
+    track_pose: bool = True
+    track_min_keypoints: int = _field(4, lo=1, hi=1000)
+    # smallest crop [width, height] in pixels, grown around the bird (empty: no minimum): a
+    # model trained on crops of this size loses confidence on tighter ones
+    min_crop: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.min_crop and (len(self.min_crop) != 2
+                              or not all(isinstance(v, int) and v > 0 for v in self.min_crop)):
+            raise ConfigError(f"expected [width, height] in pixels (two positive integers) or "
+                              f"[], got {list(self.min_crop)}", key="min_crop")
 
 
 @dataclass(frozen=True)

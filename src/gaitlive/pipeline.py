@@ -623,7 +623,8 @@ class Pipeline:
                     sinks: Sequence[Sink] = (), init_frame: np.ndarray | None = None,
                     stats: PipelineStats | None = None) -> Pipeline:
         """A pipeline with the config's presence gating, queue size and real-time mode."""
-        presence = PresenceGate(cfg.presence) if cfg.presence.enabled else None
+        presence = PresenceGate(cfg.presence, pcutoff=cfg.profile.pcutoff) \
+            if cfg.presence.enabled else None
         return cls(capture, runner, gait=gait, presence=presence, sinks=sinks,
                    queue_size=cfg.queue_size, realtime=capture.realtime or
                    capture.source.reconnectable, init_frame=init_frame, stats=stats)
@@ -824,6 +825,8 @@ class Pipeline:
                 st.inferences += 1
             else:
                 st.skipped_presence += 1
+            if gate is not None:
+                gate.observe(poses)
             t_pose = time.monotonic()
             st.lat_pose.add(t_pose - rec.t_capture)
             st.lat_wait.add(t_pose - rec.t_capture - dt_infer)

@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     for inp in args.inputs:
         res = analyze_file(inp, out, profile, fps=args.fps, score_model=score_model,
                            model_path=cfg.model.path, model_settings=cfg.model,
-                           movie=not args.no_movie, camera_id=cfg.camera_id, progress=True)
+                           presence=cfg.presence, movie=not args.no_movie,
+                           camera_id=cfg.camera_id, progress=True)
         n_scored = sum(p.scored for p in res.passes)
         print(f"{inp}: {len(res.passes)} passes ({n_scored} scored), "
               f"{sum(p.n_steps for p in res.passes)} steps at {res.fps:g} fps")

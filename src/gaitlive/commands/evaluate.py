@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="'extent' or segments 'a-b,c-d' (see above)")
     p.add_argument("--resize", type=float, default=None,
                    help="with --model: model.resize (default: the model card's)")
+    p.add_argument("--crop-margin", type=int, default=None, metavar="PX",
+                   help="with --model: infer on each frame's labelled bird grown by PX pixels, "
+                        "as the live presence crop does (default: the whole frame)")
+    p.add_argument("--min-crop", type=int, nargs=2, default=(), metavar=("W", "H"),
+                   help="with --crop-margin: grow each crop to at least W x H pixels, as "
+                        "presence.min_crop does live")
     p.add_argument("--out", default=None, help="output folder for metrics.csv and gallery.png")
     p.add_argument("--no-gallery", action="store_true")
     p.set_defaults(func=run)
@@ -45,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.pck <= 1:
         raise ValueError(f"--pck: expected a fraction in (0, 1], got {args.pck}")
+    if args.min_crop and (args.crop_margin is None or min(args.min_crop) <= 0):
+        raise ValueError(f"--min-crop {' '.join(map(str, args.min_crop))}: expected two positive "
+                         f"pixel sizes W H, used with --crop-margin")
     if args.model:
         settings = None
         if args.resize is not None:
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         res = evaluate_model(args.model, args.project, settings=settings,
                              pcutoff=0.6 if args.pcutoff is None else args.pcutoff,
                              pck_fraction=args.pck, body_length=args.body_length,
-                             out_dir=args.out, gallery=not args.no_gallery)
+                             out_dir=args.out, gallery=not args.no_gallery,
+                             crop_margin=args.crop_margin, min_crop=tuple(args.min_crop))
     else:
         snap: int | str = int(args.snapshot) if args.snapshot.lstrip("-").isdigit() \
             else args.snapshot

@@ -481,7 +481,9 @@ def _predictions_from_df(df: Any, index: list[tuple[str, ...]], bodyparts: Seque
 def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = None,
                    pcutoff: float = 0.6, pck_fraction: float = 0.1, body_length: str = "extent",
                    out_dir: str | Path | None = None, gallery: bool = True,
-                   max_frames: int | None = None) -> EvaluationResult:
+                   max_frames: int | None = None,
+                   crop_margin: int | None = None,
+                   min_crop: tuple[int, ...] = ()) -> EvaluationResult:
     """Evaluate an exported model, as ``gaitlive run`` runs it, on a labelled project.
 
     Parameters
@@ -492,11 +494,18 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
         A DeepLabCut project whose labelled frames are the test set (all of them).
     settings : ModelSettings, optional
         How to run the model (resize ...); default: the model card's resize.
+    crop_margin : int, optional
+        Infer on the box of each frame's labelled keypoints grown by this many pixels, as
+        the live presence crop (``presence.crop``, ``presence.margin``) feeds the model the
+        moving bird: still frames have no motion to find it by. None: the whole frame.
+    min_crop : tuple of int, optional
+        ``(width, height)``: grow each crop to at least this, as ``presence.min_crop``.
     """
     import cv2
 
     from gaitlive.config import ModelSettings
     from gaitlive.pose import load_runner, read_model_card
+    from gaitlive.presence import crop_around
 
     images, gt, bodyparts, info = load_labels(labels)
     card = read_model_card(model)
@@ -509,6 +518,8 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
         settings = ModelSettings(path=str(model), resize=card.resize or 1.0, warmup_frames=0)
     if max_frames is not None:
         images, gt = images[:max_frames], gt[:max_frames]
+    if crop_margin is not None and crop_margin < 0:
+        raise ValueError(f"crop_margin: expected a number of pixels >= 0, got {crop_margin}")
     runner = load_runner(model, settings)
     col = [list(card.bodyparts).index(b) for b in bodyparts]
     pred = np.full((len(images), len(bodyparts), 3), np.nan)
@@ -517,7 +528,9 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is None:
                 raise ValueError(f"{p}: corrupt or unreadable image")
-            pose = runner.get_pose(img)
+            crop = None if crop_margin is None else \
+                crop_around(gt[i], crop_margin, min_crop, img.shape[1], img.shape[0])
+            pose = runner.get_pose(img, crop=crop)
             best = int(np.argmax(np.nan_to_num(pose[..., 2], nan=-1).mean(axis=1)))
             pred[i] = pose[best][col]
     finally:
