@@ -13,10 +13,11 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
   exit 0
 fi
 
-# System tools: Xvfb (annotation GUI and overlay window tests), ffmpeg (stream tests).
+# System tools: Xvfb and xdotool (annotation GUI and overlay window tests), ffmpeg (stream tests).
 need=()
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb xauth)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[install] apt-get install ${need[*]}"
