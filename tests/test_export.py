@@ -97,7 +97,8 @@ def test_bundled_model_on_new_synthetic_frames():
                 # the crop the live presence gate gives a moving bird: its box + margin,
                 # at least presence.min_crop
                 h, w = fr.image.shape[:2]
-                crop = crop_around(truth, cfg.presence.margin, cfg.presence.min_crop, w, h) \
+                crop = crop_around(truth, cfg.presence.margin, cfg.presence.min_crop, w, h,
+                                   cfg.presence.crop_step) \
                     if cfg.presence.crop else None
                 pred.append(r.get_pose(fr.image, crop=crop)[0])
     m = compute_pose_metrics(np.array(gt), np.array(pred), cfg.profile.bodyparts,

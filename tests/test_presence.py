@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gaitlive.config import PresenceSettings
-from gaitlive.presence import PresenceGate
+from gaitlive.presence import PresenceGate, grow_to
 
 H, W = 240, 320
 RX, RY = 24, 14  # the "bird": a bright ellipse with these radii
@@ -32,7 +32,7 @@ def render(bg: np.ndarray, rng: np.random.Generator, *, gain: float = 1.0,
 
 def settings(**kw) -> PresenceSettings:
     base = dict(history=300, var_threshold=25.0, min_area_fraction=0.004, downscale=4,
-                margin=16, hold_frames=5, crop=True)
+                margin=16, hold_frames=5, crop=True, crop_step=1)
     base.update(kw)
     return PresenceSettings(**base)
 
@@ -217,3 +217,30 @@ def test_a_crop_grows_to_min_crop_inside_the_frame():
     # at the frame's left edge the grown crop is shifted inside the frame
     gate.observe(pose_at(30, 120))
     assert gate.update(render(bg, rng)).crop == (0, 200, 70, 170)
+
+
+def test_crop_sides_round_up_to_crop_step_inside_the_frame():
+    # 70 x 50 -> 96 x 64 about the centre
+    assert grow_to((100, 170, 50, 100), (), 640, 480, 32) == (87, 183, 43, 107)
+    # already multiples: unchanged
+    assert grow_to((0, 64, 0, 32), (), 640, 480, 32) == (0, 64, 0, 32)
+    # never beyond the frame: 630 -> 640 (not 640 + 32), 100 -> 128 shifted inside
+    assert grow_to((5, 635, 0, 100), (), 640, 480, 32) == (0, 640, 0, 128)
+    # the minimum wins over a smaller rounded side: 80 -> 96 < 200; 80 -> 96 > 50
+    assert grow_to((100, 180, 100, 180), (200, 50), 640, 480, 32) == (40, 240, 92, 188)
+
+
+def test_the_gate_gives_few_crop_shapes_with_crop_step():
+    bg, rng = background(11), np.random.default_rng(11)
+    gate = PresenceGate(settings(hold_frames=0, margin=16, crop_step=32), warmup_frames=3)
+    for _ in range(10):
+        gate.update(render(bg, rng))
+    shapes = set()
+    for cx in range(60, 260, 7):
+        pose = pose_at(cx, 120)
+        pose[0, :, 0] += np.linspace(0, cx % 13, pose.shape[1])  # the box width varies
+        gate.observe(pose)
+        x1, x2, y1, y2 = gate.update(render(bg, rng)).crop
+        assert (x2 - x1) % 32 == 0 and (y2 - y1) % 32 == 0, (x1, x2, y1, y2)
+        shapes.add((x2 - x1, y2 - y1))
+    assert 1 <= len(shapes) <= 2

@@ -5,15 +5,18 @@
                                          [--frames 200] [--device auto] [--json out.json]
 
 Every configuration runs on the same decoded frames, in the same process, one after the
-other; the baseline is dlclive itself (``DLCLive.get_pose`` with ``resize=0.5``, torch's
-default thread count) and every row reports its ratio to that baseline:
+other; the baseline is dlclive itself on the whole 640x480 frame (``DLCLive.get_pose`` at
+the model's own resolution, torch's default thread count) and every row reports its ratio
+to that baseline:
 
 * ``dlclive``: the baseline;
-* ``gaitlive``: :func:`gaitlive.pose.load_runner` with the default config's settings (the
-  runner the live pipeline uses: resize 0.5, full-frame coordinates);
-* ``gaitlive-1thread`` / ``-2threads``: the same with ``torch.set_num_threads``;
-* ``gaitlive-crop``: a 320x240 per-call crop around the frame centre (presence gating);
-* ``gaitlive-resize1``: full resolution (resize 1.0).
+* ``gaitlive-frame``: :func:`gaitlive.pose.load_runner` with the default config's model
+  settings (resize 1.0) on the whole frame;
+* ``gaitlive-crop``: the same on a ``presence.min_crop`` (320x240) crop around the frame
+  centre: what the live pipeline runs per frame with the default config (the presence gate
+  crops to the bird, at least ``min_crop``), also with 1 and 2 torch threads;
+* ``gaitlive-crop-400x300``: a larger crop (a big bird close to the camera);
+* ``gaitlive-half``: the whole frame at resize 0.5 (the default before fine-tune 5).
 
 Figures go to docs/model.md. Frames come from ``--video`` (default: the demo video, else
 the openfield-mouse video in ../shared/data, resized to 640x480 if needed).
@@ -22,6 +25,7 @@ the openfield-mouse video in ../shared/data, resized to 640x480 if needed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from dlclive import DLCLive
 
-    from gaitlive.config import ModelSettings
+    from gaitlive.config import load_config
     from gaitlive.pose import find_model_file, load_runner
 
     video = Path(a.video) if a.video else ROOT / "models" / "demo" / "corridor-demo.mp4"
@@ -93,27 +97,30 @@ def main(argv: list[str] | None = None) -> int:
     default_threads = torch.get_num_threads()
     results: dict[str, dict[str, float]] = {}
 
+    cfg = load_config(overrides={"model.path": a.model})
     live = DLCLive(str(find_model_file(a.model)), model_type="pytorch", device=device,
-                   resize=0.5, single_animal=False)
+                   single_animal=False)
     live.init_inference(frames[0])
     results["dlclive"] = _time(live.get_pose, frames)
     live.close()
 
-    def runner_case(name: str, threads: int | None = None, **kw: object) -> None:
-        crop = kw.pop("crop", None)
+    def runner_case(name: str, threads: int | None = None,
+                    crop: tuple[int, int, int, int] | None = None, **kw: object) -> None:
         torch.set_num_threads(threads or default_threads)
-        s = ModelSettings(path=a.model, device=device, warmup_frames=0,
-                          **{"resize": 0.5, **kw})  # type: ignore[arg-type]
+        s = dataclasses.replace(cfg.model, device=device, warmup_frames=0, **kw)
         with load_runner(a.model, s) as r:
             r.init(frames[0])
             results[name] = _time(lambda f: r.get_pose(f, crop=crop), frames)
         torch.set_num_threads(default_threads)
 
-    runner_case("gaitlive")
-    runner_case("gaitlive-1thread", threads=1)
-    runner_case("gaitlive-2threads", threads=2)
-    runner_case("gaitlive-crop", crop=(160, 480, 120, 360))
-    runner_case("gaitlive-resize1", resize=1.0)
+    cw, ch = cfg.presence.min_crop
+    centre = (320 - cw // 2, 320 + cw // 2, 240 - ch // 2, 240 + ch // 2)
+    runner_case("gaitlive-frame")
+    runner_case("gaitlive-crop", crop=centre)
+    runner_case("gaitlive-crop-1thread", threads=1, crop=centre)
+    runner_case("gaitlive-crop-2threads", threads=2, crop=centre)
+    runner_case("gaitlive-crop-400x300", crop=(120, 520, 90, 390))
+    runner_case("gaitlive-half", resize=0.5)
 
     base = results["dlclive"]["mean_ms"]
     print(f"\nmodel {a.model} | video {video.name} 640x480 | {a.frames} frames | device "
@@ -126,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(
             {"model": a.model, "video": str(video), "device": device,
+             "model_resize": cfg.model.resize, "min_crop": [cw, ch],
              "torch_threads_default": default_threads, "cpu_count": os.cpu_count(),
              "load_avg": os.getloadavg(), "results": results}, indent=1))
     return 0

@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ModelSettings(path=str(prev), resize=scale, warmup_frames=0, device=a.device)
     held = evaluate_model(prev, held_dir, settings=settings, pcutoff=0.6,
                           out_dir=work / "eval-heldout", crop_margin=margin,
-                          min_crop=presence.min_crop)
+                          min_crop=presence.min_crop, crop_step=presence.crop_step)
     print(held.summary())
     whole = evaluate_model(prev, held_dir, settings=settings, pcutoff=0.6,
                            out_dir=work / "eval-heldout-whole-frame", gallery=False) \

@@ -280,6 +280,9 @@ class PresenceSettings:
     # smallest crop [width, height] in pixels, grown around the bird (empty: no minimum): a
     # model trained on crops of this size loses confidence on tighter ones
     min_crop: tuple[int, ...] = ()
+    # crop width and height are rounded up to a multiple of this (1: exact box): the network
+    # runs much faster on a few recurring input shapes than on a new shape every frame
+    crop_step: int = _field(32, lo=1, hi=4096)
 
     def __post_init__(self) -> None:
         if self.min_crop and (len(self.min_crop) != 2

@@ -25,6 +25,9 @@ bird counts as present and its keypoints' box (plus ``margin``) joins the crop.
 
 A crop smaller than ``min_crop`` grows about its centre to that size (the bundled model,
 trained on 320x240 crops, detected 79 % of the keypoints on tight crops, 91 % at 320x240).
+Its sides are then rounded up to a multiple of ``crop_step`` (32 px): on the CPU the
+network took 32 ms per frame on a new crop shape every frame and 24-26 ms on a few
+recurring shapes of the same size (``docs/pipeline.md``).
 
 Examples
 --------
@@ -233,7 +236,7 @@ class PresenceGate:
         return pad_box(box, self.settings.margin, w, h)
 
     def _at_least(self, box: Box, w: int, h: int) -> Box:
-        return grow_to(box, self.settings.min_crop, w, h)
+        return grow_to(box, self.settings.min_crop, w, h, self.settings.crop_step)
 
     def _crop(self, boxes: list[Box], w: int, h: int) -> Box:
         return self._grow(_union(boxes), w, h)
@@ -252,31 +255,34 @@ def pad_box(box: Box, margin: int, w: int, h: int) -> Box:
             max(0, box[2] - margin), min(h, box[3] + margin))
 
 
-def grow_to(box: Box, min_size: tuple[int, ...], w: int, h: int) -> Box:
-    """``box`` ``(x1, x2, y1, y2)`` grown about its centre to at least ``min_size``
-    ``(width, height)`` (empty: unchanged), shifted to stay inside a ``w`` x ``h`` frame."""
-    if not min_size:
-        return box
-    mw, mh = (min(v, lim) for v, lim in zip(min_size, (w, h), strict=True))
+def grow_to(box: Box, min_size: tuple[int, ...], w: int, h: int, step: int = 1) -> Box:
+    """``box`` ``(x1, x2, y1, y2)`` grown about its centre: each side rounded up to a
+    multiple of ``step`` pixels (1: no rounding) and to at least ``min_size`` ``(width,
+    height)`` (empty: no minimum), then shifted to stay inside a ``w`` x ``h`` frame (a side
+    never grows beyond the frame's)."""
     x1, x2, y1, y2 = box
-    if x2 - x1 < mw:
-        x1 = int(min(max(0, (x1 + x2 - mw) // 2), w - mw))
-        x2 = x1 + mw
-    if y2 - y1 < mh:
-        y1 = int(min(max(0, (y1 + y2 - mh) // 2), h - mh))
-        y2 = y1 + mh
+    mw, mh = (min_size[0], min_size[1]) if min_size else (0, 0)
+    tw = min(w, max(mw, -(-(x2 - x1) // step) * step))
+    th = min(h, max(mh, -(-(y2 - y1) // step) * step))
+    if x2 - x1 < tw:
+        x1 = int(min(max(0, (x1 + x2 - tw) // 2), w - tw))
+        x2 = x1 + tw
+    if y2 - y1 < th:
+        y1 = int(min(max(0, (y1 + y2 - th) // 2), h - th))
+        y2 = y1 + th
     return (x1, x2, y1, y2)
 
 
 def crop_around(points: np.ndarray, margin: int, min_size: tuple[int, ...], w: int,
-                h: int) -> Box | None:
+                h: int, step: int = 1) -> Box | None:
     """The crop the gate gives a bird at ``points`` (``(n, 2)``, NaN rows ignored): their
-    box plus ``margin``, at least ``min_size``; None when no point is finite."""
+    box plus ``margin``, at least ``min_size``, sides rounded up to a multiple of ``step``;
+    None when no point is finite."""
     pts = np.asarray(points, dtype=float)
     pts = pts[np.isfinite(pts).all(axis=1)]
     if not len(pts):
         return None
-    return grow_to(pad_box(points_box(pts), margin, w, h), min_size, w, h)
+    return grow_to(pad_box(points_box(pts), margin, w, h), min_size, w, h, step)
 
 
 def _union(boxes: list[Box]) -> Box:

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-crop", type=int, nargs=2, default=(), metavar=("W", "H"),
                    help="with --crop-margin: grow each crop to at least W x H pixels, as "
                         "presence.min_crop does live")
+    p.add_argument("--crop-step", type=int, default=1, metavar="PX",
+                   help="with --crop-margin: round crop sides up to a multiple of PX pixels, "
+                        "as presence.crop_step does live (default 1: no rounding)")
     p.add_argument("--out", default=None, help="output folder for metrics.csv and gallery.png")
     p.add_argument("--no-gallery", action="store_true")
     p.set_defaults(func=run)
@@ -54,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.min_crop and (args.crop_margin is None or min(args.min_crop) <= 0):
         raise ValueError(f"--min-crop {' '.join(map(str, args.min_crop))}: expected two positive "
                          f"pixel sizes W H, used with --crop-margin")
+    if args.crop_step < 1 or (args.crop_step > 1 and args.crop_margin is None):
+        raise ValueError(f"--crop-step {args.crop_step}: expected a positive number of pixels, "
+                         f"used with --crop-margin")
     if args.model:
         settings = None
         if args.resize is not None:
@@ -64,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
                              pcutoff=0.6 if args.pcutoff is None else args.pcutoff,
                              pck_fraction=args.pck, body_length=args.body_length,
                              out_dir=args.out, gallery=not args.no_gallery,
-                             crop_margin=args.crop_margin, min_crop=tuple(args.min_crop))
+                             crop_margin=args.crop_margin, min_crop=tuple(args.min_crop),
+                             crop_step=args.crop_step)
     else:
         snap: int | str = int(args.snapshot) if args.snapshot.lstrip("-").isdigit() \
             else args.snapshot

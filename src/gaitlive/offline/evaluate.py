@@ -483,7 +483,8 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
                    out_dir: str | Path | None = None, gallery: bool = True,
                    max_frames: int | None = None,
                    crop_margin: int | None = None,
-                   min_crop: tuple[int, ...] = ()) -> EvaluationResult:
+                   min_crop: tuple[int, ...] = (),
+                   crop_step: int = 1) -> EvaluationResult:
     """Evaluate an exported model, as ``gaitlive run`` runs it, on a labelled project.
 
     Parameters
@@ -500,6 +501,8 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
         moving bird: still frames have no motion to find it by. None: the whole frame.
     min_crop : tuple of int, optional
         ``(width, height)``: grow each crop to at least this, as ``presence.min_crop``.
+    crop_step : int, optional
+        Round each crop's sides up to a multiple of this, as ``presence.crop_step``.
     """
     import cv2
 
@@ -529,7 +532,8 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
             if img is None:
                 raise ValueError(f"{p}: corrupt or unreadable image")
             crop = None if crop_margin is None else \
-                crop_around(gt[i], crop_margin, min_crop, img.shape[1], img.shape[0])
+                crop_around(gt[i], crop_margin, min_crop, img.shape[1], img.shape[0],
+                            crop_step)
             pose = runner.get_pose(img, crop=crop)
             best = int(np.argmax(np.nan_to_num(pose[..., 2], nan=-1).mean(axis=1)))
             pred[i] = pose[best][col]
