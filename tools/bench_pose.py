@@ -11,7 +11,7 @@ to that baseline:
 
 * ``dlclive``: the baseline;
 * ``gaitlive-frame``: :func:`gaitlive.pose.load_runner` with the default config's model
-  settings (resize 1.0) on the whole frame;
+  settings (resize 1.0, ``model.threads: 1``) on the whole frame, also with 2 threads;
 * ``gaitlive-crop``: the same on a ``presence.min_crop`` (320x240) crop around the frame
   centre: what the live pipeline runs per frame with the default config (the presence gate
   crops to the bird, at least ``min_crop``), also with 1 and 2 torch threads;
@@ -106,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def runner_case(name: str, threads: int | None = None,
                     crop: tuple[int, int, int, int] | None = None, **kw: object) -> None:
-        torch.set_num_threads(threads or default_threads)
-        s = dataclasses.replace(cfg.model, device=device, warmup_frames=0, **kw)
+        # model.threads (the default config's 1 unless given; 0 = torch's default)
+        s = dataclasses.replace(cfg.model, device=device, warmup_frames=0,
+                                threads=cfg.model.threads if threads is None else threads,
+                                **kw)
         with load_runner(a.model, s) as r:
             r.init(frames[0])
             results[name] = _time(lambda f: r.get_pose(f, crop=crop), frames)
@@ -119,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     runner_case("gaitlive-crop", crop=centre)
     runner_case("gaitlive-crop-1thread", threads=1, crop=centre)
     runner_case("gaitlive-crop-2threads", threads=2, crop=centre)
+    runner_case("gaitlive-frame-2threads", threads=2)
     runner_case("gaitlive-crop-400x300", crop=(120, 520, 90, 390))
     runner_case("gaitlive-half", resize=0.5)
 
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps(
             {"model": a.model, "video": str(video), "device": device,
-             "model_resize": cfg.model.resize, "min_crop": [cw, ch],
+             "model_resize": cfg.model.resize, "model_threads": cfg.model.threads, "min_crop": [cw, ch],
              "torch_threads_default": default_threads, "cpu_count": os.cpu_count(),
              "load_avg": os.getloadavg(), "results": results}, indent=1))
     return 0
