@@ -203,3 +203,43 @@ def test_implausible_step_timing_guards():
     _lifts, p = run(_with_gait(prof, max_cadence_hz=0.5 * cad))
     assert not p.scored and p.reason == f"cadence {cad:.1f}/s > max_cadence_hz {0.5 * cad:g}"
     assert p.features["cadence_hz"] == cad and p.n_steps == p0.n_steps
+
+
+def test_min_step_length_joins_a_stance_split_on_its_foothold():
+    """A foot keypoint pulled off its foothold mid-stance (as a pose model's far foot is
+    by the other leg passing it) splits the stance; ``min_step_length`` joins the pieces,
+    which stand on the same foothold, and leaves real steps alone."""
+    prof = load_profile("broiler-side")
+    assert prof.gait.min_step_length == 0.25
+    sp = simulate_pass(severity=1, view="side", seed=503)
+    names = list(sp.bodyparts)
+    foot = names.index("right_foot")
+    # the third complete right stance: move its foot 0.2 leg lengths forward for 6 frames
+    s0, l0 = sp.strikes["right"][2], sp.lifts["right"][2]
+    leg = float(np.nanmedian(sum(
+        np.linalg.norm(sp.poses[:, 0, names.index(a), :2] - sp.poses[:, 0, names.index(b), :2],
+                       axis=1) for a, b in prof.gait.scale_segments))) / 2
+    poses = sp.poses.copy()
+    mid = (s0 + l0) // 2
+    direction = np.sign(sp.poses[l0 + 3, 0, foot, 0] - sp.poses[l0, 0, foot, 0])
+    poses[mid - 3:mid + 3, 0, foot, 0] += np.float32(direction * 0.2 * leg)
+
+    def stances(p, q=poses):
+        steps, _passes = GaitStage(p, fps=sp.fps).run_series(q)
+        # a joined stance's lift event supersedes the earlier one with the same strike
+        last = {s.strike_frame: s.lift_frame for s in steps
+                if s.kind == "lift" and s.foot == "right"}
+        return sorted(last.items())
+
+    truth = sorted(zip(sp.strikes["right"], sp.lifts["right"], strict=True))
+    clean = stances(prof, sp.poses)
+    split = stances(_with_gait(prof, min_step_length=0.0))
+    joined = stances(prof)
+    # off: the stance is split into pieces (before, on and after the displaced frames)
+    inside = [st for st in split if s0 - 2 <= st[0] and st[1] <= l0 + 2]
+    assert len(inside) >= 2, split
+    # on: one stance again, exactly as detected without the displacement
+    assert joined == clean
+    assert len(joined) == len(split) - len(inside) + 1
+    # ... and the clean pass loses no step: every truth stance is still there
+    assert len(clean) == sum(1 for s, _l in truth if clean[0][0] - 2 <= s <= clean[-1][0] + 2)

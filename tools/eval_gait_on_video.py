@@ -14,7 +14,8 @@ For every view (side, rear) and severity 0..5 it simulates passes
 (:func:`gaitlive.synth.simulate_pass`, seeds from ``--seed``), gets poses (truth + noise,
 or renders the pass to video with :func:`gaitlive.synth.export.write_video_set` and runs
 :func:`gaitlive.analyze.analyze_file`, i.e. DLC-Live inference as ``gaitlive analyze`` does)
-and reports per view: strike F1 within +-2 frames (complete stances), cadence error,
+and reports per view: strike F1 within +-2 frames (complete stances; ``strike_f1_in_view``
+counts only stances during which the whole bird is in the image), cadence error,
 stance-fraction error, passes found and Spearman(score, severity).
 """
 
@@ -95,6 +96,17 @@ def stance_drift(poses: np.ndarray, sp, pcutoff: float) -> list[float]:
     return out
 
 
+def _in_view(strikes, lifts, detected, inview: np.ndarray, tol: int = 2):
+    """The true strikes of stances during which the whole bird is in the image (every
+    keypoint visible from strike to lift), and the detected strikes not within ``tol``
+    frames of a dropped one: the stances a gait stage can be asked to find (a bird half
+    out of the image at the corridor's ends has no skeleton)."""
+    keep = [s for s, lf in zip(strikes, lifts, strict=False)
+            if lf < len(inview) and inview[s:lf + 1].all()]
+    drop = [s for s in strikes if s not in keep]
+    return keep, [d for d in detected if not any(abs(d - x) <= tol for x in drop)]
+
+
 def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
              model_path: str | None = None, out: Path | None = None,
              reuse: bool = False) -> dict:
@@ -108,6 +120,7 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
     profile = load_profile(f"broiler-{view}")
     model = load_score_model(MODELS_DIR / f"score-{view}.json")
     tot = np.zeros(3, int)
+    tot_view = np.zeros(3, int)  # stances of a bird wholly in view
     cad, sf, scores, sev, drift = [], [], [], [], []
     gts, preds = [], []  # keypoints of model poses against the truth
     found = expected = 0
@@ -140,17 +153,23 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
                       and q.start_frame <= sp.end_frame]
             if not passes:
                 tot += (0, 0, sum(len(v) for v in sp.strikes.values()))
+                tot_view += (0, 0, sum(len(v) for v in sp.strikes.values()))
                 continue
             found += 1
             q = max(passes, key=lambda q: q.n_steps)
+            inview = (sp.poses[:, 0, :, 2] > 0).all(axis=1)
             for foot in ("left", "right"):
-                tot += match_events(sp.strikes[foot], [f for ft, f in stances if ft == foot])
+                det = [f for ft, f in stances if ft == foot]
+                tot += match_events(sp.strikes[foot], det)
+                tot_view += match_events(*_in_view(sp.strikes[foot], sp.lifts[foot], det,
+                                                   inview))
                 sf.append(abs(q.features[f"stance_fraction_{foot}"] - sp.stance_fraction[foot]))
             cad.append(abs(q.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz)
             if q.scored:
                 scores.append(q.score)
                 sev.append(severity)
     f1 = 2 * tot[0] / max(1, 2 * tot[0] + tot[1] + tot[2])
+    f1_view = 2 * tot_view[0] / max(1, 2 * tot_view[0] + tot_view[1] + tot_view[2])
     kp = None
     if gts:
         from gaitlive.offline.evaluate import compute_pose_metrics
@@ -164,6 +183,8 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
     rho = float(spearmanr(scores, sev).statistic) if len(set(sev)) > 1 else float("nan")
     return {"view": view, "poses": poses_from, "noise_px": noise, "passes": expected,
             "found": found, "strike_f1": round(float(f1), 3), "tp_fp_fn": tot.tolist(),
+            "strike_f1_in_view": round(float(f1_view), 3),
+            "tp_fp_fn_in_view": tot_view.tolist(),
             "cadence_err_max": round(float(np.nanmax(cad)), 3) if cad else None,
             "cadence_err_mean": round(float(np.nanmean(cad)), 3) if cad else None,
             "stance_fraction_err_max": round(float(np.nanmax(sf)), 3) if sf else None,

@@ -139,6 +139,12 @@ class GaitSettings:
     # 0.15 s and detected a few frames shorter, so min_swing_s is off (0) by default.
     min_stance_s: float = _field(0.1, lo=0.0, hi=10.0)
     min_swing_s: float = _field(0.0, lo=0.0, hi=10.0)
+    # A stance whose foothold is closer than this many leg lengths to the foothold of the
+    # same foot's previous stance continues it: the foot did not step (a pose model's foot
+    # keypoint pulled off its foothold for a few frames, e.g. by the other leg passing it,
+    # splits a stance in two). A walking bird's step is longer (side view: > 0.4 leg
+    # lengths even for a severely lame bird); 0 = off.
+    min_step_length: float = _field(0.0, lo=0.0, hi=10.0)
     # A pass whose cadence (steps/s) is above this is not scored (noise, not gait).
     max_cadence_hz: float = _field(4.0, lo=0.0, hi=1000.0)
     smoothing_frames: int = _field(3, lo=1, hi=101)

@@ -185,6 +185,7 @@ class GaitStage:
         # stance shorter than this is no step, a swing shorter than this joins its stances
         self.min_stance_step = max(1, int(math.ceil(g.min_stance_s * self.fps - 1e-9)))
         self.min_swing_step = max(0, int(math.ceil(g.min_swing_s * self.fps - 1e-9)))
+        self.min_step_length = float(g.min_step_length)
         self.window_frames = max(2, int(round(g.window_s * self.fps)))
         self.pcutoff = float(profile.pcutoff)
         lay = self.layout
@@ -388,7 +389,8 @@ class GaitStage:
             if ev[leg, 1] >= 0:
                 s0, l0 = int(ev[leg, 2]), int(ev[leg, 1])
                 prev = tr.steps[leg][-1] if tr.steps[leg] else None
-                if prev is not None and s0 - prev[1] - 1 < self.min_swing_step:
+                if prev is not None and (s0 - prev[1] - 1 < self.min_swing_step
+                                         or self._same_foothold(tr, leg, prev, s0, l0)):
                     # a swing too short to be one: the previous stance went on (its lift
                     # event is superseded by this one, which carries the same strike)
                     s0 = prev[0]
@@ -407,6 +409,27 @@ class GaitStage:
                                            None, s0 / self.fps))
         if lifted:
             tr.rolling = self._rolling(tr, frame)
+
+    def _same_foothold(self, tr: _Track, leg: int, prev: tuple[int, int], s0: int,
+                       l0: int) -> bool:
+        """Whether the stance s0..l0 stands where the previous stance ``prev`` of the same
+        foot stood: footholds (median foot positions) closer than ``min_step_length`` leg
+        lengths, so the foot did not step in between."""
+        if self.min_step_length <= 0.0:
+            return False
+        c = kernels.HIST_FIXED + 4 * leg
+        base = tr.start_frame
+        a = tr.hist[max(prev[0] - base, 0):prev[1] - base + 1]
+        b = tr.hist[max(s0 - base, 0):l0 - base + 1]
+        if not (np.isfinite(a[:, c]).any() and np.isfinite(b[:, c]).any()):
+            return False
+        fa = np.nanmedian(a[:, c:c + 2], axis=0)
+        fb = np.nanmedian(b[:, c:c + 2], axis=0)
+        scales = np.concatenate([a[:, 1], b[:, 1]])
+        if not np.isfinite(scales).any():
+            return False
+        scale = float(np.nanmedian(scales))
+        return bool(np.hypot(*(fb - fa)) < self.min_step_length * scale)
 
     def _rolling(self, tr: _Track, frame: int) -> dict[str, float]:
         lo = max(tr.start_frame, frame - self.window_frames)
