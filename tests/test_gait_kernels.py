@@ -126,12 +126,19 @@ def _random_walk_poses(rng: np.random.Generator, n: int) -> np.ndarray:
     return p
 
 
+@pytest.mark.parametrize("restrike_s", [0.0, 0.4])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_gait_kernel_equals_reference_on_random_walks(seed):
+def test_gait_kernel_equals_reference_on_random_walks(seed, restrike_s):
+    import dataclasses
+
     rng = np.random.default_rng(seed)
     n = 260
     poses = _random_walk_poses(rng, n)
-    params = kernel_params(PROFILE, 30.0)
+    # restrike_shift_s: side profiles keep the strike (0), the rear profile lets it move
+    prof = dataclasses.replace(PROFILE, gait=dataclasses.replace(PROFILE.gait,
+                                                                 restrike_shift_s=restrike_s))
+    params = kernel_params(prof, 30.0)
+    assert params[9] == round(restrike_s * 30)
     a, b = _fresh_state(n), _fresh_state(n)
     n_events = 0
     for t in range(n):

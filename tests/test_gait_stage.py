@@ -243,3 +243,31 @@ def test_min_step_length_joins_a_stance_split_on_its_foothold():
     assert len(joined) == len(split) - len(inside) + 1
     # ... and the clean pass loses no step: every truth stance is still there
     assert len(clean) == sum(1 for s, _l in truth if clean[0][0] - 2 <= s <= clean[-1][0] + 2)
+
+
+def test_restrike_shift_keeps_the_strike_of_a_drifting_foot():
+    """A foot keypoint that slips back mid-stance (a pose model's foot drifting) moves the
+    foothold of the whole stance: refined again on it at the lift, the strike lands after
+    the slip; ``restrike_shift_s`` 0 (side profiles) keeps the strike where the stance was
+    found, at the true strike."""
+    prof = load_profile("broiler-side")
+    assert prof.gait.restrike_shift_s == 0.0
+    assert load_profile("broiler-rear").gait.restrike_shift_s == 0.4
+    sp = simulate_pass(severity=1, view="side", seed=503)
+    names = list(sp.bodyparts)
+    foot = names.index("right_foot")
+    s0, l0 = sp.strikes["right"][2], sp.lifts["right"][2]
+    poses = sp.poses.copy()
+    mid = (s0 + l0) // 2
+    back = -np.sign(sp.poses[l0 + 3, 0, foot, 0] - sp.poses[l0, 0, foot, 0])
+    poses[mid - 3:mid + 3, 0, foot, 0] += np.float32(back * 0.2 * 67)
+
+    def strikes(p):
+        steps, _passes = GaitStage(p, fps=sp.fps).run_series(poses)
+        return {s.lift_frame: s.strike_frame for s in steps
+                if s.kind == "lift" and s.foot == "right"}
+
+    kept = strikes(prof)
+    moved = strikes(_with_gait(prof, restrike_shift_s=0.4))
+    assert kept[l0] == s0
+    assert moved[l0] > s0 + 2  # pulled after the slip: a missed strike

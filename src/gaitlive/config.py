@@ -126,6 +126,12 @@ class GaitSettings:
     # strikes/lifts are refined to where the foot is within this fraction of the scale
     # (or 3 noise sigmas) of its foothold
     foothold_eps: float = _field(0.01, lo=0.0, hi=1.0)
+    # At the lift the strike is refined again on the whole stance's foothold and may move
+    # up to this many seconds later than where the stance was first found (rear view: the
+    # slow end of a swing along the line of sight is only clear on the whole stance). 0
+    # keeps it there, so a pose model's foot drifting during the stance cannot pull the
+    # strike late (side view, where the end of a swing is plain in the image).
+    restrike_shift_s: float = _field(0.4, lo=0.0, hi=10.0)
     # samples of the least-squares foot velocity fit (odd)
     fit_frames: int = _field(5, lo=3, hi=101)
     # tracks seen in fewer frames than this many seconds are dropped (false detections)

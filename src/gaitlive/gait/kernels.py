@@ -42,7 +42,9 @@ of sight). The lift is the frame that minimises the same sum up to it, on single
 (``CP_K_LIFT``; a lift is abrupt), within ``MAX_SHIFT_LIFT`` frames before and
 ``MAX_EXTEND_LIFT`` after the speed's guess. The strike is reported when the stance is
 confirmed and refined once more at the lift, on the whole stance (the ring holds 64
-frames); the lift event carries it.
+frames), moving at most ``restrike`` frames later (``gait.restrike_shift_s``; 0 in side
+views, where a pose model's foot drifting during the stance would pull it late); the lift
+event carries it.
 """
 
 from __future__ import annotations
@@ -416,9 +418,10 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
     t : int
         Frame index (consecutive frames; pass an all-NaN pose for a frame without data).
     pose : float32 (n_kp, 3)
-    params : float64 (9,)
+    params : float64 (10,)
         half_med, half_fit, stance_floor, stance_rel, hysteresis, min_stance, min_swing,
-        peak_decay (per frame), foothold eps (fraction of the scale).
+        peak_decay (per frame), foothold eps (fraction of the scale), frames the strike
+        may move later when refined again at the lift.
     ring : float64 (R, n_legs, 2)
         Raw gated foot positions by ``frame % R`` (written at ``t``).
     ring_scale : float64 (R,)
@@ -453,6 +456,7 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
     min_swing = int(params[6])
     decay = params[7]
     eps_min = params[8]
+    restrike = int(params[9])
     delay = half_med + half_fit
 
     # ---- skeleton and history row of frame t
@@ -677,7 +681,7 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
                             lo = s0 - MAX_EXTEND
                             if lo < oldest:
                                 lo = oldest
-                            hi = s0 + MAX_SHIFT
+                            hi = s0 + restrike
                             if hi > last:
                                 hi = last
                             if hi >= lo:

@@ -117,6 +117,7 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
     half_med, half_fit = int(params[0]), int(params[1])
     stance_floor, stance_rel, hyst = params[2], params[3], params[4]
     min_stance, min_swing, decay, eps_min = int(params[5]), int(params[6]), params[7], params[8]
+    restrike = int(params[9])
     delay = half_med + half_fit
 
     n_present, complete, scale = skeleton_frame_ref(pose, pcutoff, required_idx, angle_idx,
@@ -258,7 +259,7 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
                                 if sp2 > SPREAD * sig2:
                                     sig2 = sp2
                         if s0 >= 0 and s0 > oldest and np.isfinite(anchor[0]):
-                            lo, hi = max(s0 - MAX_EXTEND, oldest), min(s0 + MAX_SHIFT, last)
+                            lo, hi = max(s0 - MAX_EXTEND, oldest), min(s0 + restrike, last)
                             if hi >= lo:
                                 istate[leg, I_STRIKE] = _strike_cp_ref(
                                     ring, leg, anchor, lo, hi, sig2, floor2, oldest, t)

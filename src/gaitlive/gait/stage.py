@@ -94,9 +94,10 @@ def kernel_params(profile: Profile, fps: float) -> np.ndarray:
     """The kernel's ``params`` vector from the profile's gait settings."""
     g = profile.gait
     decay = math.exp(-1.0 / (fps * g.peak_tau_s))
+    restrike = int(round(g.restrike_shift_s * fps))
     return np.array([g.smoothing_frames // 2, g.fit_frames // 2, g.stance_speed, g.stance_rel,
-                     g.stance_hysteresis, g.min_stance_frames, g.min_swing_frames, decay, g.foothold_eps],
-                    dtype=np.float64)
+                     g.stance_hysteresis, g.min_stance_frames, g.min_swing_frames, decay,
+                     g.foothold_eps, restrike], dtype=np.float64)
 
 
 class _Track:
