@@ -271,3 +271,41 @@ def test_restrike_shift_keeps_the_strike_of_a_drifting_foot():
     moved = strikes(_with_gait(prof, restrike_shift_s=0.4))
     assert kept[l0] == s0
     assert moved[l0] > s0 + 2  # pulled after the slip: a missed strike
+
+
+def test_drifting_foot_keeps_the_strike_found_when_the_stance_began(monkeypatch):
+    """A foot keypoint sliding back through its stance (a pose model's drift) spreads
+    around the whole stance's foothold far beyond the keypoint noise: the strike is then not
+    refined again on that foothold at the lift (kernels.DRIFT_K), which would move it
+    later. The numpy reference with the rule switched off shows the difference."""
+    import dataclasses
+
+    from gaitlive.gait import reference
+
+    prof = load_profile("broiler-side")
+    prof = dataclasses.replace(prof, gait=dataclasses.replace(prof.gait,
+                                                              restrike_shift_s=0.4))
+    sp = simulate_pass(severity=1, view="side", seed=503)
+    foot = list(sp.bodyparts).index("right_foot")
+    poses = _noisy(sp.poses, 0.5, 0)
+    drifted = [2, 3]
+    for i in drifted:
+        s0, l0 = sp.strikes["right"][i], sp.lifts["right"][i]
+        back = -np.sign(sp.poses[l0 + 3, 0, foot, 0] - sp.poses[l0, 0, foot, 0])
+        ramp = back * 0.25 * 67 * np.linspace(0, 1, l0 - s0 + 1)
+        poses[s0:l0 + 1, 0, foot, 0] += ramp.astype(np.float32)
+
+    def strikes(kernel=None):
+        steps, _passes = GaitStage(prof, fps=sp.fps, kernel=kernel).run_series(poses)
+        return sorted(s.strike_frame for s in steps if s.kind == "lift" and s.foot == "right")
+
+    kept = strikes()
+    assert kept == strikes(reference.gait_frame_ref)
+    monkeypatch.setattr(reference, "DRIFT_K", np.inf)
+    refined = strikes(reference.gait_frame_ref)
+    assert len(kept) == len(refined) == len(sp.strikes["right"])
+    for i, truth in enumerate(sp.strikes["right"]):
+        if i in drifted:
+            assert abs(kept[i] - truth) < abs(refined[i] - truth)
+        else:
+            assert kept[i] == refined[i]

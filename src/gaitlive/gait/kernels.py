@@ -90,6 +90,10 @@ CP_K_LIFT = 5.0
 # the spread of a stance around its foothold replaces the noise variance in the change
 # points when it is more than SPREAD times larger (a rolling hoof, drifting keypoints)
 SPREAD = 2.0
+# ... and when it is more than DRIFT_K times the noise variance the foot drifted during the
+# stance (a pose model's foot sliding): the whole stance's foothold is then no guide to
+# where the foot landed, and the strike found when the stance began is kept at the lift
+DRIFT_K = 3.0
 NOISE_K = 4.0  # stance speed threshold >= this many sigmas of the noise speed
 # the noise estimate accepts a frame-to-frame step (per axis, half the squared distance)
 # below max(4.5 x its own variance, (NOISE_GATE_REL leg lengths)^2): the floor lets it
@@ -673,11 +677,13 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
                         ay = fstate[ia + 1]
                         # the foot's spread around this foothold (noise and the drift of a
                         # rolling foot): a frame counts as off it beyond that
+                        drift = False
                         if last >= lo and ax == ax:
                             sp2 = _spread2(ring, lo, last, R, leg, ax, ay, buf)
                             if sp2 > SPREAD * sig2:
                                 sig2 = sp2
-                        if s0 >= 0 and s0 > oldest and ax == ax:
+                                drift = sp2 > DRIFT_K * fstate[F_NOISE]
+                        if s0 >= 0 and s0 > oldest and ax == ax and not drift:
                             lo = s0 - MAX_EXTEND
                             if lo < oldest:
                                 lo = oldest

@@ -14,6 +14,7 @@ import numpy as np
 from gaitlive.gait.kernels import (
     CP_K,
     CP_K_LIFT,
+    DRIFT_K,
     F_NOISE,
     F_NOISE_N,
     F_PEAK,
@@ -250,6 +251,7 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
                             if np.isfinite(a[0]):
                                 fstate[ia:ia + 2] = a
                         anchor = fstate[ia:ia + 2].copy()
+                        drift = False
                         if last >= lo and np.isfinite(anchor[0]):
                             p = ring[np.arange(lo, last + 1) % R, leg]
                             p = p[np.isfinite(p).all(axis=1)]
@@ -258,7 +260,9 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
                                 sp2 = float(np.median(d2)) / (2.0 * np.log(2.0))
                                 if sp2 > SPREAD * sig2:
                                     sig2 = sp2
-                        if s0 >= 0 and s0 > oldest and np.isfinite(anchor[0]):
+                                    # the foot drifted: keep the strike found at the start
+                                    drift = sp2 > DRIFT_K * fstate[F_NOISE]
+                        if s0 >= 0 and s0 > oldest and np.isfinite(anchor[0]) and not drift:
                             lo, hi = max(s0 - MAX_EXTEND, oldest), min(s0 + restrike, last)
                             if hi >= lo:
                                 istate[leg, I_STRIKE] = _strike_cp_ref(
