@@ -92,7 +92,9 @@ CP_K_LIFT = 5.0
 SPREAD = 2.0
 # ... and when it is more than DRIFT_K times the noise variance the foot drifted during the
 # stance (a pose model's foot sliding): the whole stance's foothold is then no guide to
-# where the foot landed, and the strike found when the stance began is kept at the lift
+# where the foot landed, and where the strike may move later at the lift (restrike > 0,
+# rear view) the strike found when the stance began is kept. (With restrike 0, side views,
+# the refinement can only move the strike earlier, which helps on drifting model feet too.)
 DRIFT_K = 3.0
 NOISE_K = 4.0  # stance speed threshold >= this many sigmas of the noise speed
 # the noise estimate accepts a frame-to-frame step (per axis, half the squared distance)
@@ -682,7 +684,7 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
                             sp2 = _spread2(ring, lo, last, R, leg, ax, ay, buf)
                             if sp2 > SPREAD * sig2:
                                 sig2 = sp2
-                                drift = sp2 > DRIFT_K * fstate[F_NOISE]
+                                drift = restrike > 0 and sp2 > DRIFT_K * fstate[F_NOISE]
                         if s0 >= 0 and s0 > oldest and ax == ax and not drift:
                             lo = s0 - MAX_EXTEND
                             if lo < oldest:

@@ -261,9 +261,10 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
                                 if sp2 > SPREAD * sig2:
                                     sig2 = sp2
                                     # the foot drifted: keep the strike found at the start
-                                    drift = sp2 > DRIFT_K * fstate[F_NOISE]
+                                    drift = restrike > 0 and sp2 > DRIFT_K * fstate[F_NOISE]
                         if s0 >= 0 and s0 > oldest and np.isfinite(anchor[0]) and not drift:
-                            lo, hi = max(s0 - MAX_EXTEND, oldest), min(s0 + restrike, last)
+                            lo = max(s0 - MAX_EXTEND, oldest)
+                            hi = min(s0 + restrike, last)
                             if hi >= lo:
                                 istate[leg, I_STRIKE] = _strike_cp_ref(
                                     ring, leg, anchor, lo, hi, sig2, floor2, oldest, t)
