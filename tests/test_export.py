@@ -216,3 +216,45 @@ def test_train_bundled_model_tool_runs_every_stage(tmp_path):
     wrong = subprocess.run([python, *other, "--continue-from", str(out)],
                            capture_output=True, text=True, timeout=600)
     assert wrong.returncode != 0 and "round 1" in wrong.stderr
+
+
+def test_bundled_model_on_a_larger_image_with_bird_size_scaling():
+    """A rear pass rendered at 1280x960 (twice the pixels the model was trained on: near
+    the camera the bird is 2-3 x its training size). With ``presence.bird_size`` the crop is
+    scaled down (``PresenceResult.scale`` -> ``get_pose(scale=...)``) and the keypoints come
+    back in frame pixels; without it the model misses far more keypoints."""
+    import math
+
+    from gaitlive.offline.evaluate import compute_pose_metrics
+    from gaitlive.presence import bird_scale, crop_around
+    from gaitlive.synth import simulate_pass
+    from gaitlive.synth.render import render_frames
+
+    cfg = load_config()
+    p = cfg.presence
+    assert p.bird_size > 0
+    seq = simulate_pass(severity=1.0, view="rear", species="broiler", seed=424245,
+                        width=1280, height=960)
+    idx = np.linspace(seq.start_frame + 5, seq.start_frame + 60, 10).round().astype(int)
+    gt, on, off, scales = [], [], [], []
+    with load_runner(DEFAULT_MODEL, cfg.model) as r:
+        for fr in render_frames(seq, idx.tolist()):
+            truth = seq.poses[fr.index, 0, :, :2].astype(float)
+            truth[~fr.visible[0]] = np.nan
+            gt.append(truth)
+            h, w = fr.image.shape[:2]
+            size = float(np.nanmax(np.nanmax(truth, axis=0) - np.nanmin(truth, axis=0)))
+            k = bird_scale(size, p.bird_size)
+            scales.append(k)
+            # the crop the gate gives it: margin, min_crop and crop_step scaled by 1 / k
+            crop = crop_around(truth, round(p.margin / k),
+                               tuple(math.ceil(v / k) for v in p.min_crop), w, h,
+                               max(1, round(p.crop_step / k)))
+            on.append(r.get_pose(fr.image, crop=crop, scale=k)[0])
+            crop = crop_around(truth, p.margin, p.min_crop, w, h, p.crop_step)
+            off.append(r.get_pose(fr.image, crop=crop)[0])
+    assert min(scales) <= 0.6  # the bird is well over bird_size here
+    m_on, m_off = (compute_pose_metrics(np.array(gt), np.array(x), cfg.profile.bodyparts,
+                                        pcutoff=cfg.profile.pcutoff) for x in (on, off))
+    assert m_on.pck >= 0.9 and m_on.detected >= 0.9, m_on.as_dict()
+    assert m_on.pck >= m_off.pck + 0.1, (m_on.as_dict(), m_off.as_dict())

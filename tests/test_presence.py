@@ -244,3 +244,65 @@ def test_the_gate_gives_few_crop_shapes_with_crop_step():
         assert (x2 - x1) % 32 == 0 and (y2 - y1) % 32 == 0, (x1, x2, y1, y2)
         shapes.add((x2 - x1, y2 - y1))
     assert 1 <= len(shapes) <= 2
+
+
+def test_bird_scale_levels():
+    from gaitlive.presence import MIN_SCALE, bird_scale
+
+    assert bird_scale(100, 170) == 1.0 and bird_scale(170, 170) == 1.0
+    assert bird_scale(340, 170) == 0.5  # exactly twice: one octave
+    assert bird_scale(171, 170) == 2 ** -0.25  # just over: the first level
+    assert bird_scale(350, 170) == 2 ** -1.25  # 350/170 > 2: the next level down
+    assert bird_scale(10_000, 170) == MIN_SCALE
+    assert bird_scale(300, 0) == 1.0 and bird_scale(float("nan"), 170) == 1.0
+    for size in (171, 240, 300, 340, 500, 900):
+        s = bird_scale(size, 170)
+        assert size * s <= 170 < size * s * 2 ** 0.25  # the fewest steps that fit
+
+
+def test_a_large_bird_gets_a_scaled_crop_with_scaled_margin_and_min_crop():
+    """``bird_size``: a bird whose confident keypoints span more than it is scaled down by
+    the gate's ``scale``, and margin, min_crop and crop_step (network pixels) grow by
+    1 / scale in frame pixels, so the network sees the crop it was trained on."""
+    from gaitlive.presence import SIZE_WINDOW
+
+    bg, rng = background(12), np.random.default_rng(12)
+    gate = PresenceGate(settings(hold_frames=0, margin=16, min_crop=(100, 60), crop_step=8,
+                                 bird_size=20), warmup_frames=3)
+    for _ in range(10):
+        gate.update(render(bg, rng))
+    # pose_at spans 2*RX = 48 px: 48 / 20 = 2.4 -> scale 2^(-5/4) = 0.42 (48 * 0.42 = 20.2
+    # > 20 -> one more level: 2^(-6/4) = 0.354)
+    pose = pose_at(160, 120)
+    for _ in range(SIZE_WINDOW):
+        gate.observe(pose)
+        res = gate.update(render(bg, rng))
+    k = 2 ** -1.5
+    assert res.scale == k and gate.scale == k
+    x1, x2, y1, y2 = res.crop
+    # the pose box (48 x 28) + margin 16 / k = 45 px per side -> 138 x 118, rounded up to
+    # multiples of 8 / k = 23 px (138, 138), then at least min_crop / k = 283 x 170
+    assert (x2 - x1, y2 - y1) == (283, 170)
+    assert x1 <= 160 - RX and x2 >= 160 + RX and y1 <= 120 - RY and y2 >= 120 + RY
+    # off (0): scale 1, the crop as before
+    gate = PresenceGate(settings(hold_frames=0, margin=16, min_crop=(100, 60), crop_step=8),
+                        warmup_frames=3)
+    for _ in range(10):
+        gate.update(render(bg, rng))
+    gate.observe(pose)
+    res = gate.update(render(bg, rng))
+    # 48 + 32 = 80 -> min_crop 100; 28 + 32 = 60 -> rounded to 64
+    assert res.scale == 1.0 and (res.crop[1] - res.crop[0], res.crop[3] - res.crop[2]) == (100, 64)
+
+
+def test_before_a_pose_the_moving_blob_sizes_the_bird():
+    bg, rng = background(13), np.random.default_rng(13)
+    gate = PresenceGate(settings(hold_frames=5, bird_size=25), warmup_frames=10)
+    results = [gate.update(render(bg, rng, bird=(bird_x(i, 20), 120) if i >= 20 else None))
+               for i in range(40)]
+    # the blob is 36-64 px wide (MOG2 absorbs part of a slow bird's inside; the motion
+    # trail adds some): 1.4-2.6 x bird_size -> levels 2^-0.75 .. 2^-1.5 of 2^(-k/4)
+    scales = {r.scale for r in results[20:] if r.run}
+    assert scales and all(2 ** -1.5 <= s <= 2 ** -0.75 for s in scales), scales
+    assert all(round(-4 * np.log2(s), 9).is_integer() for s in scales)
+    assert all(r.scale == 1.0 for r in results[:20])  # nothing seen yet

@@ -227,7 +227,9 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
                 poses.append(np.zeros((0, len(bodyparts), 3), np.float32))
             else:
                 crop = res.crop if res is not None else None
-                poses.append(np.asarray(runner.get_pose(frame, crop=crop), dtype=np.float32))
+                scale = res.scale if res is not None else 1.0
+                poses.append(np.asarray(runner.get_pose(frame, crop=crop, scale=scale),
+                                        dtype=np.float32))
                 if gate is not None:
                     gate.observe(poses[-1])
             if bar is not None:

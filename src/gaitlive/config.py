@@ -295,6 +295,12 @@ class PresenceSettings:
     # crop width and height are rounded up to a multiple of this (1: exact box): the network
     # runs much faster on a few recurring input shapes than on a new shape every frame
     crop_step: int = _field(32, lo=1, hi=4096)
+    # largest bird (its confident keypoints' box, larger side; before the first pose, its
+    # motion blob) in pixels of the network's input: a larger bird (a camera nearer the
+    # corridor, or more pixels than the model was trained on) has its crop scaled down by
+    # factors of 2^(-1/4) until it fits, margin, min_crop and crop_step scaled with it so
+    # the network sees what it was trained on; 0 = off (model.resize only)
+    bird_size: int = _field(0, lo=0, hi=100000)
 
     def __post_init__(self) -> None:
         if self.min_crop and (len(self.min_crop) != 2

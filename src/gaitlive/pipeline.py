@@ -578,7 +578,8 @@ class Pipeline:
         A :class:`~gaitlive.capture.Capture` (not started) writing into its slot.
     runner
         A pose runner (:class:`gaitlive.pose.PoseRunner`): ``init(frame)``,
-        ``get_pose(frame, crop=None)`` in full-frame coordinates; owned by the pose thread.
+        ``get_pose(frame, crop=None, scale=1.0)`` in full-frame coordinates; owned by the
+        pose thread.
     gait
         A :class:`~gaitlive.gait.stage.GaitStage`, or None (poses only).
     presence
@@ -808,18 +809,21 @@ class Pipeline:
             image = rec.image
             assert image is not None
             info: dict[str, Any] = {}
-            run, crop = True, None
+            run, crop, scale = True, None, 1.0
             if gate is not None:
                 t0 = time.perf_counter()
                 res = gate.update(image)
                 st.t_presence.add(time.perf_counter() - t0)
-                run, crop = res.run, res.crop
-                info = {"presence": res.run, "motion": res.motion, "crop": res.crop}
+                run, crop, scale = res.run, res.crop, res.scale
+                info = {"presence": res.run, "motion": res.motion, "crop": res.crop,
+                        "scale": res.scale}
             poses = None
             dt_infer = 0.0
             if run:
                 t0 = time.perf_counter()
-                poses = runner.get_pose(image, crop=crop)
+                # scale only when the gate asks (a runner may not take it)
+                poses = runner.get_pose(image, crop=crop) if scale == 1.0 else \
+                    runner.get_pose(image, crop=crop, scale=scale)
                 dt_infer = time.perf_counter() - t0
                 st.t_infer.add(dt_infer)
                 st.inferences += 1

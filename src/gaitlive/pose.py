@@ -327,8 +327,8 @@ class PoseRunner:
     def init(self, frame: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def get_pose(self, frame: np.ndarray,
-                 crop: Sequence[int] | None = None) -> np.ndarray:  # pragma: no cover
+    def get_pose(self, frame: np.ndarray, crop: Sequence[int] | None = None,
+                 scale: float = 1.0) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
     def reset(self) -> None:
@@ -476,7 +476,8 @@ class DLCLiveRunner(PoseRunner):
             return self.get_pose(frame)
         return self._finish(pose, None, frame.shape[:2])
 
-    def get_pose(self, frame: np.ndarray, crop: Sequence[int] | None = None) -> np.ndarray:
+    def get_pose(self, frame: np.ndarray, crop: Sequence[int] | None = None,
+                 scale: float = 1.0) -> np.ndarray:
         """Pose of one frame.
 
         Parameters
@@ -486,6 +487,10 @@ class DLCLiveRunner(PoseRunner):
         crop : sequence of int, optional
             ``(x1, x2, y1, y2)``: run inference on this window only (intersected with the
             static crop). Overrides dynamic cropping for this call.
+        scale : float, optional
+            Extra factor on ``model.resize`` for this call (the presence gate's
+            :attr:`~gaitlive.presence.PresenceResult.scale`: a bird larger than the model
+            was trained on is scaled down). Keypoints are returned in frame pixels.
 
         Returns
         -------
@@ -497,6 +502,10 @@ class DLCLiveRunner(PoseRunner):
         if frame is None or frame.ndim not in (2, 3) or frame.size == 0:
             raise ValueError(f"get_pose: expected an image array, got "
                              f"{None if frame is None else frame.shape}")
+        if not (0.0 < scale <= 1.0):
+            raise ValueError(f"get_pose: scale must be in (0, 1], got {scale!r}")
+        # dlclive resizes by its .resize and scales the keypoints back by it
+        self._dlc.resize = float(self.settings.resize) * float(scale)
         win = self._window(frame, crop)
         first = not self._initialized
         t0 = time.perf_counter()

@@ -23,6 +23,15 @@ the gate saw half of those frames). After each inference, :meth:`PresenceGate.ob
 gets the poses; while the last one has ``track_min_keypoints`` keypoints above pcutoff the
 bird counts as present and its keypoints' box (plus ``margin``) joins the crop.
 
+Bird size (``presence.bird_size``): a model is trained on birds of some size in pixels; a
+camera nearer the corridor, or with more pixels (1280x960 instead of 640x480), shows them
+larger, and the bundled model (trained on birds up to ~250 px) then found a third fewer
+keypoints. The gate keeps the median size of the bird over the last inferences (the larger
+side of its confident keypoints' box; of its motion blob before the first pose) and, when
+it exceeds ``bird_size``, asks for the crop scaled down by ``scale`` = 2^(-k/4) (a few
+levels: a few input shapes) so that it fits; ``margin``, ``min_crop`` and ``crop_step``
+are in the network's pixels and scale with it.
+
 A crop smaller than ``min_crop`` grows about its centre to that size (the bundled model,
 trained on 320x240 crops, detected 79 % of the keypoints on tight crops, 91 % at 320x240).
 Its sides are then rounded up to a multiple of ``crop_step`` (32 px): on the CPU the
@@ -34,13 +43,15 @@ Examples
 >>> from gaitlive.config import PresenceSettings
 >>> gate = PresenceGate(PresenceSettings(crop=True))
 >>> res = gate.update(frame)                 # doctest: +SKIP
->>> poses = runner.get_pose(frame, crop=res.crop) if res.run else None   # doctest: +SKIP
+>>> poses = runner.get_pose(frame, crop=res.crop, scale=res.scale) if res.run else None  # doctest: +SKIP
 >>> gate.observe(poses)                      # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -50,8 +61,8 @@ from gaitlive.config import PresenceSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PresenceGate", "PresenceResult", "Box", "crop_around", "grow_to", "pad_box",
-           "points_box"]
+__all__ = ["PresenceGate", "PresenceResult", "Box", "bird_scale", "crop_around", "grow_to",
+           "pad_box", "points_box"]
 
 #: x1, x2, y1, y2 in full-frame pixels (the crop order dlclive uses)
 Box = tuple[int, int, int, int]
@@ -77,6 +88,9 @@ class PresenceResult:
         Fraction of the (downscaled) frame marked foreground after cleaning.
     lighting_change
         The mask was dominated by a global change and the background was re-learnt.
+    scale
+        Factor (<= 1) to scale the crop by on top of ``model.resize`` so that the bird is
+        at most ``presence.bird_size`` pixels in the network's input (1: as it is).
     """
 
     run: bool
@@ -85,6 +99,7 @@ class PresenceResult:
     crop: Box | None = None
     fg_fraction: float = 0.0
     lighting_change: bool = False
+    scale: float = 1.0
 
 
 class PresenceGate:
@@ -132,6 +147,8 @@ class PresenceGate:
         self._since_motion: int | None = None
         self._last_crop: Box | None = None
         self._pose_box: Box | None = None
+        self._sizes: deque[float] = deque(maxlen=SIZE_WINDOW)
+        self.scale = 1.0
         self.frames = 0
         self.run_frames = 0
 
@@ -192,16 +209,21 @@ class PresenceGate:
                                   int(y * sy), int(min(h, (y + bh) * sy))))
         motion = bool(boxes)
         warming = self._seen <= self.warmup_frames
+        tracked = self._pose_box is not None and not warming
         if motion and not warming:
+            if s.bird_size and not tracked:
+                # no pose yet: the largest blob stands in for the bird's size
+                self._sizes.append(max(max(b[1] - b[0], b[3] - b[2]) for b in boxes))
+            self._update_scale()
             self._since_motion = 0
             self._last_crop = self._crop(boxes, w, h)
         elif self._since_motion is not None:
             self._since_motion += 1
         held = self._since_motion is not None and self._since_motion <= s.hold_frames
-        tracked = self._pose_box is not None and not warming
         run = warming or held or tracked
         crop = None
         if run and s.crop and not warming:
+            self._update_scale()
             parts = [b for b in (self._last_crop if held else None,
                                  self._grow(self._pose_box, w, h) if tracked else None)
                      if b is not None]
@@ -209,7 +231,8 @@ class PresenceGate:
         self.frames += 1
         self.run_frames += int(run)
         return PresenceResult(run=run, motion=motion and not warming, boxes=tuple(boxes),
-                              crop=crop, fg_fraction=fg_fraction, lighting_change=lighting)
+                              crop=crop, fg_fraction=fg_fraction, lighting_change=lighting,
+                              scale=self.scale if crop is not None else 1.0)
 
     def observe(self, poses: np.ndarray | None) -> None:
         """Feed back the poses inferred on the frame just gated (None: none were).
@@ -231,15 +254,45 @@ class PresenceGate:
         if not good.any():
             return
         self._pose_box = points_box(p[good][ok[good]][:, :2])
+        if self.settings.bird_size:
+            # the largest tracked bird's keypoint box, larger side
+            self._sizes.append(max(float(max(np.ptp(q[k, 0]), np.ptp(q[k, 1])))
+                                   for q, k in zip(p[good], ok[good], strict=True)))
+
+    def _update_scale(self) -> None:
+        """``scale`` from the median recent bird size (see the module docstring)."""
+        if self.settings.bird_size and self._sizes:
+            self.scale = bird_scale(float(np.median(self._sizes)), self.settings.bird_size)
 
     def _grow(self, box: Box, w: int, h: int) -> Box:
-        return pad_box(box, self.settings.margin, w, h)
+        return pad_box(box, int(round(self.settings.margin / self.scale)), w, h)
 
     def _at_least(self, box: Box, w: int, h: int) -> Box:
-        return grow_to(box, self.settings.min_crop, w, h, self.settings.crop_step)
+        s, k = self.settings, self.scale
+        min_crop = tuple(int(math.ceil(v / k)) for v in s.min_crop)
+        return grow_to(box, min_crop, w, h, max(1, int(round(s.crop_step / k))))
 
     def _crop(self, boxes: list[Box], w: int, h: int) -> Box:
         return self._grow(_union(boxes), w, h)
+
+
+#: inferences over which the bird's size is a running median
+SIZE_WINDOW = 9
+#: smallest scale the gate asks for (a bird 8x larger than ``bird_size``)
+MIN_SCALE = 0.125
+
+
+def bird_scale(size: float, bird_size: float) -> float:
+    """The crop scale 2^(-k/4) (k = 0, 1, ...; at least ``MIN_SCALE``) with the fewest
+    steps that brings a bird of ``size`` pixels to at most ``bird_size``: 1 when it fits.
+
+    >>> bird_scale(200, 260), bird_scale(520, 260), round(bird_scale(300, 260), 3)
+    (1.0, 0.5, 0.841)
+    """
+    if not (size > bird_size > 0):
+        return 1.0
+    k = math.ceil(4.0 * math.log2(size / bird_size) - 1e-9)
+    return max(MIN_SCALE, 2.0 ** (-k / 4.0))
 
 
 def points_box(points: np.ndarray) -> Box:
