@@ -216,6 +216,23 @@ def test_train_bundled_model_tool_runs_every_stage(tmp_path):
     wrong = subprocess.run([python, *other, "--continue-from", str(out)],
                            capture_output=True, text=True, timeout=600)
     assert wrong.returncode != 0 and "round 1" in wrong.stderr
+    # --reevaluate: the held-out metrics measured again as the default config runs the
+    # model and rewritten in its card; weights, rounds and the rest of the card stay
+    weights = (out2 / "gaitlive-corridor.pt").read_bytes()
+    card2.raw["metrics"]["heldout"]["rmse_px"] = -1.0
+    from gaitlive.offline.export import write_model_card
+
+    write_model_card(out2, card2.raw)
+    reev = subprocess.run([python, str(tool), "--work", str(work), "--heldout-frames", "12",
+                           "--reevaluate", str(out2)], capture_output=True, text=True,
+                          timeout=600)
+    assert reev.returncode == 0, reev.stderr[-3000:]
+    card3 = read_model_card(out2)
+    assert card3.metrics["heldout"]["rmse_px"] >= 0
+    assert "presence.bird_size" in card3.metrics["heldout"]["note"]
+    assert card3.raw["fine_tunes"] == card2.raw["fine_tunes"]
+    assert card3.metrics["internal_test_split"] == card2.metrics["internal_test_split"]
+    assert (out2 / "gaitlive-corridor.pt").read_bytes() == weights
 
 
 def test_bundled_model_on_a_larger_image_with_bird_size_scaling():

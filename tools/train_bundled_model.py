@@ -210,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a model exported by this tool (e.g. models/gaitlive-corridor): take "
                         "stage 1 and the rounds its card lists from it (they must match this "
                         "command's) and run only the rounds after them")
+    p.add_argument("--reevaluate", default=None, metavar="EXPORT",
+                   help="only measure EXPORT's held-out metrics again as the default config "
+                        "runs it and rewrite them in its card (no training)")
     p.add_argument("--no-train", action="store_true",
                    help="skip training: export and evaluate the newest snapshots as they are "
                         "(to finish an interrupted run)")
@@ -221,12 +224,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from gaitlive.config import ModelSettings, load_config
-    from gaitlive.offline.evaluate import evaluate_model, evaluate_project
+    from gaitlive.offline.evaluate import evaluate_project
     from gaitlive.offline.export import export_project, write_model_card
     from gaitlive.offline.train import TrainOptions
 
     torch.set_num_threads(a.threads)
+    if a.reevaluate:
+        return reevaluate(a)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     train_dir, held_dir = work / "train-project", work / "heldout-project"
@@ -287,37 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     internal = evaluate_project(project, pcutoff=0.6, out_dir=work / "eval-internal",
                                 device=a.device)
     print(internal.summary())
-    # held out, as live: the default config's presence crop (the labelled bird plus the
-    # presence margin: still frames have no motion) when it is on; and on the whole frame
-    presence = load_config().presence
-    margin = presence.margin if presence.enabled and presence.crop else None
-    settings = ModelSettings(path=str(prev), resize=scale, warmup_frames=0, device=a.device)
-    held = evaluate_model(prev, held_dir, settings=settings, pcutoff=0.6,
-                          out_dir=work / "eval-heldout", crop_margin=margin,
-                          min_crop=presence.min_crop, crop_step=presence.crop_step)
-    print(held.summary())
-    whole = evaluate_model(prev, held_dir, settings=settings, pcutoff=0.6,
-                           out_dir=work / "eval-heldout-whole-frame", gallery=False) \
-        if margin is not None else held
-    print("whole frame:", whole.summary())
-    m = held.splits["heldout"]
-    note = (f"{a.heldout_frames} frames rendered at full resolution with seed "
-            f"{a.heldout_seed} (new cameras, backgrounds, birds); model run as live: resize "
-            f"{scale}")
-    metrics = {
-        "heldout": {**m.as_dict(), "project": held_dir.name,
-                    "note": note + (f", on the bird's box + {margin} px, at least "
-                                    f"{list(presence.min_crop)} (the presence crop)"
-                                    if margin is not None else ", whole frame")},
-        "heldout_whole_frame": {**whole.splits["heldout"].as_dict(),
-                                "note": "the same frames, model on the whole frame"},
-        "internal_test_split": {**internal.splits["test"].as_dict(),
-                                "note": f"5% test split of the last training project, "
-                                        f"at {scale}x resolution"},
-        "targets": {"rmse_px<=4": bool(m.rmse <= 4.0),
-                    "pck@0.1>=0.95_every_bodypart": bool(all(
-                        v["pck"] >= 0.95 for v in m.per_bodypart.values()))},
-    }
+    metrics = _heldout_metrics(prev, held_dir, scale, work, a)
+    metrics["internal_test_split"] = {**internal.splits["test"].as_dict(),
+                                      "note": f"5% test split of the last training project, "
+                                              f"at {scale}x resolution"}
     args = list(argv if argv is not None else sys.argv[1:])
     if "--no-train" in args:
         args.remove("--no-train")
@@ -352,13 +329,84 @@ def main(argv: list[str] | None = None) -> int:
     card = yaml.safe_load(card_path.read_text())
     card["input_size"] = [int(640 * scale), int(480 * scale)]
     write_model_card(out, card)
-    (out / "heldout-metrics.csv").write_bytes((work / "eval-heldout" / "metrics.csv").read_bytes())
-    import cv2  # the gallery as JPEG: a fifth of the PNG's size
-
-    gallery = cv2.imread(str(work / "eval-heldout" / "gallery.png"))
-    cv2.imwrite(str(out / "heldout-gallery.jpg"), gallery, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    _copy_heldout_files(work, out)
     print(json.dumps(metrics["targets"]))
     print(f"bundled model written to {out}")
+    return 0
+
+
+def _heldout_metrics(model: Path, held_dir: Path, scale: float, work: Path,
+                     a: argparse.Namespace) -> dict[str, Any]:
+    """The card's held-out metrics: as live (the default config's presence crop, i.e. the
+    labelled bird plus the presence margin - still frames have no motion - at least
+    min_crop, scaled down when larger than presence.bird_size) and on the whole frame."""
+    from gaitlive.config import ModelSettings, load_config
+    from gaitlive.offline.evaluate import evaluate_model
+
+    presence = load_config().presence
+    margin = presence.margin if presence.enabled and presence.crop else None
+    settings = ModelSettings(path=str(model), resize=scale, warmup_frames=0, device=a.device)
+    held = evaluate_model(model, held_dir, settings=settings, pcutoff=0.6,
+                          out_dir=work / "eval-heldout", crop_margin=margin,
+                          min_crop=presence.min_crop, crop_step=presence.crop_step,
+                          bird_size=presence.bird_size)
+    print(held.summary())
+    whole = evaluate_model(model, held_dir, settings=settings, pcutoff=0.6,
+                           out_dir=work / "eval-heldout-whole-frame", gallery=False) \
+        if margin is not None else held
+    print("whole frame:", whole.summary())
+    m = held.splits["heldout"]
+    note = (f"{a.heldout_frames} frames rendered at full resolution with seed "
+            f"{a.heldout_seed} (new cameras, backgrounds, birds); model run as live: resize "
+            f"{scale}")
+    live = (f", on the bird's box + {margin} px, at least {list(presence.min_crop)} (the "
+            f"presence crop)" + (f", scaled down to {presence.bird_size} px when larger "
+                                 f"(presence.bird_size)" if presence.bird_size else ""))
+    return {
+        "heldout": {**m.as_dict(), "project": held_dir.name,
+                    "note": note + (live if margin is not None else ", whole frame")},
+        "heldout_whole_frame": {**whole.splits["heldout"].as_dict(),
+                                "note": "the same frames, model on the whole frame"},
+        "targets": {"rmse_px<=4": bool(m.rmse <= 4.0),
+                    "pck@0.1>=0.95_every_bodypart": bool(all(
+                        v["pck"] >= 0.95 for v in m.per_bodypart.values()))},
+    }
+
+
+def _copy_heldout_files(work: Path, out: Path) -> None:
+    import cv2
+
+    (out / "heldout-metrics.csv").write_bytes((work / "eval-heldout" / "metrics.csv").read_bytes())
+    # the gallery as JPEG: a fifth of the PNG's size
+    gallery = cv2.imread(str(work / "eval-heldout" / "gallery.png"))
+    cv2.imwrite(str(out / "heldout-gallery.jpg"), gallery, [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
+def reevaluate(a: argparse.Namespace) -> int:
+    """``--reevaluate EXPORT``: measure an exported model's held-out metrics again as the
+    current default config runs it (e.g. after a change of the presence settings) and
+    rewrite them in its card, heldout-metrics.csv and heldout-gallery.jpg; the weights and
+    the rest of the card stay."""
+    import yaml
+
+    from gaitlive.offline.export import write_model_card
+
+    model = Path(a.reevaluate)
+    card_path = model / "model.yaml"
+    if not card_path.is_file():
+        raise SystemExit(f"--reevaluate {model}: no model.yaml (expected a model exported by "
+                         f"this tool)")
+    card = yaml.safe_load(card_path.read_text())
+    work = Path(a.work)
+    held_dir = work / "heldout-project"
+    _render(held_dir, frames=a.heldout_frames, seed=a.heldout_seed, scale=1.0,
+            workers=a.render_workers)
+    metrics = _heldout_metrics(model, held_dir, float(card.get("resize") or 1.0), work, a)
+    card.setdefault("metrics", {}).update(metrics)
+    write_model_card(model, card)
+    _copy_heldout_files(work, model)
+    print(json.dumps(metrics["targets"]))
+    print(f"held-out metrics of {model} rewritten")
     return 0
 
 

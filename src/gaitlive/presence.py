@@ -62,7 +62,7 @@ from gaitlive.config import PresenceSettings
 log = logging.getLogger(__name__)
 
 __all__ = ["PresenceGate", "PresenceResult", "Box", "bird_scale", "crop_around", "grow_to",
-           "pad_box", "points_box"]
+           "pad_box", "points_box", "scaled_crop_params"]
 
 #: x1, x2, y1, y2 in full-frame pixels (the crop order dlclive uses)
 Box = tuple[int, int, int, int]
@@ -268,9 +268,9 @@ class PresenceGate:
         return pad_box(box, int(round(self.settings.margin / self.scale)), w, h)
 
     def _at_least(self, box: Box, w: int, h: int) -> Box:
-        s, k = self.settings, self.scale
-        min_crop = tuple(int(math.ceil(v / k)) for v in s.min_crop)
-        return grow_to(box, min_crop, w, h, max(1, int(round(s.crop_step / k))))
+        s = self.settings
+        _m, min_crop, step = scaled_crop_params(s.margin, s.min_crop, s.crop_step, self.scale)
+        return grow_to(box, min_crop, w, h, step)
 
     def _crop(self, boxes: list[Box], w: int, h: int) -> Box:
         return self._grow(_union(boxes), w, h)
@@ -293,6 +293,18 @@ def bird_scale(size: float, bird_size: float) -> float:
         return 1.0
     k = math.ceil(4.0 * math.log2(size / bird_size) - 1e-9)
     return max(MIN_SCALE, 2.0 ** (-k / 4.0))
+
+
+def scaled_crop_params(margin: int, min_crop: tuple[int, ...], step: int, scale: float
+                       ) -> tuple[int, tuple[int, ...], int]:
+    """``margin``, ``min_crop`` and ``crop_step`` (pixels of the network's input) in frame
+    pixels for a crop the runner scales by ``scale``: each divided by it.
+
+    >>> scaled_crop_params(48, (320, 240), 32, 0.5)
+    (96, (640, 480), 64)
+    """
+    return (int(round(margin / scale)), tuple(int(math.ceil(v / scale)) for v in min_crop),
+            max(1, int(round(step / scale))))
 
 
 def points_box(points: np.ndarray) -> Box:

@@ -484,7 +484,7 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
                    max_frames: int | None = None,
                    crop_margin: int | None = None,
                    min_crop: tuple[int, ...] = (),
-                   crop_step: int = 1) -> EvaluationResult:
+                   crop_step: int = 1, bird_size: int = 0) -> EvaluationResult:
     """Evaluate an exported model, as ``gaitlive run`` runs it, on a labelled project.
 
     Parameters
@@ -503,12 +503,16 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
         ``(width, height)``: grow each crop to at least this, as ``presence.min_crop``.
     crop_step : int, optional
         Round each crop's sides up to a multiple of this, as ``presence.crop_step``.
+    bird_size : int, optional
+        With ``crop_margin``: scale a labelled bird larger than this (its keypoints' box,
+        larger side) down, as ``presence.bird_size`` does live (margin, min_crop and
+        crop_step scale with it). 0: off.
     """
     import cv2
 
     from gaitlive.config import ModelSettings
     from gaitlive.pose import load_runner, read_model_card
-    from gaitlive.presence import crop_around
+    from gaitlive.presence import bird_scale, crop_around, scaled_crop_params
 
     images, gt, bodyparts, info = load_labels(labels)
     card = read_model_card(model)
@@ -531,10 +535,15 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is None:
                 raise ValueError(f"{p}: corrupt or unreadable image")
-            crop = None if crop_margin is None else \
-                crop_around(gt[i], crop_margin, min_crop, img.shape[1], img.shape[0],
-                            crop_step)
-            pose = runner.get_pose(img, crop=crop)
+            crop, scale = None, 1.0
+            if crop_margin is not None:
+                if bird_size:
+                    pts = gt[i][np.isfinite(gt[i]).all(axis=1)]
+                    if len(pts):
+                        scale = bird_scale(float(np.ptp(pts, axis=0).max()), bird_size)
+                margin, mc, step = scaled_crop_params(crop_margin, min_crop, crop_step, scale)
+                crop = crop_around(gt[i], margin, mc, img.shape[1], img.shape[0], step)
+            pose = runner.get_pose(img, crop=crop, scale=scale)
             best = int(np.argmax(np.nan_to_num(pose[..., 2], nan=-1).mean(axis=1)))
             pred[i] = pose[best][col]
     finally:
