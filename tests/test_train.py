@@ -185,6 +185,13 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-step", "32"]) == 2
     assert "--crop-step 32: expected a positive number of pixels, used with --crop-margin" \
         in capsys.readouterr().err
+    # --bird-size: a bird larger than it (here every labelled animal) is scaled down
+    assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "8",
+                 "--bird-size", "4", "--out", str(tmp_path / "ev4"), "--no-gallery"]) == 0
+    assert "heldout: 12 frames" in capsys.readouterr().out
+    assert main(["evaluate", str(proj), "--model", str(model), "--bird-size", "100"]) == 2
+    assert "--bird-size 100: expected a number of pixels >= 0, used with --crop-margin" \
+        in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -108,6 +108,7 @@ def _in_view(strikes, lifts, detected, inview: np.ndarray, tol: int = 2):
 
 
 def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
+             size: tuple[int, int] = (640, 480),
              model_path: str | None = None, out: Path | None = None,
              reuse: bool = False) -> dict:
     from scipy.stats import spearmanr
@@ -126,7 +127,8 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
     found = expected = 0
     for severity in range(6):
         for seed in seeds:
-            sp = simulate_pass(severity=severity, view=view, seed=seed)
+            sp = simulate_pass(severity=severity, view=view, seed=seed, width=size[0],
+                               height=size[1])
             expected += 1
             if poses_from == "truth":
                 p = sp.poses.copy()
@@ -207,17 +209,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="DLC-Live model (--poses model)")
     ap.add_argument("--out", default="eval-gait", help="work folder for rendered videos")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--size", default="640x480", metavar="WxH",
+                    help="image size of the simulated passes (the bird scales with it)")
     ap.add_argument("--reuse", action="store_true",
                     help="--poses model: reuse the pose files of an earlier run in --out "
                          "(only the gait stage runs again)")
     args = ap.parse_args(argv)
     seeds = list(range(args.seed, args.seed + args.passes))
+    try:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        if len(size) != 2 or min(size) < 16:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--size {args.size!r}: expected WIDTHxHEIGHT in pixels, e.g. 1280x960")
     rows = []
     noises = args.noise if args.poses == "truth" else [0.0]
     for view in ("side", "rear"):
         for noise in noises:
-            r = evaluate(view, poses_from=args.poses, noise=noise, seeds=seeds,
+            r = evaluate(view, poses_from=args.poses, noise=noise, seeds=seeds, size=size,
                          model_path=args.model, out=Path(args.out), reuse=args.reuse)
+            r["size"] = list(size)
             rows.append(r)
             print(json.dumps(r), flush=True)
     if args.json:
