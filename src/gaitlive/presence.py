@@ -149,6 +149,7 @@ class PresenceGate:
         self._pose_box: Box | None = None
         self._sizes: deque[float] = deque(maxlen=SIZE_WINDOW)
         self.scale = 1.0
+        self._scaled_before = False
         self.frames = 0
         self.run_frames = 0
 
@@ -262,7 +263,15 @@ class PresenceGate:
     def _update_scale(self) -> None:
         """``scale`` from the median recent bird size (see the module docstring)."""
         if self.settings.bird_size and self._sizes:
-            self.scale = bird_scale(float(np.median(self._sizes)), self.settings.bird_size)
+            size = float(np.median(self._sizes))
+            scale = bird_scale(size, self.settings.bird_size)
+            if scale != self.scale:
+                # said once at INFO (a model trained on larger animals needs bird_size 0)
+                level = logging.INFO if not self._scaled_before and scale < 1 else logging.DEBUG
+                log.log(level, "presence: animal %.0f px (presence.bird_size %d): crops scaled "
+                        "by %.3g for the pose model", size, self.settings.bird_size, scale)
+                self._scaled_before = self._scaled_before or scale < 1
+            self.scale = scale
 
     def _grow(self, box: Box, w: int, h: int) -> Box:
         return pad_box(box, int(round(self.settings.margin / self.scale)), w, h)
