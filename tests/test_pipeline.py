@@ -238,7 +238,7 @@ class TruthPoses:
     def init(self, frame: np.ndarray) -> np.ndarray:
         return self.poses[0]
 
-    def get_pose(self, frame: np.ndarray, crop=None) -> np.ndarray:
+    def get_pose(self, frame: np.ndarray, crop=None, scale=1.0) -> np.ndarray:
         assert frame.shape == (480, 640, 3)
         pose = self.poses[self.calls]
         self.calls += 1
@@ -345,7 +345,7 @@ class FailingTruthPoses(TruthPoses):
         super().__init__(poses, bodyparts)
         self.fail_at = fail_at
 
-    def get_pose(self, frame, crop=None):
+    def get_pose(self, frame, crop=None, scale=1.0):
         if self.calls == self.fail_at:
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
         return super().get_pose(frame, crop)

@@ -821,9 +821,7 @@ class Pipeline:
             dt_infer = 0.0
             if run:
                 t0 = time.perf_counter()
-                # scale only when the gate asks (a runner may not take it)
-                poses = runner.get_pose(image, crop=crop) if scale == 1.0 else \
-                    runner.get_pose(image, crop=crop, scale=scale)
+                poses = runner.get_pose(image, crop=crop, scale=scale)
                 dt_infer = time.perf_counter() - t0
                 st.t_infer.add(dt_infer)
                 st.inferences += 1

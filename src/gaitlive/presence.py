@@ -211,11 +211,11 @@ class PresenceGate:
         motion = bool(boxes)
         warming = self._seen <= self.warmup_frames
         tracked = self._pose_box is not None and not warming
+        if motion and not warming and s.bird_size and not tracked:
+            # no pose yet: the largest blob stands in for the bird's size
+            self._sizes.append(max(max(b[1] - b[0], b[3] - b[2]) for b in boxes))
+        self._update_scale()  # once per frame: the crops below use it
         if motion and not warming:
-            if s.bird_size and not tracked:
-                # no pose yet: the largest blob stands in for the bird's size
-                self._sizes.append(max(max(b[1] - b[0], b[3] - b[2]) for b in boxes))
-            self._update_scale()
             self._since_motion = 0
             self._last_crop = self._crop(boxes, w, h)
         elif self._since_motion is not None:
@@ -224,7 +224,6 @@ class PresenceGate:
         run = warming or held or tracked
         crop = None
         if run and s.crop and not warming:
-            self._update_scale()
             parts = [b for b in (self._last_crop if held else None,
                                  self._grow(self._pose_box, w, h) if tracked else None)
                      if b is not None]
@@ -273,12 +272,15 @@ class PresenceGate:
                 self._scaled_before = self._scaled_before or scale < 1
             self.scale = scale
 
+    def _crop_params(self) -> tuple[int, tuple[int, ...], int]:
+        s = self.settings
+        return scaled_crop_params(s.margin, s.min_crop, s.crop_step, self.scale)
+
     def _grow(self, box: Box, w: int, h: int) -> Box:
-        return pad_box(box, int(round(self.settings.margin / self.scale)), w, h)
+        return pad_box(box, self._crop_params()[0], w, h)
 
     def _at_least(self, box: Box, w: int, h: int) -> Box:
-        s = self.settings
-        _m, min_crop, step = scaled_crop_params(s.margin, s.min_crop, s.crop_step, self.scale)
+        _margin, min_crop, step = self._crop_params()
         return grow_to(box, min_crop, w, h, step)
 
     def _crop(self, boxes: list[Box], w: int, h: int) -> Box:

@@ -57,7 +57,7 @@ from gaitlive.gait.kernels import HIST_FIXED
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HistoryLayout", "compute_pass_features", "PER_LEG_FEATURES"]
+__all__ = ["HistoryLayout", "compute_pass_features", "stance_foothold", "PER_LEG_FEATURES"]
 
 PER_LEG_FEATURES = ("stance_fraction", "swing_fraction", "stride_time", "step_length",
                     "step_height", "hock_angle_ds")
@@ -88,6 +88,17 @@ class HistoryLayout:
 # plain-Python versions of the statistics for short Python lists (the per-stride values of
 # the live rolling features: much cheaper than numpy's per-call overhead)
 _PY_STAT = {np.median: statistics.median, np.mean: statistics.fmean, np.max: max}
+
+
+def stance_foothold(hist: np.ndarray, layout: HistoryLayout, leg: int, a: int, b: int
+                    ) -> np.ndarray:
+    """Median position of ``leg``'s foot over frames a..b of a pass history whose first row
+    is frame ``hist[0, 0]`` (the foothold of a stance); NaN where the foot was never seen."""
+    f0 = hist[0, 0] if len(hist) else 0.0
+    lo, hi = max(0, int(a - f0)), min(len(hist), int(b - f0) + 1)
+    p = hist[lo:hi, layout.foot(leg)]
+    p = p[np.isfinite(p).all(axis=1)]
+    return np.median(p, axis=0) if len(p) else np.array([np.nan, np.nan])
 
 
 def _nanstat(fn, a, default=np.nan):
@@ -143,13 +154,6 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
     # rows are consecutive frames (the stage writes one per frame)
     row_of = {int(f): i for i, f in enumerate(frames)} if not light else {}
 
-    def foot_at(leg: int, a: int, b: int) -> np.ndarray:
-        """Median foot position over frames a..b (the foothold of a stance)."""
-        lo, hi = max(0, int(a - f0)), min(len(hist), int(b - f0) + 1)
-        p = hist[lo:hi, layout.foot(leg)]
-        p = p[np.isfinite(p).all(axis=1)]
-        return np.median(p, axis=0) if len(p) else np.array([np.nan, np.nan])
-
     def scale_at(f: int) -> float:
         i = row_of.get(f)
         s = hist[i, 1] if i is not None else np.nan
@@ -163,7 +167,8 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
     min_period = 0.6 * float(med_period) if periods else 0.0
     per_leg: dict[str, list[float]] = {k: [] for k in PER_LEG_FEATURES}
     stride_times = []
-    stance_pos = [[foot_at(i, a, b) for a, b in steps[i]] if not light else []
+    stance_pos = [[stance_foothold(hist, layout, i, a, b) for a, b in steps[i]] if not light
+                  else []
                   for i in range(len(legs))]
     for i in range(len(legs)):
         st = steps[i]

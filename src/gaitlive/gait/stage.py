@@ -22,7 +22,7 @@ import numpy as np
 from gaitlive.config import Profile
 from gaitlive.gait import kernels
 from gaitlive.gait.events import GaitUpdate, PassResult, StepEvent, TrackState
-from gaitlive.gait.features import HistoryLayout, compute_pass_features
+from gaitlive.gait.features import HistoryLayout, compute_pass_features, stance_foothold
 
 log = logging.getLogger(__name__)
 
@@ -418,16 +418,13 @@ class GaitStage:
         lengths, so the foot did not step in between."""
         if self.min_step_length <= 0.0:
             return False
-        c = kernels.HIST_FIXED + 4 * leg
+        lay, hist = self.layout.hist, tr.hist
+        fa = stance_foothold(hist, lay, leg, *prev)
+        fb = stance_foothold(hist, lay, leg, s0, l0)
         base = tr.start_frame
-        a = tr.hist[max(prev[0] - base, 0):prev[1] - base + 1]
-        b = tr.hist[max(s0 - base, 0):l0 - base + 1]
-        if not (np.isfinite(a[:, c]).any() and np.isfinite(b[:, c]).any()):
-            return False
-        fa = np.nanmedian(a[:, c:c + 2], axis=0)
-        fb = np.nanmedian(b[:, c:c + 2], axis=0)
-        scales = np.concatenate([a[:, 1], b[:, 1]])
-        if not np.isfinite(scales).any():
+        scales = np.concatenate([hist[max(a - base, 0):b - base + 1, 1]
+                                 for a, b in (prev, (s0, l0))])
+        if not (np.isfinite(fa).all() and np.isfinite(fb).all() and np.isfinite(scales).any()):
             return False
         scale = float(np.nanmedian(scales))
         return bool(np.hypot(*(fb - fa)) < self.min_step_length * scale)
