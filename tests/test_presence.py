@@ -306,3 +306,45 @@ def test_before_a_pose_the_moving_blob_sizes_the_bird():
     assert scales and all(2 ** -1.5 <= s <= 2 ** -0.75 for s in scales), scales
     assert all(round(-4 * np.log2(s), 9).is_integer() for s in scales)
     assert all(r.scale == 1.0 for r in results[:20])  # nothing seen yet
+
+
+def test_capped_scale_levels():
+    from gaitlive.presence import MIN_SCALE, capped_scale
+
+    assert capped_scale(320, 240, 1.0, 0) == 1.0 and capped_scale(640, 480, 0.5, 0) == 0.5
+    assert capped_scale(320, 240, 1.0, 320 * 240) == 1.0  # exactly at the cap: as it is
+    # 640 x 480 = 4 x (320 x 240): one octave, i.e. four levels
+    assert capped_scale(640, 480, 1.0, 320 * 240) == 0.5
+    assert capped_scale(640, 480, 2 ** -0.25, 320 * 240) == 0.5  # a bird scale counts
+    assert capped_scale(100_000, 100_000, 1.0, 1) == MIN_SCALE
+    for w, h, cap in ((416, 448, 135_000), (640, 256, 135_000), (640, 480, 100_000)):
+        s = capped_scale(w, h, 1.0, cap)
+        # the fewest 2^(-1/4) steps that fit
+        assert w * h * s * s <= cap < w * h * (s * 2 ** 0.25) ** 2
+
+
+def test_max_input_pixels_caps_wide_crops_and_warm_up_frames():
+    """Two birds far apart make a crop the frame's width, and warm-up frames are whole
+    frames: with ``max_input_pixels`` both come scaled down to the cap; a one-bird crop
+    under it is left alone."""
+    bg, rng = background(14), np.random.default_rng(14)
+    cap = 120 * 100
+    gate = PresenceGate(settings(hold_frames=0, max_input_pixels=cap), warmup_frames=3)
+    res = [gate.update(render(bg, rng)) for _ in range(10)]
+    # warm-up: whole 320 x 240 frames, scaled to fit (76800 px at 2^-1.5: 9600 px)
+    assert all(r.crop is None and r.scale == 2 ** -1.5 for r in res[:3])
+    one = gate.update(render(bg, rng, bird=(80, 120)))
+    x1, x2, y1, y2 = one.crop
+    assert (x2 - x1) * (y2 - y1) <= cap and one.scale == 1.0
+    im = render(bg, rng, bird=(40, 60))
+    cv2.ellipse(im, (280, 180), (RX, RY), 0, 0, 360, (225, 225, 225), -1)
+    two = gate.update(im)
+    x1, x2, y1, y2 = two.crop
+    area = (x2 - x1) * (y2 - y1)
+    assert x2 - x1 > 250 and area > cap  # both birds are in the crop ...
+    assert area * two.scale ** 2 <= cap < area * (two.scale * 2 ** 0.25) ** 2  # ... scaled
+    # off: the same wide crop runs as it is
+    gate = PresenceGate(settings(hold_frames=0), warmup_frames=3)
+    assert all(gate.update(render(bg, rng)).scale == 1.0 for _ in range(10))
+    gate.update(render(bg, rng, bird=(80, 120)))
+    assert gate.update(im).scale == 1.0

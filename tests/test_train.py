@@ -192,6 +192,15 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert main(["evaluate", str(proj), "--model", str(model), "--bird-size", "100"]) == 2
     assert "--bird-size 100: expected a number of pixels >= 0, used with --crop-margin" \
         in capsys.readouterr().err
+    # --max-input-pixels: a crop larger than it runs scaled down
+    assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "8",
+                 "--max-input-pixels", "500", "--out", str(tmp_path / "ev5"),
+                 "--no-gallery"]) == 0
+    assert "heldout: 12 frames" in capsys.readouterr().out
+    assert main(["evaluate", str(proj), "--model", str(model), "--max-input-pixels", "-5",
+                 "--crop-margin", "8"]) == 2
+    assert "--max-input-pixels -5: expected a number of pixels >= 0, used with --crop-margin" \
+        in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -349,7 +349,8 @@ def _heldout_metrics(model: Path, held_dir: Path, scale: float, work: Path,
     held = evaluate_model(model, held_dir, settings=settings, pcutoff=0.6,
                           out_dir=work / "eval-heldout", crop_margin=margin,
                           min_crop=presence.min_crop, crop_step=presence.crop_step,
-                          bird_size=presence.bird_size)
+                          bird_size=presence.bird_size,
+                          max_input_pixels=presence.max_input_pixels)
     print(held.summary())
     whole = evaluate_model(model, held_dir, settings=settings, pcutoff=0.6,
                            out_dir=work / "eval-heldout-whole-frame", gallery=False) \

@@ -301,6 +301,10 @@ class PresenceSettings:
     # factors of 2^(-1/4) until it fits, margin, min_crop and crop_step scaled with it so
     # the network sees what it was trained on; 0 = off (model.resize only)
     bird_size: int = _field(0, lo=0, hi=100000)
+    # largest network input in pixels (width x height of the crop at its scale; with crop
+    # on, warm-up whole frames included): a larger one is scaled down by factors of
+    # 2^(-1/4) until it fits, which bounds the inference time; 0 = off
+    max_input_pixels: int = _field(0, lo=0, hi=100_000_000)
 
     def __post_init__(self) -> None:
         if self.min_crop and (len(self.min_crop) != 2

@@ -38,6 +38,13 @@ Its sides are then rounded up to a multiple of ``crop_step`` (32 px): on the CPU
 network took 32 ms per frame on a new crop shape every frame and 24-26 ms on a few
 recurring shapes of the same size (``docs/pipeline.md``).
 
+Input cap (``presence.max_input_pixels``): the network's time grows with its input's area
+(0.2 ms per 1000 pixels for the bundled model on a CPU core), so the rare large inputs set
+the latency tail: the whole frames of the warm-up and crops spanning two birds (640 px
+wide) took 57-68 ms against a median of 21 ms. With crop on, a crop (or warm-up frame)
+whose area exceeds the cap is scaled down to the largest 2^(-k/4) level at which it fits;
+``scale`` is the smaller of that and the bird size's level.
+
 Examples
 --------
 >>> from gaitlive.config import PresenceSettings
@@ -61,8 +68,8 @@ from gaitlive.config import PresenceSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PresenceGate", "PresenceResult", "Box", "bird_scale", "crop_around", "grow_to",
-           "pad_box", "points_box", "scaled_crop_params"]
+__all__ = ["PresenceGate", "PresenceResult", "Box", "bird_scale", "capped_scale", "crop_around",
+           "grow_to", "pad_box", "points_box", "scaled_crop_params"]
 
 #: x1, x2, y1, y2 in full-frame pixels (the crop order dlclive uses)
 Box = tuple[int, int, int, int]
@@ -90,7 +97,8 @@ class PresenceResult:
         The mask was dominated by a global change and the background was re-learnt.
     scale
         Factor (<= 1) to scale the crop by on top of ``model.resize`` so that the bird is
-        at most ``presence.bird_size`` pixels in the network's input (1: as it is).
+        at most ``presence.bird_size`` pixels in the network's input and the input at
+        most ``presence.max_input_pixels`` (1: as it is).
     """
 
     run: bool
@@ -223,16 +231,21 @@ class PresenceGate:
         held = self._since_motion is not None and self._since_motion <= s.hold_frames
         run = warming or held or tracked
         crop = None
-        if run and s.crop and not warming:
-            parts = [b for b in (self._last_crop if held else None,
-                                 self._grow(self._pose_box, w, h) if tracked else None)
-                     if b is not None]
-            crop = self._at_least(_union(parts), w, h) if parts else None
+        scale = 1.0
+        if run and s.crop:
+            if not warming:
+                parts = [b for b in (self._last_crop if held else None,
+                                     self._grow(self._pose_box, w, h) if tracked else None)
+                         if b is not None]
+                crop = self._at_least(_union(parts), w, h) if parts else None
+            box = crop if crop is not None else (0, w, 0, h)
+            scale = capped_scale(box[1] - box[0], box[3] - box[2],
+                                 self.scale if crop is not None else 1.0, s.max_input_pixels)
         self.frames += 1
         self.run_frames += int(run)
         return PresenceResult(run=run, motion=motion and not warming, boxes=tuple(boxes),
                               crop=crop, fg_fraction=fg_fraction, lighting_change=lighting,
-                              scale=self.scale if crop is not None else 1.0)
+                              scale=scale)
 
     def observe(self, poses: np.ndarray | None) -> None:
         """Feed back the poses inferred on the frame just gated (None: none were).
@@ -304,6 +317,22 @@ def bird_scale(size: float, bird_size: float) -> float:
         return 1.0
     k = math.ceil(4.0 * math.log2(size / bird_size) - 1e-9)
     return max(MIN_SCALE, 2.0 ** (-k / 4.0))
+
+
+def capped_scale(width: int, height: int, scale: float, max_pixels: int) -> float:
+    """The smaller of ``scale`` and the largest level 2^(-k/4) (at least ``MIN_SCALE``)
+    at which a ``width`` x ``height`` crop has at most ``max_pixels`` pixels (0: no cap).
+
+    >>> capped_scale(320, 240, 1.0, 135000), round(capped_scale(640, 480, 1.0, 135000), 3)
+    (1.0, 0.595)
+    """
+    if max_pixels <= 0:
+        return scale
+    area = float(width) * float(height)
+    if area <= max_pixels:
+        return scale
+    k = math.ceil(2.0 * math.log2(area / max_pixels) - 1e-9)
+    return min(scale, max(MIN_SCALE, 2.0 ** (-k / 4.0)))
 
 
 def scaled_crop_params(margin: int, min_crop: tuple[int, ...], step: int, scale: float

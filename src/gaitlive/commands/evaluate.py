@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bird-size", type=int, default=0, metavar="PX",
                    help="with --crop-margin: scale a bird larger than PX pixels down, as "
                         "presence.bird_size does live (default 0: off)")
+    p.add_argument("--max-input-pixels", type=int, default=0, metavar="N",
+                   help="with --crop-margin: scale a crop of more than N pixels down, as "
+                        "presence.max_input_pixels does live (default 0: off)")
     p.add_argument("--out", default=None, help="output folder for metrics.csv and gallery.png")
     p.add_argument("--no-gallery", action="store_true")
     p.set_defaults(func=run)
@@ -63,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
     if args.crop_step < 1 or (args.crop_step > 1 and args.crop_margin is None):
         raise ValueError(f"--crop-step {args.crop_step}: expected a positive number of pixels, "
                          f"used with --crop-margin")
-    if args.bird_size < 0 or (args.bird_size and args.crop_margin is None):
-        raise ValueError(f"--bird-size {args.bird_size}: expected a number of pixels >= 0, "
-                         f"used with --crop-margin")
+    for flag, value in (("--bird-size", args.bird_size),
+                        ("--max-input-pixels", args.max_input_pixels)):
+        if value < 0 or (value and args.crop_margin is None):
+            raise ValueError(f"{flag} {value}: expected a number of pixels >= 0, used with "
+                             f"--crop-margin")
     if args.model:
         settings = None
         if args.resize is not None:
@@ -77,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                              pck_fraction=args.pck, body_length=args.body_length,
                              out_dir=args.out, gallery=not args.no_gallery,
                              crop_margin=args.crop_margin, min_crop=tuple(args.min_crop),
-                             crop_step=args.crop_step, bird_size=args.bird_size)
+                             crop_step=args.crop_step, bird_size=args.bird_size,
+                             max_input_pixels=args.max_input_pixels)
     else:
         snap: int | str = int(args.snapshot) if args.snapshot.lstrip("-").isdigit() \
             else args.snapshot

@@ -484,7 +484,8 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
                    max_frames: int | None = None,
                    crop_margin: int | None = None,
                    min_crop: tuple[int, ...] = (),
-                   crop_step: int = 1, bird_size: int = 0) -> EvaluationResult:
+                   crop_step: int = 1, bird_size: int = 0,
+                   max_input_pixels: int = 0) -> EvaluationResult:
     """Evaluate an exported model, as ``gaitlive run`` runs it, on a labelled project.
 
     Parameters
@@ -507,12 +508,15 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
         With ``crop_margin``: scale a labelled bird larger than this (its keypoints' box,
         larger side) down, as ``presence.bird_size`` does live (margin, min_crop and
         crop_step scale with it). 0: off.
+    max_input_pixels : int, optional
+        With ``crop_margin``: scale a crop larger than this many pixels down, as
+        ``presence.max_input_pixels`` does live. 0: off.
     """
     import cv2
 
     from gaitlive.config import ModelSettings
     from gaitlive.pose import load_runner, read_model_card
-    from gaitlive.presence import bird_scale, crop_around, scaled_crop_params
+    from gaitlive.presence import bird_scale, capped_scale, crop_around, scaled_crop_params
 
     images, gt, bodyparts, info = load_labels(labels)
     card = read_model_card(model)
@@ -543,6 +547,8 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
                         scale = bird_scale(float(np.ptp(pts, axis=0).max()), bird_size)
                 margin, mc, step = scaled_crop_params(crop_margin, min_crop, crop_step, scale)
                 crop = crop_around(gt[i], margin, mc, img.shape[1], img.shape[0], step)
+                scale = capped_scale(crop[1] - crop[0], crop[3] - crop[2], scale,
+                                     max_input_pixels)
             pose = runner.get_pose(img, crop=crop, scale=scale)
             best = int(np.argmax(np.nan_to_num(pose[..., 2], nan=-1).mean(axis=1)))
             pred[i] = pose[best][col]
