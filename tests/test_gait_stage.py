@@ -64,7 +64,7 @@ def test_rear_view_steps_cadence_stance_and_score():
     f1, cad, sf, rho = _evaluate("rear", sigma=0.0)
     assert f1 >= 0.95
     assert cad <= 0.05
-    assert sf <= 0.06
+    assert sf <= 0.05
     assert rho >= 0.9
 
 
@@ -77,6 +77,49 @@ def test_rear_view_with_keypoint_noise():
     assert cad <= 0.05
     assert sf <= 0.06
     assert rho >= 0.9
+
+
+def _sliding_feet(sp, speed: float) -> np.ndarray:
+    """Truth poses + 0.5 px noise, each foot sliding sideways at ``speed`` leg lengths/s
+    through every stance (a pose model's standing foot in the rear view moves 0.2-0.7)."""
+    p = _noisy(sp.poses, 0.5, 7)
+    names = list(sp.bodyparts)
+    for foot in ("left", "right"):
+        fi, ki, hi = (names.index(f"{foot}_{b}") for b in ("foot", "knee", "hock"))
+        for s0, s1 in zip(sp.strikes[foot], sp.lifts[foot], strict=False):
+            for f in range(s0, min(s1 + 1, len(p))):
+                t = sp.poses[f, 0]
+                leg = np.linalg.norm(t[ki, :2] - t[hi, :2]) + np.linalg.norm(t[hi, :2] - t[fi, :2])
+                p[f, 0, fi, 0] += speed * leg / sp.fps * (f - s0)
+    return p
+
+
+def test_rear_view_stances_of_a_sliding_foot_are_found():
+    """``stance_rel`` 0.3 in the rear profile: a foot sliding at 0.3 leg lengths/s while it
+    stands is still standing (swings peak at 3-5). With the former 0.08 the threshold sat
+    below the slide and most stances were missed (14 of 160 strikes found, cadence 68 %
+    off), which is what the bundled model's rear-view feet did (docs/gait.md)."""
+    import dataclasses
+
+    prof = load_profile("broiler-rear")
+    assert prof.gait.stance_rel == 0.3
+    old = dataclasses.replace(prof, gait=dataclasses.replace(prof.gait, stance_rel=0.08))
+    for profile, f1_range in ((prof, (0.8, 1.0)), (old, (0.0, 0.3))):
+        tot = np.zeros(3, int)
+        cad = []
+        for severity in range(6):
+            sp = simulate_pass(severity=severity, view="rear", seed=500)
+            steps, passes = GaitStage(profile, fps=sp.fps).run_series(_sliding_feet(sp, 0.3))
+            for foot in ("left", "right"):
+                det = [s.strike_frame for s in steps if s.kind == "lift" and s.foot == foot]
+                tot += match_events(sp.strikes[foot], det)
+            if profile is prof:
+                q = max(passes, key=lambda q: q.n_steps)
+                cad.append(abs(q.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz)
+        f1 = 2 * tot[0] / (2 * tot[0] + tot[1] + tot[2])
+        assert f1_range[0] <= f1 <= f1_range[1], (profile.gait.stance_rel, f1, tot)
+        if profile is prof:
+            assert max(cad) <= 0.05
 
 
 def test_side_view_with_1px_noise():
