@@ -362,7 +362,9 @@ def _heldout_metrics(model: Path, held_dir: Path, scale: float, work: Path,
             f"{scale}")
     live = (f", on the bird's box + {margin} px, at least {list(presence.min_crop)} (the "
             f"presence crop)" + (f", scaled down to {presence.bird_size} px when larger "
-                                 f"(presence.bird_size)" if presence.bird_size else ""))
+                                 f"(presence.bird_size)" if presence.bird_size else "")
+            + (f", inputs over {presence.max_input_pixels} pixels scaled down "
+               f"(presence.max_input_pixels)" if presence.max_input_pixels else ""))
     return {
         "heldout": {**m.as_dict(), "project": held_dir.name,
                     "note": note + (live if margin is not None else ", whole frame")},
