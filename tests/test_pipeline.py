@@ -150,6 +150,28 @@ def test_presence_gating_skips_inference_on_the_empty_corridor(tmp_path, tiny_mo
     assert np.isfinite(data.poses[start:, ..., :2]).all()
 
 
+def test_inputs_over_max_input_pixels_run_scaled_down_and_are_counted(tmp_path, tiny_model):
+    """``presence.max_input_pixels`` below the smallest crop: every inference, warm-up
+    whole frames included, runs on a scaled-down input, and the stats count them; without
+    it none does."""
+    n, start = 40, 20
+    video = write_scene(tmp_path / "scene.avi", n, bird_from=start)
+    counts = []
+    for cap in (2000, 0):
+        pipe, runner, _ = make_pipeline(
+            video, tiny_model, tmp_path / f"out{cap}",
+            presence=PresenceSettings(hold_frames=5, margin=24, crop=True,
+                                      max_input_pixels=cap))
+        stats = pipe.run()
+        runner.close()
+        assert stats.inferences == 10 + (n - start)
+        counts.append(stats.scaled_inferences)
+        assert stats.summary()["scaled_inferences"] == stats.scaled_inferences
+        data = read_pose(tmp_path / f"out{cap}" / "poses.h5")
+        assert np.isfinite(data.poses[start:, ..., :2]).all()
+    assert counts == [10 + (n - start), 0]
+
+
 def test_realtime_slow_pose_stage_drops_newest_frame_wins(tmp_path, tiny_model):
     # a 240 fps file replayed in real time: inference (~10 ms on CPU) cannot keep up
     n = 120

@@ -114,6 +114,9 @@ class PipelineStats:
         Frames that went through the pose stage (inference or skipped by presence).
     inferences
         Inference calls (``runner.get_pose``).
+    scaled_inferences
+        Of those, calls on an input the presence gate scaled down (``presence.bird_size``,
+        ``presence.max_input_pixels``).
     skipped_presence
         Frames on which presence gating skipped inference.
     frames_gait
@@ -129,6 +132,7 @@ class PipelineStats:
     dropped_gait: int = 0
     frames_pose: int = 0
     inferences: int = 0
+    scaled_inferences: int = 0
     skipped_presence: int = 0
     frames_gait: int = 0
     steps: int = 0
@@ -157,6 +161,7 @@ class PipelineStats:
         out: dict[str, Any] = {
             "frames_read": self.frames_read, "frames_pose": self.frames_pose,
             "frames_gait": self.frames_gait, "inferences": self.inferences,
+            "scaled_inferences": self.scaled_inferences,
             "skipped_presence": self.skipped_presence,
             "dropped_capture": self.dropped_capture, "dropped_gait": self.dropped_gait,
             "steps": self.steps, "passes": self.passes, "scored": self.scored,
@@ -186,8 +191,8 @@ class PipelineStats:
         lines = [
             f"frames: read {s['frames_read']}, posed {s['frames_pose']}, gait {s['frames_gait']}"
             f" in {s['wall_s']:.1f} s ({s['fps_gait']:.1f} fps); end: {s['end_reason']}",
-            f"inference: {s['inferences']} calls, {s['skipped_presence']} frames skipped by "
-            f"presence gating",
+            f"inference: {s['inferences']} calls ({s['scaled_inferences']} on scaled-down "
+            f"inputs), {s['skipped_presence']} frames skipped by presence gating",
             f"dropped: {s['dropped_capture']} at capture (latest-frame), {s['dropped_gait']} "
             f"before gait",
             f"gait: {s['steps']} steps, {s['passes']} passes ({s['scored']} scored); "
@@ -825,6 +830,7 @@ class Pipeline:
                 dt_infer = time.perf_counter() - t0
                 st.t_infer.add(dt_infer)
                 st.inferences += 1
+                st.scaled_inferences += int(scale < 1.0)
             else:
                 st.skipped_presence += 1
             if gate is not None:
