@@ -137,6 +137,11 @@ def pipeline_run(video: str, runner: Any, cfg: Any, n: int, *, realtime: bool,
             "passes": st.passes, **accuracy}
 
 
+def _median_run(runs: list[dict], ratios: list[float]) -> dict:
+    """The run whose latency ratio is the median of ``ratios`` (one per run)."""
+    return runs[int(np.argsort(ratios)[len(ratios) // 2])]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--video", default=str(DEMO_VIDEO), help="video file (default: the demo)")
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         lives = [pipeline_run(args.video, runner, cfg, n, realtime=True, presence=False)
                  for _ in range(max(1, args.live_repeats))]
         ratios = [r["lat_pose_p99_ms"] / b["infer_p50_ms"] for r in lives]
-        live = lives[int(np.argsort(ratios)[len(ratios) // 2])]  # the median run
+        live = _median_run(lives, ratios)
         res["live"], res["live_runs"] = live, lives
         res["latency_ratio"] = live["lat_pose_p99_ms"] / b["infer_p50_ms"]
         res["latency_ratios"] = ratios
@@ -208,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                              presence=cfg.presence.enabled, crop=cfg.presence.crop, truth=truth)
                 for _ in range(max(1, args.live_repeats))]
         own = [r["lat_pose_p99_ms"] / r["infer_p50_ms"] for r in runs]
-        res["live_default"] = runs[int(np.argsort(own)[len(own) // 2])]
+        res["live_default"] = _median_run(runs, own)
         res["live_default_runs"], res["live_default_ratios"] = runs, own
     runner.close()
 

@@ -321,18 +321,15 @@ def bird_scale(size: float, bird_size: float) -> float:
 
 def capped_scale(width: int, height: int, scale: float, max_pixels: int) -> float:
     """The smaller of ``scale`` and the largest level 2^(-k/4) (at least ``MIN_SCALE``)
-    at which a ``width`` x ``height`` crop has at most ``max_pixels`` pixels (0: no cap).
+    at which a ``width`` x ``height`` crop has at most ``max_pixels`` pixels (0: no cap):
+    :func:`bird_scale` on the crop's and the cap's square roots.
 
     >>> capped_scale(320, 240, 1.0, 135000), round(capped_scale(640, 480, 1.0, 135000), 3)
     (1.0, 0.595)
     """
     if max_pixels <= 0:
         return scale
-    area = float(width) * float(height)
-    if area <= max_pixels:
-        return scale
-    k = math.ceil(2.0 * math.log2(area / max_pixels) - 1e-9)
-    return min(scale, max(MIN_SCALE, 2.0 ** (-k / 4.0)))
+    return min(scale, bird_scale(math.sqrt(float(width) * height), math.sqrt(max_pixels)))
 
 
 def scaled_crop_params(margin: int, min_crop: tuple[int, ...], step: int, scale: float
