@@ -400,7 +400,8 @@ def test_real_window_under_xvfb(xvfb_display, tmp_path):
                 break
             except AssertionError:
                 if proc.poll() is not None:
-                    raise AssertionError(f"gaitlive annotate exited: {proc.communicate()}")
+                    raise AssertionError(
+                        f"gaitlive annotate exited: {proc.communicate()}") from None
                 g = _window()
                 ox, oy = int(g["X"]), int(g["Y"])
         for k, (x, y) in enumerate(clicks):
