@@ -180,6 +180,7 @@ def test_train_bundled_model_tool_runs_every_stage(tmp_path):
     assert [r["data"]["frames_per_clip"] for r in rounds] == [12, 8]
     assert card.raw["training_data"]["seed"] == 2024
     assert "--fine-tune 16:6:1:1e-3:8" in card.raw["reproduce"]
+    assert "--out" not in card.raw["reproduce"] and "--work" not in card.raw["reproduce"]
     assert set(card.metrics["heldout"]["per_bodypart"]) == set(card.bodyparts)
     assert (out / "heldout-metrics.csv").is_file() and (out / "heldout-gallery.jpg").is_file()
     with load_runner(out) as r:

@@ -298,10 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     args = list(argv if argv is not None else sys.argv[1:])
     if "--no-train" in args:
         args.remove("--no-train")
-    for opt in ("--work", "--continue-from"):  # where the scratch files went / a shortcut
-        if opt in args:                         # through earlier rounds: same model
+    # the recipe only: where the files went (--work, --out), a shortcut through earlier
+    # rounds (--continue-from) and speed settings (threads, processes) give the same model
+    for opt in ("--work", "--out", "--continue-from", "--threads", "--loader-workers",
+                "--render-workers"):
+        while opt in args:
             i = args.index(opt)
             del args[i:i + 2]
+        args = [x for x in args if not x.startswith(opt + "=")]
     cmd = " ".join(shlex.quote(x) for x in [".venv/bin/python", "tools/train_bundled_model.py",
                                              *args])
     extra = {
