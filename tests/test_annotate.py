@@ -361,6 +361,28 @@ def _window() -> dict[str, str]:
     return geo
 
 
+def _first_click(proc: subprocess.Popen, project: Path, scorer: str, x: int,
+                 y: int) -> tuple[int, int]:
+    """Click window pixel (x, y) until the session has labelled it; the window's origin.
+
+    The first click can reach a freshly mapped Qt window before it takes input (seen once
+    on a loaded CI machine). It is repeated, at the same place, only while nothing is
+    labelled: a repeated click cannot place a second bodypart.
+    """
+    for _attempt in range(3):
+        g = _window()
+        ox, oy = int(g["X"]), int(g["Y"])
+        _xdo("mousemove", str(ox + x), str(oy + y), "click", "1")
+        try:
+            _wait(lambda: _n_labelled(project, scorer) >= 1, timeout=8.0, what="click 0")
+            return ox, oy
+        except AssertionError:
+            if proc.poll() is not None:
+                raise AssertionError(f"gaitlive annotate exited (rc {proc.returncode})"
+                                     ) from None
+    raise AssertionError("the first click was never labelled")
+
+
 def _screenshot(display: str, path: Path) -> np.ndarray:
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-draw_mouse", "0", "-f", "x11grab",
                     "-video_size", "1280x800", "-i", display, "-frames:v", "1", str(path)],
@@ -382,32 +404,12 @@ def test_real_window_under_xvfb(xvfb_display, tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        g = _window()
-        ox, oy = int(g["X"]), int(g["Y"])
-
         def click(x: int, y: int) -> None:
             _xdo("mousemove", str(ox + x), str(oy + y), "click", "1")
 
         clicks = [(20 + 35 * k, 30 + 22 * k) for k in range(8)]
-        # The first click can reach a freshly mapped Qt window before it takes input (seen
-        # once on a loaded CI machine). Repeat it, at the same place, only while nothing is
-        # labelled yet: a repeated click cannot place a second bodypart.
-        for _attempt in range(3):
-            click(*clicks[0])
-            try:
-                _wait(lambda: _n_labelled(project, "gui") >= 1, timeout=8.0,
-                      what="click 0")
-                break
-            except AssertionError:
-                if proc.poll() is not None:
-                    raise AssertionError(
-                        f"gaitlive annotate exited: {proc.communicate()}") from None
-                g = _window()
-                ox, oy = int(g["X"]), int(g["Y"])
-        for k, (x, y) in enumerate(clicks):
-            if k == 0:
-                _wait(lambda: _n_labelled(project, "gui") >= 1, what="click 0")
-                continue
+        ox, oy = _first_click(proc, project, "gui", *clicks[0])
+        for k, (x, y) in enumerate(clicks[1:], start=1):
             if k == 5:
                 _xdo("key", "x")  # right_hock occluded
                 _wait(lambda: _state(project, "gui").get("bodypart") == "left_foot",
@@ -477,10 +479,10 @@ def test_killed_window_loses_no_click(xvfb_display, tmp_path):
            "--max-size", f"{IMG_W}x{IMG_H}"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        g = _window()
-        for k in range(3):
-            _xdo("mousemove", str(int(g["X"]) + 50 + 40 * k), str(int(g["Y"]) + 60 + 30 * k),
-                 "click", "1")
+        ox, oy = _first_click(proc, project, "k", 50, 60)
+        g = {"X": str(ox), "Y": str(oy)}
+        for k in range(1, 3):
+            _xdo("mousemove", str(ox + 50 + 40 * k), str(oy + 60 + 30 * k), "click", "1")
         _wait(lambda: _n_labelled(project, "k") == 3, what="3 clicks saved")
         # zoom x1.25 at the mouse (image centre), then click: window (200, 160) is image
         # (160 + 40 / 1.25, 120 + 40 / 1.25)
