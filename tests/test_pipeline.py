@@ -678,9 +678,18 @@ def test_q_in_the_overlay_window_stops_the_run(tmp_path, tiny_model, xvfb_displa
                                  capture_output=True, text=True).stdout.split()
             wid = wid[0] if wid else ""
         time.sleep(1.0)
-        subprocess.run(["xdotool", "key", "--window", wid, "q"], check=True,
-                       capture_output=True)
-        stdout, stderr = proc.communicate(timeout=60)
+        # a key sent before the freshly mapped window takes input can be lost: send 'q'
+        # again every 2 s until the run ends (the file lasts 30 s)
+        for _ in range(10):
+            subprocess.run(["xdotool", "key", "--window", wid, "q"], check=True,
+                           capture_output=True)
+            try:
+                stdout, stderr = proc.communicate(timeout=2)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
