@@ -197,12 +197,11 @@ def test_a_failing_stage_stops_the_run_with_a_clear_message(tmp_path, tiny_model
     runner = runner_for(tiny_model)
     bad = OutputWriter(tmp_path / "out", ("a", "b", "c", "d"), chunk=4)
     pipe = Pipeline(cap, runner, sinks=[bad], realtime=True)
-    t0 = time.monotonic()
     with pytest.raises(PipelineError, match=r"gait stage failed: ValueError: poses have 8 "
                                             r"keypoints but the profile names 4"):
-        pipe.run()
+        pipe.run()  # (a hang is caught by the suite's pytest-timeout)
     runner.close()
-    assert time.monotonic() - t0 < 15  # stopped, did not run the 20 s file or hang
+    assert pipe.stats.frames_read < 600  # stopped: did not run the rest of the 20 s file
     assert not cap.is_alive()
     assert "error in gait" in pipe.stats.end_reason
     assert (tmp_path / "out" / "steps.csv").read_text().startswith("individual,pass_id")
