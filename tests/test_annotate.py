@@ -480,15 +480,14 @@ def test_killed_window_loses_no_click(xvfb_display, tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ox, oy = _first_click(proc, project, "k", 50, 60)
-        g = {"X": str(ox), "Y": str(oy)}
         for k in range(1, 3):
             _xdo("mousemove", str(ox + 50 + 40 * k), str(oy + 60 + 30 * k), "click", "1")
         _wait(lambda: _n_labelled(project, "k") == 3, what="3 clicks saved")
         # zoom x1.25 at the mouse (image centre), then click: window (200, 160) is image
         # (160 + 40 / 1.25, 120 + 40 / 1.25)
-        _xdo("mousemove", str(int(g["X"]) + 160), str(int(g["Y"]) + 120), "key", "plus")
+        _xdo("mousemove", str(ox + 160), str(oy + 120), "key", "plus")
         time.sleep(0.5)
-        _xdo("mousemove", str(int(g["X"]) + 200), str(int(g["Y"]) + 160), "click", "1")
+        _xdo("mousemove", str(ox + 200), str(oy + 160), "click", "1")
         _wait(lambda: _n_labelled(project, "k") == 4, what="the click on the zoomed view")
     finally:
         proc.send_signal(signal.SIGKILL)
