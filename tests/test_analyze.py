@@ -31,6 +31,9 @@ def test_analyze_dlc_h5_single_animal(tmp_path, capsys):
         det = steps.loc[steps.foot == foot, "strike_frame"].to_numpy()
         hits = sum(np.abs(det - t).min() <= 2 for t in sp.strikes[foot])
         assert hits >= len(sp.strikes[foot]) - 1
+        # one row per stance: no provisional or superseded rows besides the real ones
+        assert len(det) == len(set(det)) <= len(sp.strikes[foot])
+        assert all(np.abs(np.asarray(sp.strikes[foot]) - d).min() <= 2 for d in det)
     # the passes table carries what the stage computed
     assert passes.loc[0, "cadence_hz"] == pytest.approx(sp.cadence_hz, rel=0.05)
     assert "1 passes (1 scored)" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from gaitlive.analyze import steps_table
 from gaitlive.config import load_profile
 from gaitlive.gait.metrics import match_events
 from gaitlive.gait.stage import GaitStage
@@ -286,6 +287,11 @@ def test_min_step_length_joins_a_stance_split_on_its_foothold():
     assert len(joined) == len(split) - len(inside) + 1
     # ... and the clean pass loses no step: every truth stance is still there
     assert len(clean) == sum(1 for s, _l in truth if clean[0][0] - 2 <= s <= clean[-1][0] + 2)
+    # the steps table (analyze's, and the live steps.csv) holds each stance once
+    steps, _ = GaitStage(prof, fps=sp.fps).run_series(poses)
+    table = steps_table(steps, sp.fps)
+    right = table[table.foot == "right"]
+    assert list(zip(right.strike_frame, right.lift_frame, strict=True)) == joined
 
 
 def test_restrike_shift_keeps_the_strike_of_a_drifting_foot():
@@ -352,3 +358,31 @@ def test_drifting_foot_keeps_the_strike_found_when_the_stance_began(monkeypatch)
             assert abs(kept[i] - truth) < abs(refined[i] - truth)
         else:
             assert kept[i] == refined[i]
+
+
+def test_stance_collector_keeps_one_final_row_per_stance():
+    """The live event stream, by hand: a provisional strike refined at the lift, a stance
+    joined to the previous one, a stance found too short (a strike never lifted), one still
+    open when the pass ends, and a second bird's pass in between."""
+    from gaitlive.gait.events import Stance, StanceCollector, StepEvent
+
+    def ev(kind, strike, lift=None, ind=0, pid=0, foot="left"):
+        return StepEvent(ind, pid, foot, kind, strike, lift)
+
+    col = StanceCollector()
+    out = []
+    for e in [ev("strike", 12), ev("lift", 10, 30),          # refined: 12 -> 10
+              ev("strike", 41), ev("lift", 40, 60),          # a real second stance
+              ev("strike", 63), ev("lift", 40, 80),          # joined to 40: replaces 40-60
+              ev("strike", 9, ind=1, pid=1, foot="right"),  # another bird, its own rows
+              ev("strike", 90),                              # too short: never lifted
+              ev("strike", 101), ev("lift", 100, 120),
+              ev("strike", 140)]:                            # open at the pass end
+        out += col.add(e)
+    # final so far: only the stances a later stance of the same foot has closed
+    assert out == [Stance(0, 0, "left", 10, 30), Stance(0, 0, "left", 40, 80)]
+    assert col.end_pass(0, 0) == [Stance(0, 0, "left", 100, 120),
+                                  Stance(0, 0, "left", 140, None)]
+    assert col.end_pass(0, 0) == []
+    assert col.flush() == [Stance(1, 1, "right", 9, None)]
+    assert col.flush() == []

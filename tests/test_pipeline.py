@@ -267,7 +267,7 @@ class TruthPoses:
 
 
 def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
-    from gaitlive.analyze import analyze_poses, passes_table
+    from gaitlive.analyze import analyze_poses, passes_table, steps_table
     from gaitlive.paths import DEMO_VIDEO
     from gaitlive.score import load_score_model
 
@@ -304,9 +304,16 @@ def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
                                rtol=1e-9)
     np.testing.assert_allclose(ours["cadence_hz"].astype(float),
                                theirs["cadence_hz"].astype(float), rtol=1e-9)
+    # steps.csv: analyze's steps table, row for row (the live file in order of finality)
     step_rows = pd.read_csv(tmp_path / "steps.csv")
-    assert len(step_rows) == len({(e.individual, e.pass_id, e.foot, e.strike_frame)
-                                  for e in steps})
+    key = ["pass_id", "strike_frame", "foot"]
+    ours = step_rows.sort_values(key).reset_index(drop=True)
+    theirs = steps_table(steps, src.fps).sort_values(key).reset_index(drop=True)
+    assert len(ours) == len(theirs) > 10
+    for c in ("individual", "pass_id", "strike_frame", "lift_frame"):
+        a, b = (pd.to_numeric(t[c]).astype(float).fillna(-1).tolist() for t in (ours, theirs))
+        assert a == b, c
+    assert list(ours.foot) == list(theirs.foot)
     data = read_pose(tmp_path / "poses.h5")
     np.testing.assert_array_equal(np.nan_to_num(data.poses), np.nan_to_num(truth.poses))
 

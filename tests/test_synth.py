@@ -14,7 +14,7 @@ import pytest
 from gaitlive.cli import main as cli_main
 from gaitlive.dlcio import read_collected_data, read_pose
 from gaitlive.synth import BODYPARTS, simulate_pass, simulate_sequence
-from gaitlive.synth.export import write_project, write_truth
+from gaitlive.synth.export import read_visible, write_project, write_truth, write_visible
 from gaitlive.synth.kinematics import HEAD, LFOOT, LHOCK, RFOOT, RHOCK
 from gaitlive.synth.render import FEATHER, LEG, bird_look, render_frames
 from gaitlive.synth.world import make_camera
@@ -331,8 +331,32 @@ def test_cli_synth_video(tmp_path: Path):
         n += 1
     assert n == meta["n_frames"] > 30
     assert meta["passes"][0]["severity"] == 0.5
-    assert read_pose(tmp_path / f"{stem}.h5").poses.shape == (n, 1, 8, 3)
+    poses = read_pose(tmp_path / f"{stem}.h5").poses
+    assert poses.shape == (n, 1, 8, 3)
+    # which keypoints an annotator could see, as the renderer decided it
+    vis, inds = read_visible(tmp_path / f"{stem}_truth_visible.csv")
+    assert vis.shape == (n, 1, 8) and inds == ["bird1"]
+    assert not (vis & ~(poses[..., 2] > 0)).any()  # never outside the image
+    assert vis.any(axis=(1, 2)).sum() > 10
+    s = simulate_sequence(passes=1, severities=[0.5], view="side", seed=3, width=160,
+                          height=120, fps=15, background=0.0, gap_s=(0.2, 0.4))
+    f = int(np.flatnonzero(vis.any(axis=(1, 2)))[5])
+    assert np.array_equal(next(render_frames(s, [f])).visible, vis[f])
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_visible_file_round_trip_and_errors(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    vis = rng.random((7, 2, 8)) > 0.5
+    path = write_visible(tmp_path / "c_truth_visible.csv", vis, ("bird1", "bird2"))
+    back, inds = read_visible(path)
+    assert np.array_equal(back, vis) and inds == ["bird1", "bird2"]
+    with pytest.raises(ValueError, match=r"c_truth_visible\.csv: visible must be"):
+        write_visible(path, vis[:, :1], ("bird1", "bird2"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("frame,who,head\n0,bird1,1\n")
+    with pytest.raises(ValueError, match=r"bad\.csv: expected columns"):
+        read_visible(bad)
 
 
 def test_cli_rejects_bad_values(tmp_path: Path, capsys):

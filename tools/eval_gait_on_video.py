@@ -15,8 +15,11 @@ For every view (side, rear) and severity 0..5 it simulates passes
 or renders the pass to video with :func:`gaitlive.synth.export.write_video_set` and runs
 :func:`gaitlive.analyze.analyze_file`, i.e. DLC-Live inference as ``gaitlive analyze`` does)
 and reports per view: strike F1 within +-2 frames (complete stances; ``strike_f1_in_view``
-counts only stances during which the whole bird is in the image), cadence error,
-stance-fraction error, passes found and Spearman(score, severity).
+counts only stances during which the whole bird is in the image; ``strike_f1_visible``, on
+rendered video, only strikes whose knee, hock and foot an annotator could see on every frame
+within +-2 of the strike: in the image and not behind a post, the fence or another bird,
+from the render's ``<stem>_truth_visible.csv``), cadence error, stance-fraction error,
+passes found and Spearman(score, severity).
 """
 
 from __future__ import annotations
@@ -63,6 +66,32 @@ def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | 
                        presence=cfg.presence, movie=False)
     stances = sorted({(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"})
     return stances, res.passes
+
+
+def truth_visible(sp, out: Path, stem: str) -> np.ndarray:
+    """Bool ``(n_frames, 8)``: which of the pass's keypoints (first individual) an annotator
+    could see, from ``<stem>_truth_visible.csv``; rendered again (images discarded) when a
+    ``--reuse`` folder predates that file."""
+    from gaitlive.synth.export import read_visible, write_visible
+
+    path = out / f"{stem}_truth_visible.csv"
+    if not path.exists():
+        from gaitlive.synth import render_frames
+
+        vis = np.zeros(sp.poses.shape[:3], bool)
+        for fr in render_frames(sp):
+            vis[fr.index] = fr.visible
+        write_visible(path, vis, sp.individuals)
+    return read_visible(path)[0][:, 0]
+
+
+def _seen(strikes, detected, leg_visible: np.ndarray, tol: int = 2):
+    """The true strikes whose leg is visible on every frame within ``tol`` of the strike,
+    and the detected strikes not within ``tol`` frames of a dropped one."""
+    n = len(leg_visible)
+    keep = [s for s in strikes if leg_visible[max(0, s - tol):min(n, s + tol + 1)].all()]
+    drop = [s for s in strikes if s not in keep]
+    return keep, [d for d in detected if not any(abs(d - x) <= tol for x in drop)]
 
 
 def stance_drift(poses: np.ndarray, sp, pcutoff: float) -> list[float]:
@@ -122,6 +151,7 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
     model = load_score_model(MODELS_DIR / f"score-{view}.json")
     tot = np.zeros(3, int)
     tot_view = np.zeros(3, int)  # stances of a bird wholly in view
+    tot_seen = np.zeros(3, int)  # strikes whose leg an annotator could see (video only)
     cad, sf, scores, sev, drift = [], [], [], [], []
     gts, preds = [], []  # keypoints of model poses against the truth
     found = expected = 0
@@ -153,25 +183,35 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
             # the pass that overlaps the truth most
             passes = [q for q in passes if q.end_frame >= sp.start_frame
                       and q.start_frame <= sp.end_frame]
-            if not passes:
-                tot += (0, 0, sum(len(v) for v in sp.strikes.values()))
-                tot_view += (0, 0, sum(len(v) for v in sp.strikes.values()))
-                continue
-            found += 1
-            q = max(passes, key=lambda q: q.n_steps)
             inview = (sp.poses[:, 0, :, 2] > 0).all(axis=1)
+            vis = truth_visible(sp, out, stem) if poses_from == "model" else None
+            if not passes:
+                stances = []  # the pass was not found: every true strike is missed
+            else:
+                found += 1
+                q = max(passes, key=lambda q: q.n_steps)
             for foot in ("left", "right"):
                 det = [f for ft, f in stances if ft == foot]
                 tot += match_events(sp.strikes[foot], det)
                 tot_view += match_events(*_in_view(sp.strikes[foot], sp.lifts[foot], det,
                                                    inview))
-                sf.append(abs(q.features[f"stance_fraction_{foot}"] - sp.stance_fraction[foot]))
+                if vis is not None:
+                    leg = [profile.bodyparts.index(f"{foot}_{k}") for k in ("knee", "hock",
+                                                                             "foot")]
+                    tot_seen += match_events(*_seen(sp.strikes[foot], det,
+                                                    vis[:, leg].all(axis=1)))
+                if passes:
+                    sf.append(abs(q.features[f"stance_fraction_{foot}"]
+                                  - sp.stance_fraction[foot]))
+            if not passes:
+                continue
             cad.append(abs(q.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz)
             if q.scored:
                 scores.append(q.score)
                 sev.append(severity)
     f1 = 2 * tot[0] / max(1, 2 * tot[0] + tot[1] + tot[2])
     f1_view = 2 * tot_view[0] / max(1, 2 * tot_view[0] + tot_view[1] + tot_view[2])
+    f1_seen = 2 * tot_seen[0] / max(1, 2 * tot_seen[0] + tot_seen[1] + tot_seen[2])
     kp = None
     if gts:
         from gaitlive.offline.evaluate import compute_pose_metrics
@@ -187,6 +227,8 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
             "found": found, "strike_f1": round(float(f1), 3), "tp_fp_fn": tot.tolist(),
             "strike_f1_in_view": round(float(f1_view), 3),
             "tp_fp_fn_in_view": tot_view.tolist(),
+            "strike_f1_visible": round(float(f1_seen), 3) if poses_from == "model" else None,
+            "tp_fp_fn_visible": tot_seen.tolist() if poses_from == "model" else None,
             "cadence_err_max": round(float(np.nanmax(cad)), 3) if cad else None,
             "cadence_err_mean": round(float(np.nanmean(cad)), 3) if cad else None,
             "stance_fraction_err_max": round(float(np.nanmax(sf)), 3) if sf else None,

@@ -29,7 +29,7 @@ import pandas as pd
 from gaitlive.config import Profile
 from gaitlive.dlcio import DLCFileError, PoseData, read_cow_csv, read_pose
 from gaitlive.fileio import atomic_write
-from gaitlive.gait.events import PassResult, StepEvent
+from gaitlive.gait.events import PassResult, StanceCollector, StepEvent
 
 log = logging.getLogger(__name__)
 
@@ -63,19 +63,17 @@ def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
 
 
 def steps_table(steps: list[StepEvent], fps: float) -> pd.DataFrame:
-    """One row per stance from the stage's step events (a strike and, if seen, its lift)."""
-    stances: dict[tuple[int, int, str, int], int | None] = {}
-    for ev in steps:
-        key = (ev.individual, ev.pass_id, ev.foot, ev.strike_frame)
-        if ev.kind == "lift":
-            stances[key] = ev.lift_frame
-        else:
-            stances.setdefault(key, None)
-    rows = [{"individual": i, "pass_id": p, "foot": f, "strike_frame": s,
-             "lift_frame": lf if lf is not None else pd.NA,
-             "strike_s": s / fps, "lift_s": lf / fps if lf is not None else np.nan}
-            for (i, p, f, s), lf in sorted(stances.items(), key=lambda kv: (kv[0][1], kv[0][3],
-                                                                           kv[0][2]))]
+    """One row per stance from the stage's step events, in their order (see
+    :class:`~gaitlive.gait.events.StanceCollector`: provisional strikes and joined stances
+    are resolved; ``lift_frame`` is empty for a stance still open when its pass ended)."""
+    col = StanceCollector()
+    stances = [st for ev in steps for st in col.add(ev)] + col.flush()
+    rows = [{"individual": st.individual, "pass_id": st.pass_id, "foot": st.foot,
+             "strike_frame": st.strike_frame,
+             "lift_frame": st.lift_frame if st.lift_frame is not None else pd.NA,
+             "strike_s": st.strike_frame / fps,
+             "lift_s": st.lift_frame / fps if st.lift_frame is not None else np.nan}
+            for st in sorted(stances, key=lambda st: (st.pass_id, st.strike_frame, st.foot))]
     df = pd.DataFrame(rows, columns=["individual", "pass_id", "foot", "strike_frame",
                                      "lift_frame", "strike_s", "lift_s"])
     df["lift_frame"] = df["lift_frame"].astype("Int64")

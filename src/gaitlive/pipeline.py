@@ -43,7 +43,7 @@ import numpy as np
 from gaitlive.capture import Capture, FrameSlot
 from gaitlive.config import Config
 from gaitlive.frames import FrameEvent, FrameRecord, empty_pose
-from gaitlive.gait.events import GaitUpdate, PassResult, StepEvent
+from gaitlive.gait.events import GaitUpdate, PassResult, Stance, StanceCollector, StepEvent
 from gaitlive.presence import PresenceGate
 
 log = logging.getLogger(__name__)
@@ -276,8 +276,10 @@ class OutputWriter:
       that reached the gait stage (frames skipped by presence gating are rows of missing
       keypoints); appended every ``chunk`` frames, so a crash loses at most one chunk;
     * ``passes.csv``: one row per finished pass (score and every feature), flushed per row;
-    * ``steps.csv``: one row per stance (strike, lift), written when the foot lifts (or at
-      the end, without a lift), flushed per row.
+    * ``steps.csv``: one row per stance (strike, lift), the rows of ``gaitlive analyze``'s
+      steps table: written once final, i.e. when the same foot's next stance ends or the
+      pass ends (:class:`~gaitlive.gait.events.StanceCollector`; a stance still open then
+      has no lift), flushed per row. A crash loses at most the last stance of each foot.
 
     Parameters
     ----------
@@ -322,7 +324,7 @@ class OutputWriter:
             p.unlink(missing_ok=True)
         self._rows: list[np.ndarray] = []
         self._index: list[int] = []
-        self._strikes: dict[tuple[int, int, str, int], StepEvent] = {}
+        self._stances = StanceCollector()  # one row per stance, once it is final
         self.frames_written = 0
         self.passes_written = 0
         self.steps_written = 0
@@ -341,26 +343,21 @@ class OutputWriter:
             self._add_pose(record)
         if update is None:
             return
+        n = self.steps_written
         for ev in update.steps:
-            key = (ev.individual, ev.pass_id, ev.foot, ev.strike_frame)
-            if ev.kind == "strike":
-                self._strikes[key] = ev
-            else:
-                self._strikes.pop(key, None)
-                self._write_step(ev.individual, ev.pass_id, ev.foot, ev.strike_frame,
-                                 ev.lift_frame)
-        if update.steps:
-            self._steps_fh.flush()
+            for st in self._stances.add(ev):
+                self._write_step(st)
         for res in update.passes:
             self._write_pass(res)
-            # stances of a finished pass that never lifted: written now, without a lift
-            for key in [k for k in self._strikes if k[:2] == (res.individual, res.pass_id)]:
-                self._strikes.pop(key)
-                self._write_step(*key, None)
+            # the pass's last stances (and one still open, without a lift) are final now
+            for st in self._stances.end_pass(res.individual, res.pass_id):
+                self._write_step(st)
+        if self.steps_written != n:
+            self._steps_fh.flush()
 
-    def _write_step(self, individual: int, pass_id: int, foot: str, strike: int,
-                    lift: int | None) -> None:
-        self._steps.writerow([individual, pass_id, foot, strike,
+    def _write_step(self, st: Stance) -> None:
+        strike, lift = st.strike_frame, st.lift_frame
+        self._steps.writerow([st.individual, st.pass_id, st.foot, strike,
                               "" if lift is None else lift, f"{strike / self.fps:.6g}",
                               "" if lift is None else f"{lift / self.fps:.6g}",
                               self.camera_id])
@@ -427,9 +424,8 @@ class OutputWriter:
                 df = pd.read_hdf(self.pose_path)
                 atomic_write(self.pose_path.with_suffix(".csv"), lambda p: df.to_csv(p))
         finally:
-            for (i, p, f, s), _ in sorted(self._strikes.items(), key=lambda kv: kv[0][3]):
-                self._write_step(i, p, f, s, None)  # stances still open at the end
-            self._strikes.clear()
+            for st in self._stances.flush():  # stances of passes still open at the end
+                self._write_step(st)
             if self._passes is None:
                 csv.writer(self._passes_fh).writerow(PASS_COLUMNS)
             self._passes_fh.close()

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["StepEvent", "PassResult", "TrackState", "GaitUpdate"]
+__all__ = ["StepEvent", "PassResult", "TrackState", "GaitUpdate", "Stance",
+           "StanceCollector"]
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,62 @@ class GaitUpdate:
     tracks: list[TrackState] = field(default_factory=list)
     steps: list[StepEvent] = field(default_factory=list)
     passes: list[PassResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stance:
+    """One stance as it ends up in a steps table: ``lift_frame`` is None when the stance was
+    still open when its pass ended (the bird left, or the stream stopped, mid-stance)."""
+
+    individual: int
+    pass_id: int
+    foot: str
+    strike_frame: int
+    lift_frame: int | None = None
+
+
+class StanceCollector:
+    """Turns the stage's step events into final stances, exactly one per stance.
+
+    The event stream is live, so it carries provisional information that a table of stances
+    must not: a ``strike`` event is the stage's first estimate when a stance is confirmed,
+    and the stance's ``lift`` event carries the final strike frame, refined on the whole
+    stance (often a few frames off the first estimate); a strike never followed by a lift
+    was a stance found too short or one still open; a ``lift`` event whose strike frame
+    equals that of the foot's previous stance replaces it (the two were joined: the foot
+    did not step, ``gait.min_step_length`` / ``gait.min_swing_s``). So a completed stance
+    is final only when the foot's next stance ends or its pass ends; at most one stance per
+    foot is held back.
+
+    ``add(event)`` returns the stances that became final; ``end_pass(individual, pass_id)``
+    those of a finished pass (its held stances and a stance left open after the last
+    lift); ``flush()`` all that are left, at the end of a stream.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[int, int, str], Stance] = {}  # last completed stance per foot
+        self._open: dict[tuple[int, int, str], int] = {}  # strike after the last lift
+
+    def add(self, ev: StepEvent) -> list[Stance]:
+        key = (ev.individual, ev.pass_id, ev.foot)
+        if ev.kind == "strike":
+            self._open[key] = ev.strike_frame
+            return []
+        self._open.pop(key, None)
+        prev = self._held.get(key)
+        self._held[key] = Stance(*key, ev.strike_frame, ev.lift_frame)
+        if prev is None or prev.strike_frame == ev.strike_frame:
+            return []  # the first stance of this foot, or this one replaces it (joined)
+        return [prev]
+
+    def end_pass(self, individual: int, pass_id: int) -> list[Stance]:
+        return self._take(lambda k: k[:2] == (individual, pass_id))
+
+    def flush(self) -> list[Stance]:
+        return self._take(lambda k: True)
+
+    def _take(self, which: Any) -> list[Stance]:
+        out = [self._held.pop(k) for k in [k for k in self._held if which(k)]]
+        for k in [k for k in self._open if which(k)]:
+            out.append(Stance(*k, self._open.pop(k), None))
+        return sorted(out, key=lambda st: (st.pass_id, st.strike_frame, st.foot))

@@ -10,7 +10,10 @@ Video sets (:func:`write_video_set`), for ``<stem>``:
   PassTruth` (individual, pass_id, severity, view, species, plumage, start/end frame,
   strikes and lifts per foot, cadence_hz, stance_fraction_left/right, step lengths);
 * ``<stem>_truth_steps.csv``: one row per stance (individual, pass_id, foot, strike_frame,
-  lift_frame, severity).
+  lift_frame, severity);
+* ``<stem>_truth_visible.csv``: per frame and individual, 1 where an annotator could see
+  the keypoint (in the image and not hidden by scenery or another bird), 0 elsewhere
+  (written with the video: rendering decides it).
 
 Training projects (:func:`write_project`): a DeepLabCut 3 project folder (``config.yaml``,
 ``labeled-data/<clip>/imgNNNN.png`` with ``CollectedData_synth.h5/.csv``, and the short
@@ -39,7 +42,8 @@ from gaitlive.synth.world import SynthSequence, simulate_sequence
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SynthExportError", "write_truth", "write_video_set", "write_project",
+__all__ = ["SynthExportError", "write_truth", "write_video_set", "write_visible",
+           "read_visible", "write_project",
            "ProjectSummary", "SKELETON"]
 
 SKELETON = [["head", "neck"], ["neck", "left_knee"], ["neck", "right_knee"],
@@ -158,6 +162,7 @@ def write_video_set(seq: SynthSequence, out_dir: str | os.PathLike[str], stem: s
     paths = write_truth(seq, out_dir, stem, extra)
     mp4 = Path(out_dir) / f"{stem}.mp4"
     vw = _VideoOut(mp4, seq.fps, (seq.camera.width, seq.camera.height))
+    visible = np.zeros(seq.poses.shape[:3], bool)
     ok = False
     try:
         it = render_frames(seq, debug=debug, scene=scene)
@@ -167,11 +172,47 @@ def write_video_set(seq: SynthSequence, out_dir: str | os.PathLike[str], stem: s
             it = tqdm(it, total=seq.n_frames, desc=f"render {stem}", unit="frame")
         for fr in it:
             vw.write(fr.image)
+            visible[fr.index] = fr.visible
         ok = True
     finally:
         vw.close(ok)
     paths["mp4"] = mp4
+    paths["visible"] = write_visible(Path(out_dir) / f"{stem}_truth_visible.csv", visible,
+                                     seq.individuals)
     return paths
+
+
+def write_visible(path: Path, visible: np.ndarray, individuals: Sequence[str]) -> Path:
+    """Write ``visible`` (bool ``(n_frames, n_individuals, 8)``) as ``<stem>_truth_visible.csv``:
+    columns ``frame, individual`` and one 0/1 column per bodypart."""
+    if visible.ndim != 3 or visible.shape[1] != len(individuals) \
+            or visible.shape[2] != len(BODYPARTS):
+        raise ValueError(f"{path}: visible must be (n_frames, {len(individuals)}, "
+                         f"{len(BODYPARTS)}), got {visible.shape}")
+    lines = [",".join(["frame", "individual", *BODYPARTS])]
+    for f in range(visible.shape[0]):
+        for i, ind in enumerate(individuals):
+            lines.append(",".join([str(f), ind, *("1" if v else "0" for v in visible[f, i])]))
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    return path
+
+
+def read_visible(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
+    """Read a ``<stem>_truth_visible.csv``: bool ``(n_frames, n_individuals, 8)`` and the
+    individuals, in file order."""
+    import pandas as pd
+
+    p = Path(path)
+    df = pd.read_csv(p)
+    want = ["frame", "individual", *BODYPARTS]
+    if list(df.columns) != want:
+        raise ValueError(f"{p}: expected columns {want}, got {list(df.columns)}")
+    inds = list(dict.fromkeys(df["individual"].astype(str)))
+    n = int(df["frame"].max()) + 1 if len(df) else 0
+    out = np.zeros((n, len(inds), len(BODYPARTS)), bool)
+    idx = df["individual"].astype(str).map({v: i for i, v in enumerate(inds)}).to_numpy()
+    out[df["frame"].to_numpy(), idx] = df[list(BODYPARTS)].to_numpy() > 0
+    return out, inds
 
 
 # ---------------------------------------------------------------------------------------
