@@ -69,6 +69,34 @@ def test_metrics_missing_predictions_and_labels(tmp_path):
     assert list(df.bodypart) == ["all", "a", "b"] and df.n.tolist() == [3, 2, 1]
 
 
+def test_metrics_bootstrap_intervals(tmp_path):
+    """Frame-bootstrap intervals: exact where every frame is alike, and wide where one
+    gross miss carries the RMSE (the interval then spans with and without that frame)."""
+    n = 40
+    gt = np.zeros((n, 2, 2))
+    gt[:, 1] = (30, 40)  # extent 50 px
+    pred = np.zeros((n, 2, 3))
+    pred[..., :2] = gt
+    pred[..., 2] = 0.9
+    pred[:, 0, 0] += 3.0  # every frame: error 3 on a, 0 on b
+    m = compute_pose_metrics(gt, pred, ["a", "b"], pcutoff=0.5)
+    assert m.ci95["all"]["rmse"] == pytest.approx((np.sqrt(4.5), np.sqrt(4.5)))
+    assert m.ci95["a"]["pck"] == (1.0, 1.0) and m.ci95["b"]["rmse"] == (0.0, 0.0)
+    pred[7, 1, 1] += 100.0  # one frame: b 100 px off
+    m = compute_pose_metrics(gt, pred, ["a", "b"], pcutoff=0.5)
+    lo, hi = m.ci95["all"]["rmse"]
+    assert m.rmse == pytest.approx(np.sqrt((9 * n + 100 ** 2) / (2 * n)))
+    assert lo == pytest.approx(np.sqrt(4.5))  # some resamples miss frame 7
+    assert lo < m.rmse < hi
+    assert m.ci95 == compute_pose_metrics(gt, pred, ["a", "b"], pcutoff=0.5).ci95  # seeded
+    assert compute_pose_metrics(gt, pred, ["a", "b"], bootstrap=0).ci95 == {}
+    assert m.as_dict()["ci95"]["rmse_px"] == [round(lo, 2), round(hi, 2)]
+    df = pd.read_csv(write_metrics_csv(tmp_path / "m.csv", {"test": m}, ["a", "b"]))
+    assert df.loc[0, "rmse_px_lo"] == pytest.approx(lo, abs=1e-3)
+    assert df.loc[2, "pck"] == pytest.approx(1 - 1 / n, abs=1e-4)
+    assert df.loc[2, "pck_lo"] < df.loc[2, "pck"] < df.loc[2, "pck_hi"] + 1e-9
+
+
 def test_body_length_specs():
     gt = np.array([[[0, 0], [3, 4], [3, 10]]], float)
     assert compute_body_length(gt, None)[0] == pytest.approx(np.hypot(3, 10))

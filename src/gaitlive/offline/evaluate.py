@@ -58,15 +58,26 @@ class PoseMetrics:
     pck_fraction: float = 0.1
     body_length: str = "extent"
     mean_body_length: float = float("nan")
+    #: 95 % frame-bootstrap intervals: ``{"all" or bodypart: {"rmse" | "rmse_pcutoff" |
+    #: "pck" | "detected": (low, high)}}``; empty when not computed
+    ci95: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"n_frames": self.n_frames, "n_keypoints": self.n_keypoints,
-                "rmse_px": _r(self.rmse), "rmse_pcutoff_px": _r(self.rmse_pcutoff),
-                f"pck@{self.pck_fraction:g}": _r(self.pck, 4), "detected": _r(self.detected, 4),
-                "pcutoff": self.pcutoff, "body_length": self.body_length,
-                "mean_body_length_px": _r(self.mean_body_length),
-                "per_bodypart": {b: {k: _r(v, 4) for k, v in d.items()}
-                                 for b, d in self.per_bodypart.items()}}
+        d = {"n_frames": self.n_frames, "n_keypoints": self.n_keypoints,
+             "rmse_px": _r(self.rmse), "rmse_pcutoff_px": _r(self.rmse_pcutoff),
+             f"pck@{self.pck_fraction:g}": _r(self.pck, 4), "detected": _r(self.detected, 4),
+             "pcutoff": self.pcutoff, "body_length": self.body_length,
+             "mean_body_length_px": _r(self.mean_body_length),
+             "per_bodypart": {b: {k: _r(v, 4) for k, v in d.items()}
+                              for b, d in self.per_bodypart.items()}}
+        if "all" in self.ci95:
+            c = self.ci95["all"]
+            d["ci95"] = {"rmse_px": [_r(v) for v in c["rmse"]],
+                         "rmse_pcutoff_px": [_r(v) for v in c["rmse_pcutoff"]],
+                         f"pck@{self.pck_fraction:g}": [_r(v, 4) for v in c["pck"]],
+                         "detected": [_r(v, 4) for v in c["detected"]],
+                         "method": "frame bootstrap, 2.5-97.5 percentiles"}
+        return d
 
 
 def _r(v: float, nd: int = 2) -> float | None:
@@ -145,7 +156,8 @@ class _quiet:
 
 def compute_pose_metrics(gt: np.ndarray, pred: np.ndarray, bodyparts: Sequence[str], *,
                          pcutoff: float = 0.6, pck_fraction: float = 0.1,
-                         body_length: str = "extent") -> PoseMetrics:
+                         body_length: str = "extent", bootstrap: int = 1000,
+                         seed: int = 0) -> PoseMetrics:
     """Compare predictions with labels.
 
     Parameters
@@ -162,6 +174,11 @@ def compute_pose_metrics(gt: np.ndarray, pred: np.ndarray, bodyparts: Sequence[s
         PCK threshold as a fraction of the body length.
     body_length : str
         ``"extent"`` or segments ``"a-b,c-d"`` (see :func:`compute_body_length`).
+    bootstrap : int
+        Resamples of whole frames for the 95 % intervals in ``PoseMetrics.ci95`` (0: none).
+        A few gross misses carry the RMSE, so it moves a lot with the frames drawn.
+    seed : int
+        Seed of the resampling (the intervals are reproducible).
 
     Returns
     -------
@@ -203,12 +220,60 @@ def compute_pose_metrics(gt: np.ndarray, pred: np.ndarray, bodyparts: Sequence[s
     per = {}
     for k, b in enumerate(bodyparts):
         per[b] = stats(np.array([k]))
+    ci95 = _bootstrap_ci95(err, labelled, confident, err_l, thr, list(bodyparts), bootstrap,
+                           seed) if bootstrap > 0 and len(gt) > 1 else {}
     return PoseMetrics(n_frames=len(gt), n_keypoints=int(labelled.sum()),
                        rmse=overall["rmse"], rmse_pcutoff=overall["rmse_pcutoff"],
                        pck=overall["pck"], detected=overall["detected"], per_bodypart=per,
                        pcutoff=pcutoff, pck_fraction=pck_fraction, body_length=body_length,
                        mean_body_length=float(np.nanmean(blen)) if np.isfinite(blen).any()
-                       else float("nan"))
+                       else float("nan"), ci95=ci95)
+
+
+def _bootstrap_ci95(err: np.ndarray, labelled: np.ndarray, confident: np.ndarray,
+                    err_l: np.ndarray, thr: np.ndarray, bodyparts: list[str], n_boot: int,
+                    seed: int) -> dict[str, dict[str, tuple[float, float]]]:
+    """95 % intervals of RMSE, RMSE above pcutoff, PCK and detected, overall and per
+    bodypart, from ``n_boot`` resamples of whole frames (keypoints of one frame share its
+    difficulty, so frames, not keypoints, are the unit)."""
+    n = len(err)
+    rng = np.random.default_rng(seed)
+    fin = labelled & np.isfinite(err)
+    sq = np.where(fin, np.square(np.nan_to_num(err)), 0.0)
+    sq_c = np.where(confident, sq, 0.0)
+    t = np.broadcast_to(thr, err_l.shape)
+    ok = labelled & np.isfinite(t)
+    hit = ok & (np.nan_to_num(err_l, nan=np.inf) <= np.nan_to_num(t, nan=-np.inf))
+    cols = {"sq": sq, "fin": fin, "sq_c": sq_c, "conf": confident, "ok": ok, "hit": hit,
+            "lab": labelled}
+    sums: dict[str, list[np.ndarray]] = {k: [] for k in cols}
+    for start in range(0, n_boot, 200):  # chunks bound the memory (200 x n x keypoints)
+        idx = rng.integers(0, n, size=(min(200, n_boot - start), n))
+        for k, a in cols.items():
+            sums[k].append(a.astype(float)[idx].sum(axis=1))  # (chunk, keypoints)
+    S = {k: np.concatenate(v) for k, v in sums.items()}
+
+    def ratio(num: np.ndarray, den: np.ndarray, root: bool = False) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        return np.sqrt(r) if root else r
+
+    def interval(v: np.ndarray) -> tuple[float, float]:
+        v = v[np.isfinite(v)]
+        if not len(v):
+            return (float("nan"), float("nan"))
+        lo, hi = np.percentile(v, [2.5, 97.5])
+        return (float(lo), float(hi))
+
+    out = {}
+    for name, sel in [("all", slice(None)), *[(b, slice(k, k + 1))
+                                               for k, b in enumerate(bodyparts)]]:
+        s = {k: v[:, sel].sum(axis=1) for k, v in S.items()}
+        out[name] = {"rmse": interval(ratio(s["sq"], s["fin"], root=True)),
+                     "rmse_pcutoff": interval(ratio(s["sq_c"], s["conf"], root=True)),
+                     "pck": interval(ratio(s["hit"], s["ok"])),
+                     "detected": interval(ratio(s["conf"], s["lab"]))}
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -221,7 +286,8 @@ def write_metrics_csv(path: str | Path, splits: dict[str, PoseMetrics],
     """Write one row per (split, bodypart) plus an ``all`` row per split, atomically.
 
     Columns: split, bodypart, n, rmse_px, rmse_pcutoff_px, pck, detected, pcutoff,
-    pck_fraction, body_length.
+    pck_fraction, body_length, then the 95 % frame-bootstrap intervals rmse_px_lo,
+    rmse_px_hi, pck_lo, pck_hi (empty when not computed).
     """
     import csv
     import io
@@ -229,15 +295,20 @@ def write_metrics_csv(path: str | Path, splits: dict[str, PoseMetrics],
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["split", "bodypart", "n", "rmse_px", "rmse_pcutoff_px", "pck", "detected",
-                "pcutoff", "pck_fraction", "body_length"])
+                "pcutoff", "pck_fraction", "body_length", "rmse_px_lo", "rmse_px_hi",
+                "pck_lo", "pck_hi"])
+    nan2 = (float("nan"), float("nan"))
     for split, m in splits.items():
         rows = [("all", {"n": m.n_keypoints, "rmse": m.rmse, "rmse_pcutoff": m.rmse_pcutoff,
                          "pck": m.pck, "detected": m.detected})]
         rows += [(b, m.per_bodypart[b]) for b in bodyparts]
         for b, s in rows:
+            ci = m.ci95.get(b, {})
+            r_ci, p_ci = ci.get("rmse", nan2), ci.get("pck", nan2)
             w.writerow([split, b, s["n"], _fmt(s["rmse"]), _fmt(s["rmse_pcutoff"]),
                         _fmt(s["pck"], 4), _fmt(s["detected"], 4), m.pcutoff, m.pck_fraction,
-                        m.body_length])
+                        m.body_length, _fmt(r_ci[0]), _fmt(r_ci[1]), _fmt(p_ci[0], 4),
+                        _fmt(p_ci[1], 4)])
     return atomic_write_bytes(Path(path), buf.getvalue().encode())
 
 
@@ -339,6 +410,10 @@ class EvaluationResult:
                          f"RMSE(p>={m.pcutoff:g}) {m.rmse_pcutoff:.2f} px, "
                          f"PCK@{m.pck_fraction:g} {100 * m.pck:.1f}%, "
                          f"detected {100 * m.detected:.1f}%")
+            if "all" in m.ci95:
+                r, pc = m.ci95["all"]["rmse"], m.ci95["all"]["pck"]
+                lines.append(f"{'':>10}95% interval (frame bootstrap): RMSE {r[0]:.2f}-"
+                             f"{r[1]:.2f} px, PCK {100 * pc[0]:.1f}-{100 * pc[1]:.1f}%")
             for b in self.bodyparts:
                 s = m.per_bodypart[b]
                 lines.append(f"{'':>10}{b:<14} RMSE {s['rmse']:7.2f} px  "
