@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  pass {p.pass_id} bird{p.individual + 1}: severity {p.severity:.2f} "
                   f"{p.species}/{p.plumage} frames {p.start_frame}-{p.end_frame} "
                   f"cadence {p.cadence_hz:.2f} steps/s")
-        for k in ("h5", "csv", "json", "steps"):
+        for k in ("h5", "csv", "json", "steps", "visible"):
             print(f"  {paths[k]}")
         return 0
     from gaitlive.synth.export import write_project
