@@ -290,7 +290,10 @@ def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
     # the same passes, features and scores, none lost or altered
     assert as_json(got) == as_json(passes)
     assert st.passes == len(passes) and st.scored == sum(p.scored for p in passes)
-    assert st.steps == sum(e.kind == "lift" for e in steps)
+    table = steps_table(steps, src.fps)
+    assert st.steps == int(table.lift_frame.notna().sum())  # complete stances, once each
+    ws = writer.stats()
+    assert ws["steps"] == len(table) and ws["steps_open"] == int(table.lift_frame.isna().sum())
     # passes.csv has analyze's columns and one row per pass
     import pandas as pd
 
@@ -308,7 +311,7 @@ def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
     step_rows = pd.read_csv(tmp_path / "steps.csv")
     key = ["pass_id", "strike_frame", "foot"]
     ours = step_rows.sort_values(key).reset_index(drop=True)
-    theirs = steps_table(steps, src.fps).sort_values(key).reset_index(drop=True)
+    theirs = table.sort_values(key).reset_index(drop=True)
     assert len(ours) == len(theirs) > 10
     for c in ("individual", "pass_id", "strike_frame", "lift_frame"):
         a, b = (pd.to_numeric(t[c]).astype(float).fillna(-1).tolist() for t in (ours, theirs))

@@ -122,7 +122,8 @@ class PipelineStats:
     frames_gait
         Frames the gait stage processed.
     steps, passes, scored
-        Step events, finished passes, scored passes.
+        Complete stances (a stance joined to the previous one counts once), finished
+        passes, scored passes.
     reconnects, stream_resets
         Live-source reconnections and the STREAM_RESET records seen by the gait stage.
     """
@@ -328,6 +329,7 @@ class OutputWriter:
         self.frames_written = 0
         self.passes_written = 0
         self.steps_written = 0
+        self.steps_open = 0  # rows without a lift: stances still open when their pass ended
         self._passes_fh: IO[str] = open(self.passes_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._steps_fh: IO[str] = open(self.steps_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._steps = csv.writer(self._steps_fh)
@@ -362,6 +364,7 @@ class OutputWriter:
                               "" if lift is None else f"{lift / self.fps:.6g}",
                               self.camera_id])
         self.steps_written += 1
+        self.steps_open += lift is None
 
     def _add_pose(self, record: FrameRecord) -> None:
         n_i, n_k = self.n_individuals, len(self.bodyparts)
@@ -433,7 +436,8 @@ class OutputWriter:
 
     def stats(self) -> dict[str, Any]:
         return {"frames": self.frames_written + len(self._rows), "passes": self.passes_written,
-                "steps": self.steps_written, "dir": str(self.out_dir)}
+                "steps": self.steps_written, "steps_open": self.steps_open,
+                "dir": str(self.out_dir)}
 
 
 class OverlayAdapter:
@@ -619,6 +623,7 @@ class Pipeline:
         self._errors: list[tuple[str, BaseException]] = []
         self._threads: list[threading.Thread] = []
         self._stop_reason = ""
+        self._last_strike: dict[tuple[int, int, str], int] = {}  # per foot, for stats.steps
 
     @classmethod
     def from_config(cls, cfg: Config, capture: Capture, runner: Any, *, gait: Any | None = None,
@@ -862,7 +867,11 @@ class Pipeline:
                     update = GaitUpdate(frame_index=rec.index, passes=list(passes),
                                         steps=list(getattr(self.gait, "flushed_steps", [])))
             if update is not None:
-                st.steps += sum(1 for e in update.steps if e.kind == "lift")
+                for e in update.steps:  # complete stances: a joined stance counts once
+                    if e.kind == "lift":
+                        key = (e.individual, e.pass_id, e.foot)
+                        st.steps += self._last_strike.get(key) != e.strike_frame
+                        self._last_strike[key] = e.strike_frame
                 st.passes += len(update.passes)
                 st.scored += sum(1 for p in update.passes if p.scored)
             t0 = time.perf_counter()
