@@ -247,10 +247,12 @@ def _bootstrap_ci95(err: np.ndarray, labelled: np.ndarray, confident: np.ndarray
     cols = {"sq": sq, "fin": fin, "sq_c": sq_c, "conf": confident, "ok": ok, "hit": hit,
             "lab": labelled}
     sums: dict[str, list[np.ndarray]] = {k: [] for k in cols}
-    for start in range(0, n_boot, 200):  # chunks bound the memory (200 x n x keypoints)
-        idx = rng.integers(0, n, size=(min(200, n_boot - start), n))
-        for k, a in cols.items():
-            sums[k].append(a.astype(float)[idx].sum(axis=1))  # (chunk, keypoints)
+    fl = {k: a.astype(float) for k, a in cols.items()}
+    chunk = max(1, min(200, 4_000_000 // max(1, err.size)))  # <= 32 MB per gathered array
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        for k, a in fl.items():
+            sums[k].append(a[idx].sum(axis=1))  # (chunk, keypoints)
     S = {k: np.concatenate(v) for k, v in sums.items()}
 
     def ratio(num: np.ndarray, den: np.ndarray, root: bool = False) -> np.ndarray:
