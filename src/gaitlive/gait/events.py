@@ -7,6 +7,7 @@ frame indices; ``strike_frame`` is the first frame of a stance and ``lift_frame`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -144,7 +145,7 @@ class StanceCollector:
     def flush(self) -> list[Stance]:
         return self._take(lambda k: True)
 
-    def _take(self, which: Any) -> list[Stance]:
+    def _take(self, which: Callable[[tuple[int, int, str]], bool]) -> list[Stance]:
         out = [self._held.pop(k) for k in [k for k in self._held if which(k)]]
         for k in [k for k in self._open if which(k)]:
             out.append(Stance(*k, self._open.pop(k), None))
