@@ -15,6 +15,7 @@ import yaml
 
 from gaitlive.cli import main
 from gaitlive.offline.evaluate import (
+    compare_pose_metrics,
     compute_body_length,
     compute_pose_metrics,
     parse_body_length,
@@ -95,6 +96,28 @@ def test_metrics_bootstrap_intervals(tmp_path):
     assert df.loc[0, "rmse_px_lo"] == pytest.approx(lo, abs=1e-3)
     assert df.loc[2, "pck"] == pytest.approx(1 - 1 / n, abs=1e-4)
     assert df.loc[2, "pck_lo"] < df.loc[2, "pck"] < df.loc[2, "pck_hi"] + 1e-9
+
+
+def test_compare_two_models_paired():
+    """B fixes A's 3 px error on bodypart a in every frame: B better on RMSE, exactly; the
+    PCK (all hits for both) shows no difference; too few resamples is an error."""
+    n = 30
+    gt = np.zeros((n, 2, 2))
+    gt[:, 1] = (30, 40)
+    a = np.concatenate([gt, np.full((n, 2, 1), 0.9)], axis=-1)
+    b = a.copy()
+    a[:, 0, 0] += 3.0
+    diffs = {(d.bodypart, d.metric): d for d in compare_pose_metrics(gt, a, b, ["a", "b"])}
+    d = diffs[("a", "rmse")]
+    assert (d.a, d.b, d.diff, d.low, d.high) == (3.0, 0.0, -3.0, -3.0, -3.0)
+    assert d.verdict == "B better"
+    assert diffs[("all", "rmse")].diff == pytest.approx(-np.sqrt(4.5))
+    assert diffs[("all", "pck")].verdict == "no clear difference"
+    assert diffs[("b", "rmse")].verdict == "no clear difference"
+    back = {(d.bodypart, d.metric): d for d in compare_pose_metrics(gt, b, a, ["a", "b"])}
+    assert back[("a", "rmse")].verdict == "A better"
+    with pytest.raises(ValueError, match="at least 100 resamples"):
+        compare_pose_metrics(gt, a, b, ["a", "b"], bootstrap=10)
 
 
 def test_body_length_specs():
@@ -229,6 +252,15 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
                  "--crop-margin", "8"]) == 2
     assert "--max-input-pixels -5: expected a number of pixels >= 0, used with --crop-margin" \
         in capsys.readouterr().err
+    # --compare: a second model on the same frames, paired (here the model itself: no
+    # difference at all, and every interval is exactly 0)
+    assert main(["evaluate", str(proj), "--model", str(model), "--compare", str(model),
+                 "--out", str(tmp_path / "ev6"), "--no-gallery"]) == 0
+    assert "B minus A, 95 % paired-bootstrap interval" in capsys.readouterr().out
+    cmp = pd.read_csv(tmp_path / "ev6" / "compare.csv")
+    assert set(cmp.verdict) == {"no clear difference"} and (cmp.b_minus_a.fillna(0) == 0).all()
+    assert main(["evaluate", str(proj), "--compare", str(model)]) == 2
+    assert "give the first with --model" in capsys.readouterr().err
 
 
 @pytest.mark.slow

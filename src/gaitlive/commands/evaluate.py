@@ -6,6 +6,11 @@ on all labelled frames of the project (a held-out set). Prints RMSE (all keypoin
 above pcutoff), PCK at a fraction of body length and detection rate, overall and per
 bodypart; writes metrics.csv and gallery.png (labels vs predictions).
 
+With --compare OTHER_MODEL (and --model), the second model runs on the same frames in the
+same way, and each metric's difference (OTHER minus MODEL) gets a 95 % paired-bootstrap
+interval: "B better" / "A better" only where the interval excludes 0. Written to
+compare.csv beside metrics.csv.
+
 Body length (--body-length): 'extent' = diagonal of the labelled keypoints' bounding box
 (head-to-foot for a side-view bird), or segments summed, e.g.
 'left_knee-left_hock,left_hock-left_foot'.
@@ -14,6 +19,7 @@ Body length (--body-length): 'extent' = diagonal of the labelled keypoints' boun
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-input-pixels", type=int, default=0, metavar="N",
                    help="with --crop-margin: scale a crop of more than N pixels down, as "
                         "presence.max_input_pixels does live (default 0: off)")
+    p.add_argument("--compare", default=None, metavar="OTHER_MODEL",
+                   help="with --model: also run this exported model on the same frames and "
+                        "report the paired differences (OTHER minus MODEL) with 95 %% "
+                        "intervals")
     p.add_argument("--out", default=None, help="output folder for metrics.csv and gallery.png")
     p.add_argument("--no-gallery", action="store_true")
     p.set_defaults(func=run)
@@ -71,19 +81,33 @@ def run(args: argparse.Namespace) -> int:
         if value < 0 or (value and args.crop_margin is None):
             raise ValueError(f"{flag} {value}: expected a number of pixels >= 0, used with "
                              f"--crop-margin")
+    if args.compare and not args.model:
+        raise ValueError(f"--compare {args.compare}: compares two exported models; give the "
+                         f"first with --model")
     if args.model:
-        settings = None
-        if args.resize is not None:
-            from gaitlive.config import ModelSettings
+        pcutoff = 0.6 if args.pcutoff is None else args.pcutoff
 
-            settings = ModelSettings(path=args.model, resize=args.resize, warmup_frames=0)
-        res = evaluate_model(args.model, args.project, settings=settings,
-                             pcutoff=0.6 if args.pcutoff is None else args.pcutoff,
-                             pck_fraction=args.pck, body_length=args.body_length,
-                             out_dir=args.out, gallery=not args.no_gallery,
-                             crop_margin=args.crop_margin, min_crop=tuple(args.min_crop),
-                             crop_step=args.crop_step, bird_size=args.bird_size,
-                             max_input_pixels=args.max_input_pixels)
+        def one(model: str, out: Any) -> Any:
+            settings = None
+            if args.resize is not None:
+                from gaitlive.config import ModelSettings
+
+                settings = ModelSettings(path=model, resize=args.resize, warmup_frames=0)
+            return evaluate_model(model, args.project, settings=settings, pcutoff=pcutoff,
+                                  pck_fraction=args.pck, body_length=args.body_length,
+                                  out_dir=out, gallery=not args.no_gallery,
+                                  crop_margin=args.crop_margin, min_crop=tuple(args.min_crop),
+                                  crop_step=args.crop_step, bird_size=args.bird_size,
+                                  max_input_pixels=args.max_input_pixels)
+
+        res = one(args.model, args.out)
+        if args.compare:
+            from pathlib import Path
+
+            other = one(args.compare, res.out_dir / f"compare-{Path(args.compare).name}")
+            print(f"A = {args.model}\n{res.summary()}")
+            print(f"B = {args.compare}\n{other.summary()}")
+            return _print_comparison(args, res, other, pcutoff)
     else:
         snap: int | str = int(args.snapshot) if args.snapshot.lstrip("-").isdigit() \
             else args.snapshot
@@ -95,4 +119,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"metrics: {res.csv}")
     if res.gallery:
         print(f"gallery: {res.gallery}")
+    return 0
+
+
+def _print_comparison(args: argparse.Namespace, a: Any, b: Any, pcutoff: float) -> int:
+    from gaitlive.offline.evaluate import compare_pose_metrics, write_compare_csv
+
+    diffs = compare_pose_metrics(a.labels, a.predictions, b.predictions, a.bodyparts,
+                                 pcutoff=pcutoff, pck_fraction=args.pck,
+                                 body_length=args.body_length)
+    names = {"rmse": "RMSE px", "rmse_pcutoff": f"RMSE(p>={pcutoff:g}) px",
+             "pck": f"PCK@{args.pck:g} %", "detected": "detected %"}
+    print("B minus A, 95 % paired-bootstrap interval (1000 resamples of frames):")
+    for d in diffs:
+        if d.bodypart != "all" and d.metric not in ("rmse", "pck"):
+            continue
+        k = 100.0 if d.metric in ("pck", "detected") else 1.0
+        print(f"  {d.bodypart:<14}{names[d.metric]:<16}{k * d.a:8.2f} -> {k * d.b:8.2f}  "
+              f"{k * d.diff:+7.2f} [{k * d.low:+.2f}, {k * d.high:+.2f}]  {d.verdict}")
+    csv = write_compare_csv(a.out_dir / "compare.csv", diffs, (args.model, args.compare))
+    print(f"comparison: {csv}")
     return 0

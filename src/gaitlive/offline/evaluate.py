@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["PoseMetrics", "compute_pose_metrics", "compute_body_length", "parse_body_length",
            "evaluate_project", "evaluate_model", "write_metrics_csv", "write_gallery",
-           "EvaluationResult", "load_labels"]
+           "EvaluationResult", "load_labels", "MetricDifference", "compare_pose_metrics",
+           "write_compare_csv"]
 
 
 @dataclass
@@ -184,19 +185,8 @@ def compute_pose_metrics(gt: np.ndarray, pred: np.ndarray, bodyparts: Sequence[s
     -------
     PoseMetrics
     """
-    gt = np.asarray(gt, float)
-    pred = np.asarray(pred, float)
-    if gt.shape[:2] != pred.shape[:2] or gt.shape[1] != len(bodyparts):
-        raise ValueError(f"labels {gt.shape} and predictions {pred.shape} do not match "
-                         f"{len(bodyparts)} bodyparts")
-    segs = parse_body_length(body_length, list(bodyparts))
-    blen = compute_body_length(gt, segs)
-    err = np.hypot(*(pred[..., :2] - gt).transpose(2, 0, 1))  # (n, kp)
-    labelled = np.all(np.isfinite(gt), axis=-1)
-    like = np.nan_to_num(pred[..., 2], nan=0.0)
-    confident = labelled & (like >= pcutoff) & np.isfinite(err)
-    err_l = np.where(labelled, np.nan_to_num(err, nan=np.inf), np.nan)  # missing pred = miss
-    thr = pck_fraction * blen[:, None]
+    err, labelled, confident, err_l, thr, blen = _errors(gt, pred, bodyparts, pcutoff,
+                                                         pck_fraction, body_length)
 
     def stats(mask_cols: np.ndarray | slice) -> dict[str, float]:
         e = err_l[:, mask_cols]
@@ -220,8 +210,11 @@ def compute_pose_metrics(gt: np.ndarray, pred: np.ndarray, bodyparts: Sequence[s
     per = {}
     for k, b in enumerate(bodyparts):
         per[b] = stats(np.array([k]))
-    ci95 = _bootstrap_ci95(err, labelled, confident, err_l, thr, list(bodyparts), bootstrap,
-                           seed) if bootstrap > 0 and len(gt) > 1 else {}
+    ci95: dict[str, dict[str, tuple[float, float]]] = {}
+    if bootstrap > 0 and len(err) > 1:
+        parts = _count_parts(err, labelled, confident, err_l, thr)
+        for name, vals in _resampled(parts, list(bodyparts), bootstrap, seed).items():
+            ci95[name] = {k: _interval(v) for k, v in vals.items()}
     return PoseMetrics(n_frames=len(gt), n_keypoints=int(labelled.sum()),
                        rmse=overall["rmse"], rmse_pcutoff=overall["rmse_pcutoff"],
                        pck=overall["pck"], detected=overall["detected"], per_bodypart=per,
@@ -230,28 +223,56 @@ def compute_pose_metrics(gt: np.ndarray, pred: np.ndarray, bodyparts: Sequence[s
                        else float("nan"), ci95=ci95)
 
 
-def _bootstrap_ci95(err: np.ndarray, labelled: np.ndarray, confident: np.ndarray,
-                    err_l: np.ndarray, thr: np.ndarray, bodyparts: list[str], n_boot: int,
-                    seed: int) -> dict[str, dict[str, tuple[float, float]]]:
-    """95 % intervals of RMSE, RMSE above pcutoff, PCK and detected, overall and per
-    bodypart, from ``n_boot`` resamples of whole frames (keypoints of one frame share its
-    difficulty, so frames, not keypoints, are the unit)."""
-    n = len(err)
-    rng = np.random.default_rng(seed)
+def _errors(gt: np.ndarray, pred: np.ndarray, bodyparts: Sequence[str], pcutoff: float,
+            pck_fraction: float, body_length: str) -> tuple[np.ndarray, ...]:
+    """Per-keypoint errors ``(n_frames, n_kp)`` and the masks the metrics are made of:
+    ``err, labelled, confident, err_l`` (a labelled keypoint without a prediction is an
+    infinite error: a PCK miss), the PCK threshold ``thr`` and the body lengths."""
+    gt = np.asarray(gt, float)
+    pred = np.asarray(pred, float)
+    if gt.shape[:2] != pred.shape[:2] or gt.shape[1] != len(bodyparts):
+        raise ValueError(f"labels {gt.shape} and predictions {pred.shape} do not match "
+                         f"{len(bodyparts)} bodyparts")
+    segs = parse_body_length(body_length, list(bodyparts))
+    blen = compute_body_length(gt, segs)
+    err = np.hypot(*(pred[..., :2] - gt).transpose(2, 0, 1))  # (n, kp)
+    labelled = np.all(np.isfinite(gt), axis=-1)
+    like = np.nan_to_num(pred[..., 2], nan=0.0)
+    confident = labelled & (like >= pcutoff) & np.isfinite(err)
+    err_l = np.where(labelled, np.nan_to_num(err, nan=np.inf), np.nan)  # missing pred = miss
+    thr = pck_fraction * blen[:, None]
+    return err, labelled, confident, err_l, thr, blen
+
+
+def _count_parts(err: np.ndarray, labelled: np.ndarray, confident: np.ndarray,
+                 err_l: np.ndarray, thr: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame and keypoint, the summands of every metric (float ``(n_frames, n_kp)``):
+    RMSE = sqrt(sum sq / sum fin), above pcutoff sqrt(sum sq_c / sum conf), PCK = sum hit /
+    sum ok, detected = sum conf / sum lab."""
     fin = labelled & np.isfinite(err)
     sq = np.where(fin, np.square(np.nan_to_num(err)), 0.0)
-    sq_c = np.where(confident, sq, 0.0)
     t = np.broadcast_to(thr, err_l.shape)
     ok = labelled & np.isfinite(t)
     hit = ok & (np.nan_to_num(err_l, nan=np.inf) <= np.nan_to_num(t, nan=-np.inf))
-    cols = {"sq": sq, "fin": fin, "sq_c": sq_c, "conf": confident, "ok": ok, "hit": hit,
-            "lab": labelled}
-    sums: dict[str, list[np.ndarray]] = {k: [] for k in cols}
-    fl = {k: a.astype(float) for k, a in cols.items()}
-    chunk = max(1, min(200, 4_000_000 // max(1, err.size)))  # <= 32 MB per gathered array
+    parts = {"sq": sq, "fin": fin, "sq_c": np.where(confident, sq, 0.0), "conf": confident,
+             "ok": ok, "hit": hit, "lab": labelled}
+    return {k: a.astype(float) for k, a in parts.items()}
+
+
+def _resampled(parts: dict[str, np.ndarray], bodyparts: list[str], n_boot: int, seed: int
+               ) -> dict[str, dict[str, np.ndarray]]:
+    """The metrics on ``n_boot`` resamples of whole frames (keypoints of one frame share its
+    difficulty, so frames, not keypoints, are the unit): ``{"all" or bodypart: {"rmse" |
+    "rmse_pcutoff" | "pck" | "detected": (n_boot,)}}``. The resamples depend only on the
+    number of frames and ``seed``, so two sets of predictions of the same frames get the
+    same resamples (paired)."""
+    n, n_kp = next(iter(parts.values())).shape
+    rng = np.random.default_rng(seed)
+    sums: dict[str, list[np.ndarray]] = {k: [] for k in parts}
+    chunk = max(1, min(200, 4_000_000 // max(1, n * n_kp)))  # <= 32 MB per gathered array
     for start in range(0, n_boot, chunk):
         idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        for k, a in fl.items():
+        for k, a in parts.items():
             sums[k].append(a[idx].sum(axis=1))  # (chunk, keypoints)
     S = {k: np.concatenate(v) for k, v in sums.items()}
 
@@ -260,22 +281,117 @@ def _bootstrap_ci95(err: np.ndarray, labelled: np.ndarray, confident: np.ndarray
             r = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
         return np.sqrt(r) if root else r
 
-    def interval(v: np.ndarray) -> tuple[float, float]:
-        v = v[np.isfinite(v)]
-        if not len(v):
-            return (float("nan"), float("nan"))
-        lo, hi = np.percentile(v, [2.5, 97.5])
-        return (float(lo), float(hi))
-
     out = {}
     for name, sel in [("all", slice(None)), *[(b, slice(k, k + 1))
                                                for k, b in enumerate(bodyparts)]]:
         s = {k: v[:, sel].sum(axis=1) for k, v in S.items()}
-        out[name] = {"rmse": interval(ratio(s["sq"], s["fin"], root=True)),
-                     "rmse_pcutoff": interval(ratio(s["sq_c"], s["conf"], root=True)),
-                     "pck": interval(ratio(s["hit"], s["ok"])),
-                     "detected": interval(ratio(s["conf"], s["lab"]))}
+        out[name] = {"rmse": ratio(s["sq"], s["fin"], root=True),
+                     "rmse_pcutoff": ratio(s["sq_c"], s["conf"], root=True),
+                     "pck": ratio(s["hit"], s["ok"]),
+                     "detected": ratio(s["conf"], s["lab"])}
     return out
+
+
+def _interval(v: np.ndarray) -> tuple[float, float]:
+    """2.5 and 97.5 percentiles of the finite values (NaN, NaN when there are none)."""
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return (float("nan"), float("nan"))
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
+@dataclass
+class MetricDifference:
+    """One metric of model B minus model A on the same labelled frames."""
+
+    metric: str  # rmse, rmse_pcutoff, pck, detected
+    bodypart: str  # or "all"
+    a: float
+    b: float
+    low: float  # 95 % paired-bootstrap interval of b - a
+    high: float
+
+    @property
+    def diff(self) -> float:
+        return self.b - self.a
+
+    @property
+    def verdict(self) -> str:
+        """``"B better"``, ``"A better"`` or ``"no clear difference"`` (the interval holds 0)."""
+        if not (self.low > 0 or self.high < 0):
+            return "no clear difference"
+        lower_is_better = self.metric in ("rmse", "rmse_pcutoff")
+        return "B better" if (self.high < 0) == lower_is_better else "A better"
+
+
+def compare_pose_metrics(gt: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
+                         bodyparts: Sequence[str], *, pcutoff: float = 0.6,
+                         pck_fraction: float = 0.1, body_length: str = "extent",
+                         bootstrap: int = 1000, seed: int = 0) -> list[MetricDifference]:
+    """Paired comparison of two models' predictions of the same labelled frames.
+
+    Each resample of whole frames is scored for both models, so what the frames have in
+    common (a hard frame is hard for both) cancels out of the difference; the interval of
+    ``B - A`` says whether the difference is more than the frames drawn.
+
+    Parameters
+    ----------
+    gt : ndarray
+        ``(n_frames, n_kp, 2)`` labels (NaN = unlabelled).
+    pred_a, pred_b : ndarray
+        ``(n_frames, n_kp, 3)`` predictions of model A and model B.
+    bodyparts, pcutoff, pck_fraction, body_length
+        As :func:`compute_pose_metrics`.
+    bootstrap : int
+        Number of paired resamples (at least 100).
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    list of MetricDifference
+        RMSE, RMSE above pcutoff, PCK and detected, overall (``"all"``) then per bodypart.
+    """
+    if bootstrap < 100:
+        raise ValueError(f"bootstrap: expected at least 100 resamples, got {bootstrap}")
+    if len(gt) < 2:
+        raise ValueError(f"compare_pose_metrics: needs at least 2 labelled frames, "
+                         f"got {len(gt)}")
+    full, boot = {}, {}
+    for tag, pred in (("a", pred_a), ("b", pred_b)):
+        err, labelled, confident, err_l, thr, _ = _errors(gt, pred, bodyparts, pcutoff,
+                                                          pck_fraction, body_length)
+        parts = _count_parts(err, labelled, confident, err_l, thr)
+        boot[tag] = _resampled(parts, list(bodyparts), bootstrap, seed)
+        # the metrics on the frames as they are: the "resample" that is every frame once
+        full[tag] = _resampled({k: v.sum(axis=0, keepdims=True) for k, v in parts.items()},
+                               list(bodyparts), 1, seed)
+    out = []
+    for name in ["all", *bodyparts]:
+        for metric in ("rmse", "rmse_pcutoff", "pck", "detected"):
+            lo, hi = _interval(boot["b"][name][metric] - boot["a"][name][metric])
+            out.append(MetricDifference(metric, name, float(full["a"][name][metric][0]),
+                                        float(full["b"][name][metric][0]), lo, hi))
+    return out
+
+
+def write_compare_csv(path: str | Path, diffs: Sequence[MetricDifference],
+                      names: tuple[str, str]) -> Path:
+    """Write the paired comparison, one row per bodypart and metric, atomically: bodypart,
+    metric, model_a, model_b, a, b, b_minus_a, low, high, verdict."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["bodypart", "metric", "model_a", "model_b", "a", "b", "b_minus_a", "low",
+                "high", "verdict"])
+    for d in diffs:
+        nd = 4 if d.metric in ("pck", "detected") else 3
+        w.writerow([d.bodypart, d.metric, names[0], names[1], _fmt(d.a, nd), _fmt(d.b, nd),
+                    _fmt(d.diff, nd), _fmt(d.low, nd), _fmt(d.high, nd), d.verdict])
+    return atomic_write_bytes(Path(path), buf.getvalue().encode())
 
 
 # --------------------------------------------------------------------------------------
@@ -404,6 +520,10 @@ class EvaluationResult:
     gallery: Path | None
     out_dir: Path
     snapshot: str = ""
+    #: with :func:`evaluate_model`: the labels ``(n, n_kp, 2)`` and predictions
+    #: ``(n, n_kp, 3)`` the metrics were computed from (for :func:`compare_pose_metrics`)
+    labels: np.ndarray | None = None
+    predictions: np.ndarray | None = None
 
     def summary(self) -> str:
         lines = []
@@ -638,4 +758,5 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
     gal = write_gallery(out / "gallery.png", images, gt, pred, bodyparts,
                         pcutoff=pcutoff) if gallery else None
     return EvaluationResult(splits={"heldout": m}, bodyparts=tuple(bodyparts), csv=csv,
-                            gallery=gal, out_dir=out, snapshot=str(model))
+                            gallery=gal, out_dir=out, snapshot=str(model), labels=gt,
+                            predictions=pred)
