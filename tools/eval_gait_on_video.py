@@ -9,6 +9,8 @@ the bundled pose model's poses on rendered video.
         --passes 2 --out eval-gait
     # ... again on the pose files of that run (only the gait stage runs: fast)
     .venv/bin/python tools/eval_gait_on_video.py --poses model --passes 2 --out eval-gait --reuse
+    # another camera rate: passes simulated at 60 fps, strikes within +-4 frames (--tol)
+    .venv/bin/python tools/eval_gait_on_video.py --poses truth --fps 60
 
 For every view (side, rear) and severity 0..5 it simulates passes
 (:func:`gaitlive.synth.simulate_pass`, seeds from ``--seed``), gets poses (truth + noise,
@@ -139,7 +141,7 @@ def _in_view(strikes, lifts, detected, inview: np.ndarray, tol: int = 2):
 def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
              size: tuple[int, int] = (640, 480),
              model_path: str | None = None, out: Path | None = None,
-             reuse: bool = False) -> dict:
+             reuse: bool = False, fps: float = 30.0, tol: int = 2) -> dict:
     from scipy.stats import spearmanr
 
     from gaitlive.config import load_profile
@@ -158,7 +160,7 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
     for severity in range(6):
         for seed in seeds:
             sp = simulate_pass(severity=severity, view=view, seed=seed, width=size[0],
-                               height=size[1])
+                               height=size[1], fps=fps)
             expected += 1
             if poses_from == "truth":
                 p = sp.poses.copy()
@@ -168,7 +170,7 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
                 drift += stance_drift(p, sp, profile.pcutoff)
             else:
                 assert out is not None
-                stem = f"{view}-s{severity}-{seed}"
+                stem = f"{view}-s{severity}-{seed}" + ("" if fps == 30.0 else f"-{fps:g}fps")
                 stances, passes = _stage_on_video(sp, profile, model, out, stem, model_path,
                                                   reuse)
                 from gaitlive.dlcio import read_pose
@@ -194,14 +196,14 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
                 q = max(passes, key=lambda q: q.n_steps)
             for foot in ("left", "right"):
                 det = [f for ft, f in stances if ft == foot]
-                tot += match_events(sp.strikes[foot], det)
+                tot += match_events(sp.strikes[foot], det, tol)
                 tot_view += match_events(*_in_view(sp.strikes[foot], sp.lifts[foot], det,
-                                                   inview))
+                                                   inview, tol), tol)
                 if vis is not None:
                     leg = [profile.bodyparts.index(f"{foot}_{k}") for k in ("knee", "hock",
                                                                              "foot")]
                     tot_seen += match_events(*_seen(sp.strikes[foot], det,
-                                                    vis[:, leg].all(axis=1)))
+                                                    vis[:, leg].all(axis=1), tol), tol)
                 if passes:
                     sf.append(abs(q.features[f"stance_fraction_{foot}"]
                                   - sp.stance_fraction[foot]))
@@ -225,7 +227,8 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
               "pck_min_bodypart": round(min(v["pck"] for v in m.per_bodypart.values()), 4),
               "detected": round(m.detected, 4)}
     rho = float(spearmanr(scores, sev).statistic) if len(set(sev)) > 1 else float("nan")
-    return {"view": view, "poses": poses_from, "noise_px": noise, "passes": expected,
+    return {"view": view, "poses": poses_from, "noise_px": noise, "fps": fps,
+            "tol_frames": tol, "passes": expected,
             "found": found, "strike_f1": round(float(f1), 3), "tp_fp_fn": tot.tolist(),
             "strike_f1_in_view": round(float(f1_view), 3),
             "tp_fp_fn_in_view": tot_view.tolist(),
@@ -258,7 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse", action="store_true",
                     help="--poses model: reuse the pose files of an earlier run in --out "
                          "(only the gait stage runs again)")
+    ap.add_argument("--fps", type=float, default=30.0, help="frame rate of the passes")
+    ap.add_argument("--tol", type=int, default=None,
+                    help="strike tolerance in frames (default: 2 at 30 fps, the same time "
+                         "at --fps)")
     args = ap.parse_args(argv)
+    if not args.fps > 0:
+        ap.error(f"--fps {args.fps}: expected a positive frame rate")
+    tol = args.tol if args.tol is not None else max(1, int(round(2 * args.fps / 30.0)))
     seeds = list(range(args.seed, args.seed + args.passes))
     try:
         size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -271,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for view in ("side", "rear"):
         for noise in noises:
             r = evaluate(view, poses_from=args.poses, noise=noise, seeds=seeds, size=size,
-                         model_path=args.model, out=Path(args.out), reuse=args.reuse)
+                         model_path=args.model, out=Path(args.out), reuse=args.reuse,
+                         fps=args.fps, tol=tol)
             r["size"] = list(size)
             rows.append(r)
             print(json.dumps(r), flush=True)
