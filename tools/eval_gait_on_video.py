@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.fps > 0:
         ap.error(f"--fps {args.fps}: expected a positive frame rate")
+    if args.tol is not None and args.tol < 0:
+        ap.error(f"--tol {args.tol}: expected a tolerance of 0 or more frames")
     tol = args.tol if args.tol is not None else max(1, int(round(2 * args.fps / 30.0)))
     seeds = list(range(args.seed, args.seed + args.passes))
     try:
