@@ -130,3 +130,210 @@ def test_analyze_video_with_a_real_dlclive_export(tmp_path, capsys):
     cap = cv2.VideoCapture(str(out / "clip_labeled.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
     cap.release()
+
+
+# --------------------------------------------------------------------------------------
+# Bad input, clashing outputs and interruption (reviewer defects)
+# --------------------------------------------------------------------------------------
+
+
+def _write_clip(path, n_frames=20, size=(128, 96), fps=25.0):
+    """A real mp4 (OpenCV): a bright disc moving over a noisy floor."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    rng = np.random.default_rng(0)
+    for i in range(n_frames):
+        img = np.full((h, w, 3), 40, np.uint8)
+        cv2.circle(img, (10 + (5 * i) % (w - 20), h // 2), 8, (220, 220, 220), -1)
+        vw.write(cv2.add(img, rng.integers(0, 20, img.shape, dtype=np.uint8)))
+    vw.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny real DLC-Live PyTorch export (random weights), shared by the video tests."""
+    pytest.importorskip("cv2")
+    testing = pytest.importorskip("gaitlive.testing")
+    return testing.make_tiny_pytorch_export(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def _one_line_error(capsys, *names):
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and "H5F.c" not in err
+    lines = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(lines) == 1, err
+    for name in names:
+        assert name in lines[0], err
+    return lines[0]
+
+
+def test_analyze_video_keeps_a_pose_file_it_did_not_write(tmp_path, tiny_model, capsys):
+    """`gaitlive synth video --out D` leaves the truth D/<stem>.h5 beside D/<stem>.mp4:
+    analysing the video into D must not replace it; its own earlier output it does."""
+    from gaitlive.dlcio import read_pose
+
+    d = tmp_path / "D"
+    video = _write_clip(d / "clip.mp4")
+    sp = simulate_pass(severity=0, view="side", seed=2)
+    truth = write_pose(d / "clip.h5", PoseData(poses=sp.poses, bodyparts=BODYPARTS,
+                                               scorer="synth-truth"))
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    rc = main(["analyze", str(video), "--model", str(tiny_model), "--out", str(d)])
+    assert rc == 2
+    line = _one_line_error(capsys, str(truth), "'synth-truth'", "--out")
+    assert "exists" in line
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before  # nothing touched
+    # a file at the pose file's place that is no pose file at all: refused as well
+    e = tmp_path / "E"
+    _write_clip(e / "clip.mp4")
+    (e / "clip.csv").write_text("my notes, not poses\n")
+    rc = main(["analyze", str(e / "clip.mp4"), "--model", str(tiny_model), "--out", str(e)])
+    assert rc == 2
+    assert "cannot be read as a pose file" in _one_line_error(capsys, str(e / "clip.csv"))
+    assert (e / "clip.csv").read_text() == "my notes, not poses\n"
+    # its own output (scorer 'gaitlive') is replaced on a re-run into the same folder
+    out = tmp_path / "out"
+    for _ in range(2):
+        rc = main(["analyze", str(video), "--model", str(tiny_model), "--out", str(out),
+                   "--no-movie"])
+        assert rc == 0, capsys.readouterr().err
+    assert read_pose(out / "clip.h5").scorer == read_pose(out / "clip.csv").scorer == "gaitlive"
+    assert read_pose(out / "clip.h5").n_frames == 20
+    assert read_pose(truth).scorer == "synth-truth"
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_analyze_interrupted_video_keeps_partial_outputs(tmp_path, tiny_model, sig):
+    """Ctrl-C or SIGTERM during a long video: the poses so far and the steps and passes of
+    those frames are written, and the exit status is 130 with a message saying where."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from gaitlive.dlcio import read_pose
+
+    video = _write_clip(tmp_path / "long.mp4", n_frames=1500)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gaitlive.cli", "analyze", str(video), "--model",
+         str(tiny_model), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    err = bytearray()
+    reader = threading.Thread(target=lambda: [err.extend(b) for b in
+                                              iter(lambda: os.read(proc.stderr.fileno(),
+                                                                   4096), b"")],
+                              daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    try:
+        # tqdm's progress on stderr: "long.mp4:  1%|   | 12/1500 [..."
+        while not any(int(n) >= 5 for n in re.findall(rb"(\d+)/1500 \[", bytes(err))):
+            assert proc.poll() is None, bytes(err).decode(errors="replace")
+            assert time.monotonic() < deadline, "no progress from gaitlive analyze"
+            time.sleep(0.02)
+        proc.send_signal(getattr(signal, sig))
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    text = bytes(err).decode(errors="replace")
+    assert proc.returncode == 130, text
+    m = re.search(rf"interrupted: {sig} received: stopped \S*long.mp4 at frame (\d+)", text)
+    assert m, text
+    n = int(m.group(1))
+    assert 5 <= n < 1500
+    assert str(out / "long.h5") in text and str(out / "long_passes.csv") in text
+    poses = read_pose(out / "long.h5")
+    assert poses.n_frames == n and read_pose(out / "long.csv").n_frames == n
+    assert list(pd.read_csv(out / "long_steps.csv").columns[:5]) == STEP_COLS
+    passes = pd.read_csv(out / "long_passes.csv")
+    assert set(PASS_COLS) <= set(passes.columns)
+    assert (passes.end_frame < n).all()
+    assert not (out / "long_labeled.mp4").exists()
+    assert b"long.mp4: " in stdout  # the usual summary of what was written
+
+
+def test_analyze_refuses_inputs_with_the_same_stem(tmp_path, capsys):
+    sp = simulate_pass(severity=1, view="side", seed=3)
+    data = PoseData(poses=sp.poses, bodyparts=BODYPARTS, scorer="DLC_x")
+    a = write_pose(tmp_path / "a" / "day1.h5", data)
+    b = write_pose(tmp_path / "b" / "day1.h5", data)
+    out = tmp_path / "X"
+    rc = main(["analyze", str(a), str(b), "--fps", "30", "--out", str(out)])
+    assert rc == 2
+    assert "same stem 'day1'" in _one_line_error(capsys, str(a), str(b))
+    # the .h5 and its .csv twin
+    rc = main(["analyze", str(a), str(a.with_suffix(".csv")), "--fps", "30", "--out", str(out)])
+    assert rc == 2
+    _one_line_error(capsys, str(a), str(a.with_suffix(".csv")), "same stem")
+    assert not out.exists()  # refused before any work
+    rc = main(["analyze", str(a), str(tmp_path / "b" / "day1.csv"), "--fps", "30",
+               "--out", str(out)])
+    assert rc == 2 and not out.exists()
+    capsys.readouterr()
+
+
+def test_analyze_checks_every_input_before_analysing_any(tmp_path, capsys):
+    sp = simulate_pass(severity=1, view="side", seed=4)
+    good = write_pose(tmp_path / "good.h5",
+                      PoseData(poses=sp.poses, bodyparts=BODYPARTS, scorer="DLC_x"))
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    out = tmp_path / "X"
+    for bad, why in (("missing.h5", "input not found"),
+                     ("notes.txt", "unsupported input '.txt'"),
+                     ("empty.mp4", "the file is empty")):
+        rc = main(["analyze", str(good), str(tmp_path / bad), "--fps", "30",
+                   "--out", str(out)])
+        assert not out.exists() or not any(out.iterdir())  # not even good.h5 analysed
+        assert rc == 2
+        assert why in _one_line_error(capsys, str(tmp_path / bad), "nothing was analysed")
+    rc = main(["analyze", str(good), "--fps", "30", "--out", str(out)])
+    assert rc == 0 and (out / "good_passes.csv").exists()
+
+
+def test_analyze_out_that_is_a_file(tmp_path, capsys):
+    sp = simulate_pass(severity=1, view="side", seed=5)
+    good = write_pose(tmp_path / "good.h5",
+                      PoseData(poses=sp.poses, bodyparts=BODYPARTS, scorer="DLC_x"))
+    f = tmp_path / "results"
+    f.write_text("a file, not a folder")
+    rc = main(["analyze", str(good), "--out", str(f)])
+    assert rc == 2 and "is a file, not a folder" in _one_line_error(capsys, f"--out {f}")
+    rc = main(["analyze", str(good), "--out", str(f / "sub")])
+    assert rc == 2 and "is a file, not a folder" in _one_line_error(capsys, str(f / "sub"))
+    assert f.read_text() == "a file, not a folder"
+
+
+def test_analyze_unreadable_pose_files_give_one_line_errors(tmp_path, capsys):
+    sp = simulate_pass(severity=1, view="side", seed=6)
+    good = write_pose(tmp_path / "good.h5",
+                      PoseData(poses=sp.poses, bodyparts=BODYPARTS, scorer="DLC_x"))
+    empty_h5 = tmp_path / "empty.h5"
+    empty_h5.write_bytes(b"")
+    trunc = tmp_path / "trunc.h5"
+    trunc.write_bytes(good.read_bytes()[:5000])
+    empty_csv = tmp_path / "empty.csv"
+    empty_csv.write_text("")
+    for path, why in ((empty_h5, "empty"), (trunc, "not a readable HDF5 file"),
+                      (empty_csv, "empty")):
+        rc = main(["analyze", str(path), "--fps", "30", "--out", str(tmp_path / "o")])
+        assert rc == 2
+        line = _one_line_error(capsys, str(path), "expected")
+        assert why in line
+    rc = main(["analyze", str(good), "--profile", "cow-side", "--fps", "30",
+               "--out", str(tmp_path / "o")])
+    assert rc == 2
+    line = _one_line_error(capsys, str(good), "'cow-side'", "--profile")
+    assert "lack the profile 'cow-side' bodyparts" in line

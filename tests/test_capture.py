@@ -20,7 +20,9 @@ import pytest
 from gaitlive.capture import (
     Capture,
     FrameSlot,
+    FrameSource,
     SourceError,
+    SourceSpec,
     open_source,
     parse_source,
 )
@@ -342,3 +344,38 @@ def test_stream_that_never_comes_up_is_a_clear_error():
     port = _free_port()
     with pytest.raises(SourceError, match=rf"stream 'http://127.0.0.1:{port}/x.ts': cannot open"):
         open_source(f"http://127.0.0.1:{port}/x.ts", open_timeout_s=1.0)
+
+
+class _OpensButGivesNothing(FrameSource):
+    """A live source that opens but fails every read at once (e.g. a USB camera that
+    another process holds): the source side of the scenario, Capture itself is real."""
+
+    reconnectable = True
+
+    def __init__(self) -> None:
+        self.spec = SourceSpec("camera", 0, "camera 0")
+        self.opens = 0
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def read(self) -> np.ndarray | None:
+        return None
+
+
+def test_a_source_that_opens_but_gives_no_frame_is_retried_with_backoff_not_in_a_hot_loop():
+    src = _OpensButGivesNothing()
+    slot = FrameSlot()
+    cap = Capture(src, slot, reconnect_max_s=0.5)
+    cap.start()
+    time.sleep(1.5)
+    cap.stop()
+    cap.join(5)
+    assert not cap.is_alive()
+    # backoff 0.25, 0.5, 0.5 ... s: a handful of reopens in 1.5 s, not hundreds of thousands
+    assert 2 <= src.opens <= 6, src.opens
+    events = []
+    while (rec := slot.get(timeout=0.01)) is not None:
+        events.append(rec.event)
+    # one STREAM_RESET for the first loss (nothing was delivered after it), then END
+    assert events == [FrameEvent.STREAM_RESET, FrameEvent.END]

@@ -193,3 +193,36 @@ def test_cli_reports_config_error(tmp_path, capsys):
     with pytest.raises(ConfigError, match="bogus: unknown key"):
         config_from_args(A())
     assert main(["info", "--no-tf"]) == 0
+
+
+@pytest.mark.parametrize("key", ["heartbeat_s", "queue_size"])
+def test_nan_is_not_a_number_in_range(tmp_path, key):
+    d = _default()
+    d["publish"][key] = float("nan")
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=rf"publish\.{key}: expected an? (number|integer)") as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+
+
+def test_a_camera_id_that_cannot_name_a_topic_is_refused_when_loaded(tmp_path):
+    d = _default()
+    d["camera_id"] = "barn/3"
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=r"camera_id: expected 1-64 characters .* 'barn/3'") as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+
+
+def test_a_zeromq_port_out_of_range_is_refused_when_loaded(tmp_path):
+    # libzmq would bind some other port for 99999 and subscribers would never find it
+    with pytest.raises(ConfigError, match=r"publish\.endpoint: .*port 1-65535.*99999"):
+        load_config(overrides={"publish.endpoint": "tcp://127.0.0.1:99999"})
+
+
+def test_an_override_into_a_key_that_is_not_a_mapping_names_it(tmp_path):
+    d = _default()
+    d["model"] = "models/x"
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=r"model: expected a mapping \(to set model\.path"):
+        load_config(p, overrides={"model.path": "models/gaitlive-corridor"})

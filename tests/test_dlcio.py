@@ -122,3 +122,38 @@ def test_failed_write_keeps_previous_file(tmp_path):
         write_pose(path, broken)
     assert path.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".keep")]
+
+
+def test_unreadable_pose_files_one_line_errors(tmp_path):
+    good = write_pose(tmp_path / "good.h5", PoseData(_poses(), BPS, scorer="DLC_resnet"))
+    (tmp_path / "empty.h5").write_bytes(b"")
+    (tmp_path / "trunc.h5").write_bytes(good.read_bytes()[:4000])
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "short.csv").write_text("scorer,DLC,DLC\n")
+    cases = {"empty.h5": "the file is empty", "trunc.h5": "not a readable HDF5 file",
+             "empty.csv": "the file is empty", "short.csv": "header rows"}
+
+    def check(reader):
+        for name, why in cases.items():
+            with pytest.raises(DLCFileError) as ei:
+                reader(tmp_path / name)
+            msg = str(ei.value)
+            assert msg.startswith(str(tmp_path / name)) and why in msg, msg
+            assert "\n" not in msg and "H5F.c" not in msg and "expected" in msg
+
+    check(read_pose)
+    with pytest.raises(DLCFileError, match=r"empty.csv: the file is empty; expected"):
+        read_cow_csv(tmp_path / "empty.csv")
+    # the header-only reader analyze uses to see who wrote an existing pose file
+    from gaitlive.dlcio import read_pose_scorer
+
+    assert read_pose_scorer(good) == read_pose_scorer(good.with_suffix(".csv")) == "DLC_resnet"
+    check(read_pose_scorer)
+
+
+def test_a_project_config_that_is_not_yaml_is_one_clear_error(tmp_path):
+    from gaitlive.dlcio import read_project_config
+
+    (tmp_path / "config.yaml").write_text("bodyparts: [head, neck\nTask: : :\n")
+    with pytest.raises(DLCFileError, match=r"config\.yaml: not a valid YAML file \(line 2"):
+        read_project_config(tmp_path)

@@ -174,6 +174,14 @@ def test_bad_videos(tmp_path):
     assert not (tmp_path / "p" / "labeled-data" / "corrupt").exists()
 
 
+@pytest.mark.parametrize(("kw", "what"), [({"step": 0}, "step: expected >= 1"),
+                                           ({"resize_width": 0}, "resize_width: expected >= 1"),
+                                           ({"start": 0.5, "stop": 0.5}, "start < stop")])
+def test_bad_selection_settings_are_named(tmp_path, corridor_video, kw, what):
+    with pytest.raises(FrameSelectionError, match=what):
+        extract_frames(corridor_video, tmp_path / "p", 3, **kw)
+
+
 def test_cli(tmp_path, corridor_video):
     gl = [sys.executable, "-m", "gaitlive.cli"]
     # one bad video among good ones: the good ones are done, the bad one reported

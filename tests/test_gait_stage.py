@@ -386,3 +386,39 @@ def test_stance_collector_keeps_one_final_row_per_stance():
     assert col.end_pass(0, 0) == []
     assert col.flush() == [Stance(1, 1, "right", 9, None)]
     assert col.flush() == []
+
+
+def _entering_bird() -> tuple[np.ndarray, object]:
+    """A truth pose of a side-view bird with only head, neck and knees seen (its lower
+    legs not yet in view or hidden): no leg length yet."""
+    prof = load_profile("broiler-side")
+    sp = simulate_pass(severity=0, view="side", seed=500)
+    f = int(np.flatnonzero((sp.poses[:, 0, :, 2] > 0).all(axis=1))[20])
+    pose = sp.poses[f, :1].astype(np.float32).copy()
+    for bp in ("left_hock", "right_hock", "left_foot", "right_foot"):
+        pose[0, prof.bodyparts.index(bp)] = (np.nan, np.nan, 0.0)
+    return pose, prof
+
+
+def test_a_track_without_a_leg_length_yet_does_not_take_a_bird_far_away():
+    pose, prof = _entering_bird()
+    stage = GaitStage(prof, fps=30.0)
+    first = stage.update(0, pose)
+    assert len(first.tracks) == 1 and not np.isfinite(first.tracks[0].scale_px)
+    near = pose.copy()
+    near[0, :, 0] += 4.0  # it walks on: the same bird
+    kept = stage.update(1, near).tracks
+    far = pose.copy()
+    far[0, :, 0] += 600.0  # another bird at the far end of the corridor
+    moved = stage.update(2, far).tracks
+    assert [t.individual for t in kept if t.pose_row >= 0] == [first.tracks[0].individual]
+    assert [t.individual for t in moved if t.pose_row >= 0] != [first.tracks[0].individual]
+
+
+def test_the_tracks_of_an_update_after_dropped_frames_are_listed_once():
+    pose, prof = _entering_bird()
+    stage = GaitStage(prof, fps=30.0)
+    for f in (0, 1, 2):
+        stage.update(f, pose)
+    upd = stage.update(6, pose)  # frames 3-5 dropped upstream
+    assert [(t.individual, t.pose_row) for t in upd.tracks] == [(0, 0)]

@@ -255,6 +255,13 @@ def test_listen_cli_errors_are_clear():
     r = subprocess.run([*GAITLIVE, "listen", "--camera", "a/b"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "camera id" in r.stderr
+    for args, what in ((["foo"], "subscriber endpoint: expected a ZeroMQ endpoint"),
+                       (["tcp://127.0.0.1:70000"], "port 1-65535"),
+                       (["--duration", "-1"], "--duration: expected seconds > 0"),
+                       (["--timeout", "0"], "--timeout: expected seconds > 0")):
+        r = subprocess.run([*GAITLIVE, "listen", *args], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 2 and what in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 def test_listen_cli_prints_json_lines(tmp_path):

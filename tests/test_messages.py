@@ -252,3 +252,21 @@ def test_side_channel_requests_and_replies_match_the_schema(tmp_path, schema):
         jsonschema.validate({"op": "since", "pub": "x"}, request_schema)  # no 'after'
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"ok": False}, reply_schema)  # an error needs its text
+
+
+@pytest.mark.parametrize("ep", ["tcp://127.0.0.1:5556", "tcp://*:5556", "tcp://127.0.0.1:*",
+                                ">tcp://relay-host:5560", "@tcp://0.0.0.0:1", "tcp://[::1]:65535",
+                                "ipc:///tmp/gaitlive.sock", "inproc://x"])
+def test_usable_endpoints_pass(ep):
+    assert M.validate_endpoint(ep) == ep
+
+
+@pytest.mark.parametrize("ep", ["tcp://127.0.0.1:99999", "tcp://127.0.0.1:-1", "foo",
+                                "tcp://127.0.0.1", "tcp://:5556", "udp://1.2.3.4:5", "ipc://"])
+def test_endpoints_zeromq_would_misread_are_refused(ep):
+    with pytest.raises(M.MessageError, match=rf"--backend: expected a ZeroMQ endpoint .*{ep!r}"):
+        M.validate_endpoint(ep, "--backend")
+    for free in ("tcp://127.0.0.1:*", "tcp://127.0.0.1:0"):  # bind-only
+        assert M.validate_endpoint(free) == free
+        with pytest.raises(M.MessageError, match=r"port 1-65535\)"):
+            M.validate_endpoint(free, "advertise", wildcard=False)

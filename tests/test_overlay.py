@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -554,3 +555,20 @@ def test_stance_underlines_the_grounded_foot():
     img = draw_stance(black(), pose, _track(stance={"left": True, "right": False}), PROFILE)
     below = lambda k: img[int(pose[k, 1]) + r + 3, int(pose[k, 0])]  # noqa: E731
     assert below(lf).any() and not below(rf).any()
+
+
+def test_close_returns_when_the_drawing_thread_died_with_a_full_queue(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the video's folder should be")
+    sink = OverlaySink(PROFILE, window=False, video_path=blocker / "overlay.mp4", fps=30.0,
+                       queue_size=2)
+    for i, img, poses in _frames(20):
+        sink.submit(img, poses, GaitUpdate(i, []))
+        time.sleep(0.01)
+    sink._thread.join(5)
+    assert not sink._thread.is_alive() and sink.error is not None  # died on the first frame
+    assert sink._queue.full()
+    done = threading.Event()
+    closer = threading.Thread(target=lambda: (sink.close(timeout=2.0), done.set()), daemon=True)
+    closer.start()
+    assert done.wait(5.0), "close() blocked on the full queue of a dead thread"

@@ -197,13 +197,14 @@ def test_a_failing_stage_stops_the_run_with_a_clear_message(tmp_path, tiny_model
     runner = runner_for(tiny_model)
     bad = OutputWriter(tmp_path / "out", ("a", "b", "c", "d"), chunk=4)
     pipe = Pipeline(cap, runner, sinks=[bad], realtime=True)
-    with pytest.raises(PipelineError, match=r"gait stage failed: ValueError: poses have 8 "
+    # the failing output is named (not the gait stage that called it)
+    with pytest.raises(PipelineError, match=r"files stage failed: ValueError: poses have 8 "
                                             r"keypoints but the profile names 4"):
         pipe.run()  # (a hang is caught by the suite's pytest-timeout)
     runner.close()
     assert pipe.stats.frames_read < 600  # stopped: did not run the rest of the 20 s file
     assert not cap.is_alive()
-    assert "error in gait" in pipe.stats.end_reason
+    assert "error in files" in pipe.stats.end_reason
     assert (tmp_path / "out" / "steps.csv").read_text().startswith("individual,pass_id")
 
 
@@ -408,6 +409,53 @@ def test_a_pose_failure_mid_pass_keeps_every_score_earned(tmp_path):
     assert read_pose(tmp_path / "poses.h5").n_frames == k
 
 
+class FullDiskSink:
+    """An output that hits a full disk on frame ``fail_at`` (as the HDF5 append would)."""
+
+    name = "files"
+
+    def __init__(self, fail_at: int):
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def handle(self, record, update) -> None:
+        self.calls += 1
+        if record.event == FrameEvent.FRAME and record.index == self.fail_at:
+            raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict:
+        return {}
+
+
+def test_a_failing_output_ends_the_run_but_every_score_still_reaches_the_others(tmp_path):
+    from gaitlive.analyze import analyze_poses
+    from gaitlive.score import load_score_model
+
+    truth = read_pose(ROOT / "models" / "demo" / "corridor-demo.h5")
+    score_model = load_score_model(ROOT / PROFILE.score.model)
+    _, all_passes = analyze_poses(truth, PROFILE, 30.0, score_model)
+    k = (all_passes[1].start_frame + all_passes[1].end_frame) // 2  # mid second pass
+    head = dataclasses.replace(truth, poses=truth.poses[:k + 1], frame_index=None)
+    _, expected = analyze_poses(head, PROFILE, 30.0, score_model)
+    got = []
+    broken = FullDiskSink(fail_at=k)
+    cap = Capture(open_source("demo"), FrameSlot(blocking=True, capacity=4), realtime=False)
+    pipe = Pipeline(cap, TruthPoses(truth.poses, truth.bodyparts),
+                    gait=GaitStage(PROFILE, 30.0, score_model=score_model),
+                    sinks=[broken, CallbackSink(on_pass=got.append)], realtime=False)
+    with pytest.raises(PipelineError, match="files stage failed: OSError: .*No space left"):
+        pipe.run()
+    assert pipe.stats.frames_gait == k + 1
+    # the broken output is not called again; the pass open at the failure is ended and
+    # scored for the sinks that work
+    assert broken.calls == k + 1
+    assert as_json(got) == as_json(expected)
+    assert len(got) >= 2
+
+
 # ------------------------------------------------------------------------ network stream
 
 
@@ -444,6 +492,7 @@ def test_pipeline_reconnects_to_a_restarted_stream(tmp_path, tiny_model):
                 time.sleep(0.2)
         resets: list[int] = []
         after_reset: list[int] = []
+        live_reconnects: list[int] = []
 
         class Watch:
             """Records what reaches the sinks (STREAM_RESET, frames after it)."""
@@ -453,6 +502,7 @@ def test_pipeline_reconnects_to_a_restarted_stream(tmp_path, tiny_model):
             def handle(self, rec: FrameRecord, update) -> None:
                 if rec.event == FrameEvent.STREAM_RESET:
                     resets.append(rec.index)
+                    live_reconnects.append(pipe.stats.reconnects)  # as the status sends it
                 elif rec.event == FrameEvent.FRAME and resets:
                     after_reset.append(rec.index)
 
@@ -487,6 +537,7 @@ def test_pipeline_reconnects_to_a_restarted_stream(tmp_path, tiny_model):
     assert not th.is_alive()
     st = pipe.stats
     assert resets and st.stream_resets == 1 and st.reconnects == 1
+    assert live_reconnects == [1]  # counted while running, not only at the end
     assert len(after_reset) >= 15  # it went on after the reconnect
     assert st.end_reason == "test done"
     data = read_pose(tmp_path / "out" / "poses.h5")
@@ -562,7 +613,47 @@ def test_run_on_a_folder_with_a_corrupt_image_keeps_what_it_scored(tmp_path, tin
     assert "--- gaitlive run: statistics ---" in cap.out
     # the 12 good frames were processed and their poses written before the error
     assert read_pose(out / "poses.h5").n_frames == 12
-    assert json.loads((out / "stats.json").read_text())["frames_gait"] == 12
+    assert _strict_json(out / "stats.json")["frames_gait"] == 12
+
+
+def test_a_second_run_into_the_same_folder_keeps_the_first_runs_outputs(tmp_path, tiny_model,
+                                                                        capsys):
+    from gaitlive.cli import main
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(frames / f"f{i:03d}.png"), np.full((H, W, 3), 40 + 10 * i, np.uint8))
+    out = tmp_path / "out"
+    argv = ["run", "--config", str(_run_config(tmp_path)), "--source", str(frames),
+            "--model", str(tiny_model), "--no-realtime", "--headless", "--no-publish",
+            "--out", str(out)]
+    assert main(argv) == 0
+    first = {n: (out / n).read_bytes() for n in ("poses.h5", "passes.csv", "steps.csv",
+                                                 "stats.json")}
+    assert main([*argv, "--max-frames", "5"]) == 0
+    moved = list((out / "previous").iterdir())
+    assert len(moved) == 1
+    assert {n: (moved[0] / n).read_bytes() for n in first} == first
+    assert read_pose(moved[0] / "poses.h5").n_frames == 12
+    assert read_pose(out / "poses.h5").n_frames == 5
+    assert f"were moved to {moved[0]}" in capsys.readouterr().out
+
+
+def test_run_with_out_naming_a_file_is_a_clear_error(tmp_path, capsys):
+    from gaitlive.cli import main
+
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("not a folder")
+    assert main(["run", "--out", str(blocker), "--max-frames", "1"]) == 2
+    assert f"--out {blocker}: {blocker} is a file, not a folder" in capsys.readouterr().err
+
+
+def _strict_json(path: Path) -> dict:
+    """A JSON file as strict JSON parsers (a farm system's) read it: no NaN or Infinity."""
+    def refuse(name: str) -> None:
+        raise ValueError(f"{path}: {name} is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
 
 
 def _run_config(tmp_path: Path) -> Path:
@@ -619,7 +710,7 @@ def test_gaitlive_run_stops_cleanly_on_a_signal(tmp_path, tiny_model, sig):
     assert "--- gaitlive run: statistics ---" in out_text, why
     m = re.search(r"frames: read (\d+), posed (\d+), gait (\d+)", out_text)
     assert m and int(m.group(3)) > 5 and int(m.group(1)) < 900, why
-    summary = json.loads((out / "stats.json").read_text())
+    summary = _strict_json(out / "stats.json")
     assert summary["end_reason"] == f"{sig.name} received"
     # files flushed and closed: the pose file is complete, the overlay video playable
     data = read_pose(out / "poses.h5")
@@ -705,7 +796,7 @@ def test_q_in_the_overlay_window_stops_the_run(tmp_path, tiny_model, xvfb_displa
     assert proc.returncode == 0, stderr
     assert "overlay: a window" in stdout
     assert "end: quit from the overlay window" in stdout
-    assert json.loads((out / "stats.json").read_text())["frames_read"] < 900
+    assert _strict_json(out / "stats.json")["frames_read"] < 900
 
 
 def test_run_with_a_missing_score_model_is_a_clear_error(tmp_path, capsys):

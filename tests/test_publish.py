@@ -69,6 +69,46 @@ def test_every_pass_is_journaled_before_it_is_published(tmp_path):
         assert seen == [(i + 1, i) for i in range(20)]
 
 
+def test_a_journal_that_refuses_writes_holds_the_passes_and_the_rest_goes_on(tmp_path):
+    s = _settings(tmp_path)
+    bps = tuple(f"bp{i}" for i in range(3))
+    pose = np.zeros((1, 3, 3), np.float32)
+    with Publisher(s, "cam0") as pub, \
+            Subscriber(pub.endpoint, ["pass", "status", "pose"]) as sub:
+        _wait_kind(sub, "status")
+        pub.publish_pass(synthetic_pass(0, "cam0"))
+        assert _wait_kind(sub, "pass").seq == 1
+        # the journal stops taking writes, as on a file system remounted read-only after a
+        # disk error (a real SQLite error on the publisher's own connection)
+        pub._journal._db.execute("PRAGMA query_only = ON")
+        for i in range(1, 4):
+            pub.publish_pass(synthetic_pass(i, "cam0"))
+        deadline = time.monotonic() + 5
+        while True:
+            st = _wait_kind(sub, "status")
+            if st.body.get("passes_waiting") == 3:
+                break
+            assert time.monotonic() < deadline, "no status reported the 3 waiting passes"
+        assert "readonly" in st.body["journal_error"]
+        # heartbeats and poses go on meanwhile; no pass is published unjournaled
+        got = {"status": 0, "pose": 0, "pass": 0}
+        t_end = time.monotonic() + 1.0
+        while time.monotonic() < t_end:
+            pub.publish_pose(0, time.monotonic(), time.time(), pose, bps)
+            m = sub.recv(0.05)
+            if m is not None:
+                got[m.kind] = got.get(m.kind, 0) + 1
+        assert got["status"] >= 3 and got["pose"] >= 5 and got["pass"] == 0, got
+        assert pub.stats()["passes_waiting"] == 3
+        # the journal works again: the held passes go out in order, with their seqs
+        pub._journal._db.execute("PRAGMA query_only = OFF")
+        seen = [(m.seq, m.body["pass_id"]) for m in (_wait_kind(sub, "pass", 10)
+                                                      for _ in range(3))]
+        assert seen == [(2, 1), (3, 2), (4, 3)]
+        _until(lambda: pub.stats()["passes_waiting"] == 0, 5, "the backlog to clear")
+        assert "journal_error" not in _wait_kind(sub, "status").body
+
+
 def test_restart_on_the_same_journal_continues_the_sequence_a_new_journal_resets_it(tmp_path):
     s = _settings(tmp_path)
     with Publisher(s, "cam0") as pub:

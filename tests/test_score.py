@@ -132,3 +132,132 @@ def test_cli_score_join_errors(tmp_path, capsys):
                                                                  index=False)
     rc = main(["score", "compare", str(tmp_path / "passes.csv"), str(tmp_path / "h2.csv")])
     assert rc == 2 and "matched" in capsys.readouterr().err
+
+
+def _fit(tmp_path, *extra: str) -> int:
+    return main(["score", "fit", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+                 "--out", str(tmp_path / "m"), "--human-key", "Video", "--folds", "3",
+                 *extra])
+
+
+@pytest.mark.parametrize("opts, named", [
+    (["--l2", "nan"], "--l2"),
+    (["--l2", "-1"], "--l2"),
+    (["--l2", "inf"], "--l2"),
+    (["--folds", "1"], "--folds"),
+    (["--min-score", "3", "--max-score", "3"], "--min-score 3 must be below --max-score 3"),
+    (["--min-score", "6"], "max_score of profile broiler-side"),
+])
+def test_cli_score_fit_rejects_bad_numeric_options(tmp_path, capsys, opts, named):
+    _tables(tmp_path, n=12)
+    assert _fit(tmp_path, *opts) == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_cli_score_fit_one_bound_takes_the_profiles_other(tmp_path, capsys):
+    _tables(tmp_path, n=20)  # human scores 1..5
+    assert _fit(tmp_path, "--max-score", "5") == 0
+    assert load_score_model(tmp_path / "m.json").classes == [0, 1, 2, 3, 4, 5]
+    (tmp_path / "m.json").unlink()
+    assert _fit(tmp_path, "--max-score", "4") == 2  # scores of 5 are off the 0-4 scale
+    err = capsys.readouterr().err
+    assert "human.csv: column 'hard_vote'" in err and "outside the scale" in err
+    assert "0-4" in err and not (tmp_path / "m.json").exists()
+
+
+def test_cli_score_fit_out_folder_is_refused(tmp_path, capsys):
+    _tables(tmp_path, n=12)
+    (tmp_path / "models").mkdir()
+    rc = main(["score", "fit", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+               "--out", str(tmp_path / "models"), "--human-key", "Video"])
+    assert rc == 2 and "--out" in capsys.readouterr().err
+    assert not (tmp_path / "models.json").exists() and not any((tmp_path / "models").iterdir())
+    # a dot in the name is kept: models/v1.2 -> models/v1.2.json
+    rc = main(["score", "fit", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+               "--out", str(tmp_path / "models" / "v1.2"), "--human-key", "Video"])
+    assert rc == 0 and (tmp_path / "models" / "v1.2.json").is_file()
+
+
+def test_cli_score_non_integer_human_scores_are_errors(tmp_path, capsys):
+    passes, human = _tables(tmp_path, n=12)
+    human["hard_vote"] = human["hard_vote"].astype(float)
+    human.loc[3, "hard_vote"] = 2.6
+    human.to_csv(tmp_path / "human.csv", index=False)
+    assert _fit(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "human.csv: column 'hard_vote', line 5 (Video '003'): 2.6 is not an integer" in err
+    assert not (tmp_path / "m.json").exists()
+    # automatic scores (continuous) given as the human file: named, not truncated
+    passes["score"] = np.linspace(0.2, 4.8, len(passes))
+    passes["score_class"] = np.round(passes["score"]).astype(int)
+    passes.to_csv(tmp_path / "auto.csv", index=False)
+    rc = main(["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "auto.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "auto.csv: column 'score', line 2" in err and "not an integer" in err
+
+
+def test_agreement_rounds_automatic_scores_never_truncates():
+    ag = compute_agreement([1.84, 2.5, 0.3, 4.49], [2, 3, 0, 4])
+    assert ag["exact"] == 1.0
+    with pytest.raises(ValueError, match="integer"):
+        compute_agreement([2, 3], [2.6, 3])
+    with pytest.raises(ValueError, match="integer"):
+        fit_score_model(np.arange(8.0)[:, None], [0, 0, 1, 1, 2, 2, 2.6, 3], ["a"])
+
+
+def test_cli_score_human_scores_outside_the_scale(tmp_path, capsys):
+    _, human = _tables(tmp_path, n=12)
+    human.loc[2, "hard_vote"] = 9
+    human.to_csv(tmp_path / "human.csv", index=False)
+    rc = main(["score", "compare", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+               "--auto-col", "f_a"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "human.csv: column 'hard_vote', line 4" in err
+    assert "score 9 is outside the scale" in err and "0-5" in err and "broiler-side" in err
+    assert not (tmp_path / "passes_confusion.png").exists()
+    human.loc[2, "hard_vote"] = 0  # on Kestin 0-5, not on the cow 1-5 scale
+    human.to_csv(tmp_path / "human.csv", index=False)
+    assert _fit(tmp_path, "--profile", "cow-side") == 2
+    assert "score 0 is outside the scale" in capsys.readouterr().err
+
+
+def test_cli_score_unusable_scores_name_the_file_and_column(tmp_path, capsys):
+    passes, human = _tables(tmp_path, n=12)
+    human["hard_vote"] = human["hard_vote"].astype(object)
+    human.loc[1, "hard_vote"] = "lame"
+    human.to_csv(tmp_path / "human.csv", index=False)
+    assert _fit(tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "human.csv: column 'hard_vote', line 3 (Video '001'): 'lame' is not a number" in err
+    # empty human cells leave their passes out; the others are scored
+    human.loc[1, "hard_vote"] = None
+    human.to_csv(tmp_path / "human.csv", index=False)
+    passes["score_class"] = np.nan
+    passes.to_csv(tmp_path / "auto.csv", index=False)
+    rc = main(["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "human.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "all 12 passes in" in err and "auto.csv are unscored" in err
+    assert "score_class empty" in err and "score model" in err
+    passes.loc[:5, "score_class"] = 2
+    passes.to_csv(tmp_path / "auto.csv", index=False)
+    rc = main(["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "human.csv"),
+               "--json", str(tmp_path / "ag.json")])
+    assert rc == 0 and json.loads((tmp_path / "ag.json").read_text())["n"] == 5
+
+
+def test_cli_score_compare_output_folders_are_refused(tmp_path, capsys):
+    passes, _ = _tables(tmp_path, n=12)
+    passes["score_class"] = 2
+    passes.to_csv(tmp_path / "auto.csv", index=False)
+    (tmp_path / "out").mkdir()
+    args = ["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "human.csv")]
+    for opt in ("--json", "--plot"):
+        assert main([*args, opt, str(tmp_path / "out")]) == 2
+        assert f"{opt} {tmp_path / 'out'}: is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "auto_confusion.png").exists()
+    assert not any((tmp_path / "out").iterdir()) and not (tmp_path / "out.png").exists()
+    # a name without a suffix gets .png, and the path printed is the one written
+    assert main([*args, "--plot", str(tmp_path / "out" / "cm")]) == 0
+    assert f"confusion matrix -> {tmp_path / 'out' / 'cm.png'}" in capsys.readouterr().out
+    assert (tmp_path / "out" / "cm.png").stat().st_size > 1000

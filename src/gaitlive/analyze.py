@@ -13,6 +13,13 @@
 
 The same :class:`~gaitlive.gait.stage.GaitStage` as the live pipeline runs on the poses,
 so offline and live give the same numbers. Frames without a bird are gaps, not errors.
+
+Before any work, :func:`check_inputs` checks every input of a call (exists, supported
+type, not empty, no two with the same stem), the output folder, and that no pose file
+``DIR/<stem>.h5``/``.csv`` a video would write exists unless ``gaitlive analyze`` wrote it
+(its scorer level is :data:`ANALYZE_SCORER`). Ctrl-C or SIGTERM (:class:`AnalyzeInterrupted`)
+during a video's inference stop it at that frame: the poses so far, and the steps and
+passes of those frames (open passes ended as at the end of the file), are still written.
 """
 
 from __future__ import annotations
@@ -27,21 +34,47 @@ import numpy as np
 import pandas as pd
 
 from gaitlive.config import Profile
-from gaitlive.dlcio import DLCFileError, PoseData, read_cow_csv, read_pose
-from gaitlive.fileio import atomic_write
+from gaitlive.dlcio import DLCFileError, PoseData, read_cow_csv, read_pose, read_pose_scorer
+from gaitlive.fileio import atomic_write, check_output_dir, output_dir
 from gaitlive.gait.events import PassResult, StanceCollector, StepEvent
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AnalyzeError", "AnalyzeResult", "analyze_poses", "analyze_file", "read_input_poses",
-           "steps_table", "passes_table", "VIDEO_SUFFIXES"]
+__all__ = ["AnalyzeError", "AnalyzeInterrupted", "AnalyzeResult", "analyze_poses",
+           "analyze_file", "read_input_poses", "check_inputs", "make_out_dir",
+           "steps_table", "passes_table", "VIDEO_SUFFIXES", "POSE_SUFFIXES", "ANALYZE_SCORER"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
+POSE_SUFFIXES = (".h5", ".csv")
 DEFAULT_FPS = 30.0
+#: the DeepLabCut scorer level of the pose files ``gaitlive analyze`` writes for a video:
+#: an existing ``DIR/<stem>.h5``/``.csv`` with another scorer is not replaced
+ANALYZE_SCORER = "gaitlive"
+_EXPECTED_INPUT = (f"expected a video ({', '.join(VIDEO_SUFFIXES)}) or a DeepLabCut "
+                   ".h5/.csv pose file")
 
 
 class AnalyzeError(ValueError):
     """The input cannot be analysed (the message names the file and what was expected)."""
+
+
+class AnalyzeInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during an analysis.
+
+    ``signal_name`` is the signal (``"SIGINT"`` for a plain KeyboardInterrupt); when raised
+    by :func:`analyze_file`, ``source`` is the input and ``written`` the files it had
+    already written for it."""
+
+    def __init__(self, signal_name: str = "SIGINT", source: Path | None = None,
+                 written: list[Path] | None = None) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.source = source
+        self.written = list(written or [])
+
+
+def _signal_name(e: BaseException) -> str:
+    return getattr(e, "signal_name", "SIGINT")
 
 
 @dataclass
@@ -56,6 +89,11 @@ class AnalyzeResult:
     movie: Path | None = None
     fps: float = DEFAULT_FPS
     extra: dict[str, str] = field(default_factory=dict)
+    #: the signal that stopped the analysis early (None: it ran to the end)
+    interrupted: str | None = None
+    #: for a video stopped during inference: the first frame not analysed (frames
+    #: ``0 .. stopped_at - 1`` are in the outputs); None when every frame was
+    stopped_at: int | None = None
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
@@ -111,7 +149,8 @@ def passes_table(passes: list[PassResult], video: str = "",
 
 
 def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None,
-                  camera_id: str = "cam0") -> tuple[list[StepEvent], list[PassResult]]:
+                  camera_id: str = "cam0", source: str | os.PathLike[str] | None = None
+                  ) -> tuple[list[StepEvent], list[PassResult]]:
     """Run the gait stage over a pose series.
 
     Parameters
@@ -124,6 +163,8 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
         Frame rate.
     score_model
         A :class:`gaitlive.score.ScoreModel` or ``None``.
+    source
+        Where the poses come from (named in errors).
 
     Returns
     -------
@@ -131,14 +172,116 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
     """
     from gaitlive.gait.stage import GaitStage
 
-    missing = [b for b in profile.bodyparts if b not in data.bodyparts]
-    if missing:
-        raise AnalyzeError(f"the poses lack the profile {profile.name!r} bodyparts {missing}; "
-                           f"they have {list(data.bodyparts)} (choose another --profile)")
+    _check_bodyparts(data.bodyparts, profile, source if source is not None else "the poses")
     order = [data.bodyparts.index(b) for b in profile.bodyparts]
     poses = data.poses[:, :, order]
     stage = GaitStage(profile, fps=fps, score_model=score_model, camera_id=camera_id)
     return stage.run_series(poses, data.frame_index)
+
+
+def _check_bodyparts(have: tuple[str, ...] | list[str], profile: Profile,
+                     source: str | os.PathLike[str]) -> None:
+    missing = [b for b in profile.bodyparts if b not in have]
+    if missing:
+        raise AnalyzeError(f"{source}: the poses lack the profile {profile.name!r} bodyparts "
+                           f"{missing}; they have {list(have)} (choose another --profile)")
+
+
+def _input_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be an input (None: it can)."""
+    if not path.exists():
+        return (f"{path}: input not found (expected a video, or a DeepLabCut .h5/.csv pose "
+                "file)")
+    if not path.is_file():
+        return f"{path}: not a file; {_EXPECTED_INPUT}"
+    suffix = path.suffix.lower()
+    if suffix not in POSE_SUFFIXES and suffix not in VIDEO_SUFFIXES:
+        return f"{path}: unsupported input {suffix!r}; {_EXPECTED_INPUT}"
+    if path.stat().st_size == 0:
+        return f"{path}: the file is empty; {_EXPECTED_INPUT}"
+    return None
+
+
+def check_out_dir(out: Path) -> None:
+    """Raise :class:`AnalyzeError` when ``out`` cannot be (or become) an output folder."""
+    try:
+        check_output_dir(out)
+    except ValueError as e:
+        raise AnalyzeError(f"{e}; give another --out") from None
+
+
+def make_out_dir(out: str | os.PathLike[str]) -> Path:
+    """Create the output folder ``out``: an :class:`AnalyzeError` naming it, not an OSError."""
+    try:
+        return output_dir(out)
+    except ValueError as e:
+        raise AnalyzeError(f"{e}; give another --out") from None
+
+
+def _check_pose_target(out: Path, stem: str, source: Path) -> None:
+    """Refuse when a video's pose file ``out/<stem>.h5``/``.csv`` exists and was not written
+    by ``gaitlive analyze`` (another scorer, or not a pose file at all)."""
+    for target in (out / f"{stem}.h5", out / f"{stem}.csv"):
+        if not (target.exists() or target.is_symlink()):
+            continue
+        what = f"analysing {source} would replace it with its poses; give another --out folder"
+        if not target.is_file():
+            raise AnalyzeError(f"{target}: exists and is not a pose file; {what}")
+        try:
+            scorer = read_pose_scorer(target)
+        except DLCFileError as e:
+            raise AnalyzeError(f"{target}: exists and cannot be read as a pose file "
+                               f"({e}); {what}") from e
+        if scorer != ANALYZE_SCORER:
+            raise AnalyzeError(f"{target}: exists with scorer {scorer!r}, not written by "
+                               f"gaitlive analyze (scorer {ANALYZE_SCORER!r}); {what}")
+
+
+def check_inputs(inputs: list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...],
+                 out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Check a call's inputs and output folder before any work starts.
+
+    Every input must exist and be a non-empty file of a supported type; no two inputs may
+    share a stem (their ``<stem>_*.csv`` would overwrite each other and the combined
+    passes table could not tell them apart); ``out_dir`` must be (or be creatable as) a
+    writable folder; and a video's pose file ``out_dir/<stem>.h5``/``.csv`` may exist only
+    when ``gaitlive analyze`` wrote it (its scorer level is :data:`ANALYZE_SCORER`).
+
+    Returns
+    -------
+    list of Path
+        The inputs.
+
+    Raises
+    ------
+    AnalyzeError
+        Naming every bad input, the clashing inputs, the folder or the pose file.
+    """
+    paths = [Path(x) for x in inputs]
+    if not paths:
+        raise AnalyzeError(f"no input; {_EXPECTED_INPUT}")
+    problems = [m for p in paths if (m := _input_problem(p)) is not None]
+    if problems:
+        note = "" if len(paths) == 1 else " (nothing was analysed)"
+        raise AnalyzeError("; ".join(problems) + note)
+    by_stem: dict[str, list[Path]] = {}
+    for p in paths:
+        by_stem.setdefault(p.stem, []).append(p)
+    for stem, same in by_stem.items():
+        if len(same) > 1:
+            twice = " (the same file given twice)" if len({p.resolve() for p in same}) \
+                < len(same) else ""
+            raise AnalyzeError(
+                f"inputs {', '.join(map(str, same))} have the same stem {stem!r}{twice}: "
+                f"their outputs {stem}_steps.csv and {stem}_passes.csv would overwrite each "
+                f"other and the combined passes table could not tell them apart; analyse "
+                f"them in separate calls with different --out folders (nothing was analysed)")
+    out = Path(out_dir)
+    check_out_dir(out)
+    for p in paths:
+        if p.suffix.lower() in VIDEO_SUFFIXES:
+            _check_pose_target(out, p.stem, p)
+    return paths
 
 
 def _is_dlc_csv(path: Path) -> bool:
@@ -154,9 +297,9 @@ def read_input_poses(path: Path, profile: Profile, fps: float | None = None,
     video (pose inference with the configured model, behind the ``presence`` gate as in
     ``gaitlive run`` when given). Returns the poses and the kind."""
     suffix = path.suffix.lower()
-    if not path.exists():
-        raise AnalyzeError(f"{path}: input not found (expected a video, or a DeepLabCut "
-                           ".h5/.csv pose file)")
+    problem = _input_problem(path)
+    if problem is not None:
+        raise AnalyzeError(problem)
     if suffix == ".h5":
         return read_pose(path), "pose"
     if suffix == ".csv":
@@ -165,13 +308,9 @@ def read_input_poses(path: Path, profile: Profile, fps: float | None = None,
         try:
             return read_cow_csv(path, fps=fps), "csv"
         except DLCFileError as e:
-            raise AnalyzeError(f"{e} (expected a DeepLabCut pose CSV or a flat "
-                               "<bodypart>_x/_y/_likelihood CSV)") from e
-    if suffix in VIDEO_SUFFIXES:
-        return _infer_video(path, profile, model_path, settings, progress,
-                            presence), "video"
-    raise AnalyzeError(f"{path}: unsupported input {suffix!r}; expected a video "
-                       f"({', '.join(VIDEO_SUFFIXES)}) or a DeepLabCut .h5/.csv pose file")
+            raise AnalyzeError(f"{e} (or a DeepLabCut pose CSV, whose first row starts "
+                               "with 'scorer')") from e
+    return _infer_video(path, profile, model_path, settings, progress, presence), "video"
 
 
 def _video_fps(path: Path) -> float | None:
@@ -190,7 +329,12 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
     """Poses of every frame of a video. With ``presence`` (the config's
     :class:`~gaitlive.config.PresenceSettings`, enabled), the live pipeline's gate decides
     per frame: no inference on an empty corridor (no bird: an empty row) and, with
-    ``presence.crop``, inference on the crop around the moving bird, exactly as live."""
+    ``presence.crop``, inference on the crop around the moving bird, exactly as live.
+
+    A KeyboardInterrupt (Ctrl-C, or :class:`AnalyzeInterrupted` from a signal handler)
+    after the first frame stops the inference there: the poses of the frames so far come
+    back, with ``meta["interrupted"]`` (the signal) and ``meta["stopped_at"]`` (the first
+    frame not analysed)."""
     import cv2
 
     try:
@@ -200,6 +344,11 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
                            f"({e}); analyse a DeepLabCut pose file instead") from e
     runner = load_runner(model_path, settings)
     bodyparts = tuple(getattr(runner, "bodyparts", None) or profile.bodyparts)
+    try:
+        _check_bodyparts(bodyparts, profile, f"{path} (model {model_path})")
+    except AnalyzeError:
+        runner.close()
+        raise
     gate = None
     if presence is not None and presence.enabled:
         from gaitlive.presence import PresenceGate
@@ -210,28 +359,35 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
         raise AnalyzeError(f"{path}: cannot open the video")
     n_total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     poses: list[np.ndarray] = []
+    interrupted: str | None = None
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=n_total, unit="frame", desc=path.name)
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            res = gate.update(frame) if gate is not None else None
-            if res is not None and not res.run:
-                poses.append(np.zeros((0, len(bodyparts), 3), np.float32))
-            else:
-                crop = res.crop if res is not None else None
-                scale = res.scale if res is not None else 1.0
-                poses.append(np.asarray(runner.get_pose(frame, crop=crop, scale=scale),
-                                        dtype=np.float32))
-                if gate is not None:
-                    gate.observe(poses[-1])
-            if bar is not None:
-                bar.update(1)
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                res = gate.update(frame) if gate is not None else None
+                if res is not None and not res.run:
+                    pose = np.zeros((0, len(bodyparts), 3), np.float32)
+                else:
+                    crop = res.crop if res is not None else None
+                    scale = res.scale if res is not None else 1.0
+                    pose = np.asarray(runner.get_pose(frame, crop=crop, scale=scale),
+                                      dtype=np.float32)
+                    if gate is not None:
+                        gate.observe(pose)
+                poses.append(pose)  # one row per frame, appended once the frame is done
+                if bar is not None:
+                    bar.update(1)
+        except KeyboardInterrupt as e:
+            if not poses:
+                raise
+            interrupted = _signal_name(e)
     finally:
         cap.release()
         runner.close()
@@ -245,8 +401,13 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
     for i, p in enumerate(poses):
         arr[i, :p.shape[0]] = p
     inds = tuple(f"bird{i + 1}" for i in range(n_ind)) if n_ind > 1 else ("animal",)
-    return PoseData(poses=arr, bodyparts=bodyparts, individuals=inds, scorer="gaitlive",
+    data = PoseData(poses=arr, bodyparts=bodyparts, individuals=inds, scorer=ANALYZE_SCORER,
                     fps=_video_fps(path), multi_animal=n_ind > 1)
+    if interrupted is not None:
+        data.meta.update(interrupted=interrupted, stopped_at=len(poses))
+        log.warning("%s: %s received at frame %d: writing the outputs of frames 0-%d "
+                    "(again to stop at once)", path, interrupted, len(poses), len(poses) - 1)
+    return data
 
 
 def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
@@ -279,12 +440,24 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     Returns
     -------
     AnalyzeResult
+        With ``interrupted`` set when Ctrl-C/SIGTERM stopped a video's inference (the
+        outputs then cover frames ``0 .. stopped_at - 1``, no movie) or its movie.
+
+    Raises
+    ------
+    AnalyzeError
+        Bad input or output folder (see :func:`check_inputs`), before any work.
+    AnalyzeInterrupted
+        Interrupted at another point; ``written`` lists what was written for this input.
     """
     path = Path(path)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_inputs([path], out)
+    make_out_dir(out)
     data, kind = read_input_poses(path, profile, fps, model_path, model_settings, progress,
                                   presence)
+    interrupted = data.meta.get("interrupted")
+    stopped_at = data.meta.get("stopped_at")
     if fps is None:
         fps = data.fps or (_video_fps(path) if kind == "video" else None)
         if fps is None:
@@ -293,23 +466,36 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     data.fps = fps
     stem = path.stem
     pose_file = None
-    if kind == "video":
-        from gaitlive.dlcio import write_pose
+    written: list[Path] = []
+    try:
+        if kind == "video":
+            from gaitlive.dlcio import write_pose
 
-        pose_file = write_pose(out / f"{stem}.h5", data)  # written before the analysis
-    steps, passes = analyze_poses(data, profile, fps, score_model, camera_id)
-    steps_csv = _atomic_csv(steps_table(steps, fps), out / f"{stem}_steps.csv")
-    passes_csv = _atomic_csv(passes_table(passes, video=stem,
-                                                 legs=tuple(profile.gait.legs)), out / f"{stem}_passes.csv")
+            # written before the analysis, so an interrupted analysis keeps the poses
+            pose_file = write_pose(out / f"{stem}.h5", data)
+            written += [pose_file, pose_file.with_suffix(".csv")]
+        steps, passes = analyze_poses(data, profile, fps, score_model, camera_id, source=path)
+        steps_csv = _atomic_csv(steps_table(steps, fps), out / f"{stem}_steps.csv")
+        written.append(steps_csv)
+        passes_csv = _atomic_csv(passes_table(passes, video=stem,
+                                              legs=tuple(profile.gait.legs)),
+                                 out / f"{stem}_passes.csv")
+        written.append(passes_csv)
+    except KeyboardInterrupt as e:
+        raise AnalyzeInterrupted(_signal_name(e), source=path, written=written) from e
     res = AnalyzeResult(steps=steps, passes=passes, steps_csv=steps_csv,
-                        passes_csv=passes_csv, pose_file=pose_file, fps=fps)
-    if kind == "video" and movie:
+                        passes_csv=passes_csv, pose_file=pose_file, fps=fps,
+                        interrupted=interrupted, stopped_at=stopped_at)
+    if kind == "video" and movie and interrupted is None:
         try:
             from gaitlive.overlay import write_labelled_video
         except ImportError as e:  # pragma: no cover - depends on the checkout
             log.error("cannot write the labelled movie: gaitlive.overlay unavailable (%s)", e)
         else:
-            res.movie = write_labelled_video(path, data, out / f"{stem}_labeled.mp4", profile,
-                                             steps_table(steps, fps), passes, fps=fps,
-                                             progress=progress)
+            try:
+                res.movie = write_labelled_video(path, data, out / f"{stem}_labeled.mp4",
+                                                 profile, steps_table(steps, fps), passes,
+                                                 fps=fps, progress=progress)
+            except KeyboardInterrupt as e:  # the tables and poses are complete
+                res.interrupted = _signal_name(e)
     return res

@@ -535,6 +535,8 @@ class Capture(threading.Thread):
         self.stats = CaptureStats()
         self.error: BaseException | None = None
         self._stop_event = threading.Event()
+        self._backoff = 0.0  # reconnect backoff (s) while the source opens but gives no frame
+        self._reset_pending = False  # a STREAM_RESET was sent and no frame has followed yet
 
     @property
     def fps(self) -> float:
@@ -594,7 +596,7 @@ class Capture(threading.Thread):
                 if not src.reconnectable:
                     return "end of source"
                 self.stats.read_failures += 1
-                if not self._reconnect():
+                if not self._reconnect(n_since_open):
                     break
                 t0, n_since_open = time.monotonic(), 0
                 continue
@@ -603,20 +605,33 @@ class Capture(threading.Thread):
                               camera_id=self.camera_id, image=image)
             self.stats.frames_read += 1
             n_since_open += 1
+            self._reset_pending = False
             for tap in self.taps:
                 tap(rec)
             if not self.slot.put(rec):
                 break
         return "stopped"
 
-    def _reconnect(self) -> bool:
+    def _reconnect(self, frames_since_open: int) -> bool:
         """Reopen a lost live source with exponential backoff; send STREAM_RESET on success.
 
+        The backoff carries over while the source keeps failing without delivering a frame
+        (it opens, then fails at once: e.g. a camera held by another process), so such a
+        source is retried every ``reconnect_max_s`` at most, not in a hot loop; and only a
+        source that delivered frames since the last reset sends a new STREAM_RESET.
         Returns False when the thread was asked to stop first."""
         src = self.source
-        log.warning("%s: lost (no frame); reconnecting", src.spec.text)
         src.close()
-        delay = 0.25
+        if frames_since_open > 0:
+            log.warning("%s: lost (no frame); reconnecting", src.spec.text)
+            self._backoff = 0.0
+        else:  # opened but gave no frame: wait before the next try
+            self._backoff = min(max(2 * self._backoff, 0.25), self.reconnect_max_s)
+            log.warning("%s: opened but gave no frame; reopening in %.2g s", src.spec.text,
+                        self._backoff)
+            if self._stop_event.wait(self._backoff):
+                return False
+        delay = max(self._backoff, 0.25)
         attempt = 0
         while not self._stop_event.is_set():
             attempt += 1
@@ -631,6 +646,9 @@ class Capture(threading.Thread):
                 continue
             self.stats.reconnects += 1
             log.warning("%s: reconnected after %d attempt(s)", src.spec.text, attempt)
+            if frames_since_open == 0 and self._reset_pending:
+                return True  # nothing was delivered since the last STREAM_RESET
+            self._reset_pending = True
             reset = FrameRecord(index=self.stats.frames_read, t_capture=time.monotonic(),
                                 t_wall=time.time(), camera_id=self.camera_id,
                                 event=FrameEvent.STREAM_RESET,

@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -339,11 +340,15 @@ class PublishSettings:
     curve: CurveSettings = _field(default_factory=CurveSettings)
 
     def __post_init__(self) -> None:
+        from gaitlive.publish.messages import MessageError, validate_endpoint
+
         for key in ("endpoint", "side_channel", "advertise"):
             value = getattr(self, key)
-            if "://" not in value and (value or key != "advertise"):
-                raise ConfigError(f"expected a ZeroMQ endpoint like tcp://127.0.0.1:5556, "
-                                  f"got {value!r}", key=key)
+            if value or key != "advertise":
+                try:  # an advertised endpoint is connected to: no wildcard port
+                    validate_endpoint(value, key, wildcard=key != "advertise")
+                except MessageError as e:
+                    raise ConfigError(str(e).split(": ", 1)[1], key=key) from None
 
 
 @dataclass(frozen=True)
@@ -381,6 +386,16 @@ class Config:
     record: RecordSettings = _field(default_factory=RecordSettings)
     # file the config came from (set by the loader)
     file: str = ""
+
+    def __post_init__(self) -> None:
+        # the camera id names topics, the journal's stream and recording folders: checked
+        # here, not first by the publisher (a run with --no-publish records too)
+        from gaitlive.publish.messages import MessageError, validate_camera_id
+
+        try:
+            validate_camera_id(self.camera_id)
+        except MessageError as e:
+            raise ConfigError(str(e).replace("camera id: ", "", 1), key="camera_id") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -504,6 +519,8 @@ def from_mapping(cls: type, data: Mapping[str, Any], *, file: str | Path | None 
         value = _convert(data[name], hints[name], key, file)
         meta = f.metadata
         lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+        if isinstance(value, float) and math.isnan(value):
+            raise ConfigError(f"expected a number, got {data[name]!r}", file=file, key=key)
         if lo is not None and value < lo or hi is not None and value > hi:
             kind = "an integer" if hints[name] is int else "a number"
             rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
@@ -567,14 +584,19 @@ def load_profile(name_or_path: str | Path) -> Profile:
     return from_mapping(Profile, data, file=path)
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, file: Path | None = None
+                ) -> None:
     parts = dotted.split(".")
     cur = data
-    for p in parts[:-1]:
+    for i, p in enumerate(parts[:-1]):
         nxt = cur.get(p)
         if nxt is None:
             nxt = {}
             cur[p] = nxt
+        elif not isinstance(nxt, dict):
+            key = ".".join(parts[:i + 1])
+            raise ConfigError(f"expected a mapping (to set {dotted} in it), got {nxt!r}",
+                              file=file, key=key)
         cur = nxt
     cur[parts[-1]] = value
 
@@ -596,7 +618,7 @@ def load_config(path: str | Path | None = None,
     data = _read_yaml(path)
     for k, v in (overrides or {}).items():
         if v is not None:
-            _set_dotted(data, k, v)
+            _set_dotted(data, k, v, path)
     prof = data.get("profile", "broiler-side")
     if isinstance(prof, str):
         ppath = _profile_path(prof, relative_to=path.parent)
@@ -620,7 +642,13 @@ def _build_config(rest: dict[str, Any], profile: Profile, path: Path) -> Config:
             raise ConfigError(f"unknown key; expected one of: {known}", file=path, key=str(k))
     tmp = from_mapping(_ConfigNoProfile, rest, file=path)
     values = {f.name: getattr(tmp, f.name) for f in dataclasses.fields(_ConfigNoProfile)}
-    cfg = Config(profile=profile, file=str(path), **values)
+    try:
+        cfg = Config(profile=profile, file=str(path), **values)
+    except ConfigError as e:  # a check in Config.__post_init__: name the file
+        if e.file is not None:
+            raise
+        raise ConfigError(str(e).split(": ", 1)[1] if e.key else str(e), file=path,
+                          key=e.key) from None
     model_path = resolve_asset(cfg.model.path, base=path.parent)
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, path=str(model_path)))
 

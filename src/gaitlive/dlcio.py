@@ -36,6 +36,7 @@ __all__ = [
     "PoseData",
     "DLCFileError",
     "read_pose",
+    "read_pose_scorer",
     "write_pose",
     "read_collected_data",
     "write_collected_data",
@@ -206,35 +207,76 @@ def _frame_to_posedata(df: pd.DataFrame, path: Path) -> PoseData:
                     scorer=scorer, frame_index=frame_index, multi_animal=multi)
 
 
+_POSE_EXPECTED = ("expected a DeepLabCut .h5 or .csv pose file (HDF5 with key "
+                  "'df_with_missing', or CSV with the header rows scorer, [individuals,] "
+                  "bodyparts, coords)")
+
+
+def _one_line(e: BaseException) -> str:
+    """A one-line reason for a reader's exception: HDF5's multi-line C back-trace becomes
+    a plain sentence, anything else its first non-empty line."""
+    text = str(e)
+    if "HDF5 error back trace" in text or type(e).__name__.startswith("HDF5"):
+        return "not a readable HDF5 file: truncated, or not HDF5"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = lines[0] if lines else type(e).__name__
+    return first if len(first) <= 200 else first[:197] + "..."
+
+
+def _read_pose_frame(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    """The DataFrame of a DeepLabCut pose file (its first ``nrows`` rows when given), or a
+    one-line :class:`DLCFileError` naming the file and what was expected."""
+    if not path.is_file():
+        raise DLCFileError(f"{path}: pose file not found")
+    suffix = path.suffix.lower()
+    if suffix not in (".h5", ".csv"):
+        raise DLCFileError(f"{path}: {_POSE_EXPECTED}")
+    if path.stat().st_size == 0:
+        raise DLCFileError(f"{path}: the file is empty; {_POSE_EXPECTED}")
+    try:
+        if suffix == ".h5":
+            df = pd.read_hdf(path, start=0, stop=nrows) if nrows is not None \
+                else pd.read_hdf(path)
+        else:
+            head = pd.read_csv(path, nrows=4, header=None, index_col=0, dtype=str)
+            labels = [str(x) for x in head.index]
+            levels = 4 if labels[1:2] == ["individuals"] else 3
+            if labels[:1] != ["scorer"] or len(labels) < levels:
+                raise DLCFileError(f"{path}: the header rows are {labels[:levels]}; "
+                                   f"{_POSE_EXPECTED}")
+            df = pd.read_csv(path, header=list(range(levels)), index_col=0, nrows=nrows)
+    except DLCFileError:
+        raise
+    except Exception as e:  # pandas/tables raise many kinds
+        raise DLCFileError(f"{path}: cannot read as a DeepLabCut pose file "
+                           f"({_one_line(e)}); {_POSE_EXPECTED}") from e
+    if not isinstance(df, pd.DataFrame):
+        raise DLCFileError(f"{path}: expected a DataFrame in the file")
+    return df
+
+
 def read_pose(path: str | os.PathLike[str]) -> PoseData:
     """Read a DeepLabCut pose file (``.h5`` or ``.csv``, single- or multi-animal).
 
     Raises
     ------
     DLCFileError
-        When the file is missing or not in DeepLabCut's layout.
+        When the file is missing, empty, truncated or not in DeepLabCut's layout (a
+        one-line message naming the file and what was expected).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DLCFileError(f"{path}: pose file not found")
-    try:
-        if path.suffix == ".h5":
-            df = pd.read_hdf(path)
-        elif path.suffix == ".csv":
-            head = pd.read_csv(path, nrows=4, header=None, index_col=0)
-            levels = 3
-            if str(head.index[1]) == "individuals":
-                levels = 4
-            df = pd.read_csv(path, header=list(range(levels)), index_col=0)
-        else:
-            raise DLCFileError(f"{path}: expected a DeepLabCut .h5 or .csv pose file")
-    except DLCFileError:
-        raise
-    except Exception as e:  # pandas/tables raise many kinds
-        raise DLCFileError(f"{path}: cannot read as a DeepLabCut pose file ({e})") from e
-    if not isinstance(df, pd.DataFrame):
-        raise DLCFileError(f"{path}: expected a DataFrame in the file")
-    return _frame_to_posedata(df, path)
+    return _frame_to_posedata(_read_pose_frame(path), path)
+
+
+def read_pose_scorer(path: str | os.PathLike[str]) -> str:
+    """The scorer (first column level) of a DeepLabCut pose file, reading only its header
+    (and first row). Raises :class:`DLCFileError` when it is not a readable pose file."""
+    path = Path(path)
+    df = _read_pose_frame(path, nrows=1)
+    if df.columns.nlevels not in (3, 4) or len(df.columns) == 0:
+        raise DLCFileError(f"{path}: expected DeepLabCut columns scorer/bodyparts/coords or "
+                           f"scorer/individuals/bodyparts/coords")
+    return str(df.columns.get_level_values(0)[0])
 
 
 # --------------------------------------------------------------------------------------
@@ -326,7 +368,14 @@ def read_cow_csv(path: str | os.PathLike[str], fps: float | None = None) -> Pose
     path = Path(path)
     if not path.is_file():
         raise DLCFileError(f"{path}: keypoint CSV not found")
-    df = pd.read_csv(path)
+    expected = "expected a CSV with <bodypart>_x, <bodypart>_y[, <bodypart>_likelihood] columns"
+    if path.stat().st_size == 0:
+        raise DLCFileError(f"{path}: the file is empty; {expected}")
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # pandas raises many kinds
+        raise DLCFileError(f"{path}: cannot read as a keypoint CSV ({_one_line(e)}); "
+                           f"{expected}") from e
     bps = [c[:-2] for c in df.columns if c.endswith("_x")]
     if not bps:
         raise DLCFileError(f"{path}: expected <bodypart>_x/_y/_likelihood columns")
@@ -355,8 +404,14 @@ def read_project_config(project: str | os.PathLike[str]) -> dict[str, Any]:
         p = p / "config.yaml"
     if not p.is_file():
         raise DLCFileError(f"{p}: DeepLabCut project config not found")
-    with open(p, encoding="utf-8") as fh:
-        cfg = yaml.safe_load(fh)
+    try:
+        with open(p, encoding="utf-8") as fh:
+            cfg = yaml.safe_load(fh)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise DLCFileError(f"{p}: not a valid YAML file{at}; expected a DeepLabCut project "
+                           f"config") from None
     if not isinstance(cfg, dict) or "bodyparts" not in cfg:
         raise DLCFileError(f"{p}: expected a DeepLabCut config with a 'bodyparts' key")
     return cfg

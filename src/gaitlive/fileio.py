@@ -3,10 +3,14 @@ one was, so data already produced is never lost."""
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
 
@@ -44,3 +48,58 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write(path, lambda p: p.write_text(text, encoding=encoding))
+
+
+def jsonable(x: Any, ndigits: int | None = None) -> Any:
+    """``x`` as strict JSON values: NaN and infinities become ``None`` (null), numpy
+    scalars and arrays plain numbers and lists, tuples lists, dict keys strings, and
+    bytes their length (binary payloads are not JSON); floats rounded to ``ndigits``
+    when given. Use with ``json.dumps(..., allow_nan=False)``."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v, ndigits) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v, ndigits) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist(), ndigits)
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        v = float(x)
+        if not math.isfinite(v):
+            return None
+        return round(v, ndigits) if ndigits is not None else v
+    if isinstance(x, (bytes, bytearray)):
+        return len(x)
+    return x
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """Raise a clear ``ValueError`` naming ``what`` when ``path`` cannot be (or become) an
+    output folder: it, or the nearest of its parents that exists, is a file or not
+    writable. Creates nothing."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists() or q.is_symlink():
+            if not q.is_dir():
+                raise ValueError(f"{what} {p}: {q} is a file, not a folder (expected a folder "
+                                 f"for the outputs)")
+            if not os.access(q, os.W_OK | os.X_OK):
+                raise ValueError(f"{what} {p}: folder {q} is not writable (expected a writable "
+                                 f"folder for the outputs)")
+            break
+    return p
+
+
+def output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
+    """Create the output folder ``path`` (and its parents) and return it; a clear
+    ``ValueError`` naming ``what`` when it cannot be one (see :func:`check_output_dir`;
+    also a full or read-only disk)."""
+    p = check_output_dir(path, what)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{what} {p}: cannot create the output folder ({e.strerror or e})"
+                         ) from None
+    return p

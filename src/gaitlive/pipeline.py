@@ -455,6 +455,8 @@ class OverlayAdapter:
     def handle(self, record: FrameRecord, update: GaitUpdate | None) -> None:
         if record.event == FrameEvent.STREAM_RESET:
             self.state = "live"
+            if update is not None:  # the passes the reset ended get their badges
+                self.overlay.add_events(update)
             return
         if record.event != FrameEvent.FRAME or record.image is None:
             return
@@ -623,7 +625,9 @@ class Pipeline:
         self._errors: list[tuple[str, BaseException]] = []
         self._threads: list[threading.Thread] = []
         self._stop_reason = ""
-        self._last_strike: dict[tuple[int, int, str], int] = {}  # per foot, for stats.steps
+        # (individual, pass_id) -> foot -> last strike frame, for stats.steps (open passes)
+        self._last_strike: dict[tuple[int, int], dict[str, int]] = {}
+        self._failed_sinks: set[int] = set()  # sinks whose handle() raised: not called again
 
     @classmethod
     def from_config(cls, cfg: Config, capture: Capture, runner: Any, *, gait: Any | None = None,
@@ -869,14 +873,27 @@ class Pipeline:
             if update is not None:
                 for e in update.steps:  # complete stances: a joined stance counts once
                     if e.kind == "lift":
-                        key = (e.individual, e.pass_id, e.foot)
-                        st.steps += self._last_strike.get(key) != e.strike_frame
-                        self._last_strike[key] = e.strike_frame
+                        last = self._last_strike.setdefault((e.individual, e.pass_id), {})
+                        st.steps += last.get(e.foot) != e.strike_frame
+                        last[e.foot] = e.strike_frame
                 st.passes += len(update.passes)
                 st.scored += sum(1 for p in update.passes if p.scored)
+                for p in update.passes:  # an ended pass has no more stances to count
+                    self._last_strike.pop((p.individual, p.pass_id), None)
+            # the capture side's counters, for the live status and HUD (ints: atomic reads)
+            st.dropped_capture = self.slot.dropped
+            st.reconnects = self.capture.stats.reconnects
             t0 = time.perf_counter()
             for sink in self.sinks:
-                sink.handle(rec, update)
+                if id(sink) in self._failed_sinks:
+                    continue
+                try:
+                    sink.handle(rec, update)
+                except Exception as e:
+                    # a broken output (full disk, closed pipe) ends the run, but the other
+                    # sinks still get this update and, via the salvage below, the open passes
+                    self._failed_sinks.add(id(sink))
+                    self._fail(sink.name, e)
             if rec.event == FrameEvent.FRAME:
                 st.t_sinks.add(time.perf_counter() - t0)
                 st.lat_publish.add(time.monotonic() - rec.t_capture)
@@ -905,6 +922,8 @@ class Pipeline:
         self.stats.passes += len(passes)
         self.stats.scored += sum(1 for p in passes if p.scored)
         for sink in self.sinks:
+            if id(sink) in self._failed_sinks:
+                continue
             try:
                 sink.handle(end, update)
             except Exception as e:

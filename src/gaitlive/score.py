@@ -41,6 +41,7 @@ __all__ = [
     "fit_score_model",
     "load_score_model",
     "compute_agreement",
+    "round_scores",
     "cross_validated_predictions",
     "gwet_ac1",
     "plot_confusion",
@@ -120,11 +121,24 @@ class ScoreModel:
                 "classes": self.classes, "meta": self.meta}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model as JSON (atomically: a crash never leaves half a file)."""
+        """Write the model as JSON (atomically: a crash never leaves half a file).
+
+        ``.json`` is appended when the name does not end with it (``models/v1.2`` ->
+        ``models/v1.2.json``). A model with non-finite numbers is refused (``NaN`` is not
+        JSON), and so is a path that is a folder.
+        """
         path = Path(path)
-        if path.suffix != ".json":
-            path = path.with_suffix(".json")
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1, allow_nan=True))
+        if path.suffix.lower() != ".json":
+            path = path.with_name(path.name + ".json")
+        if path.is_dir():
+            raise ScoreModelError(f"{path}: is a folder; expected a model file name")
+        d = self.to_dict()
+        try:
+            text = json.dumps(d, indent=1, allow_nan=False)
+        except ValueError as e:
+            raise ScoreModelError(f"{path}: not written: the model has non-finite numbers "
+                                  f"({e})") from e
+        return atomic_write_text(path, text)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "<dict>") -> ScoreModel:
@@ -172,6 +186,32 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def round_scores(x: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Round continuous scores to the nearest class, halves up (2.5 -> 3, 1.84 -> 2).
+
+    Never truncation: ``int(1.84)`` would be 1. NaN stays NaN (the result is float).
+    """
+    return np.floor(np.asarray(x, dtype=np.float64) + 0.5)
+
+
+def _integer_scores(y: Sequence[Any] | np.ndarray, what: str) -> np.ndarray:
+    """``y`` as an int array; non-finite or non-integer values are an error, not truncated."""
+    a = np.asarray(y)
+    if a.dtype.kind in "iub":
+        return a.astype(int)
+    try:
+        f = a.astype(np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} must be integer scores ({e})") from e
+    bad = ~np.isfinite(f) | (f != np.round(f))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{what} must be integer scores (classes of an ordinal scale), "
+                         f"got {f[i]:g} at position {i}; round automatic scores with "
+                         "round_scores()")
+    return f.astype(int)
+
+
 def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
                     classes: Sequence[int] | None = None, l2: float = 1.0,
                     meta: dict[str, Any] | None = None) -> ScoreModel:
@@ -198,7 +238,14 @@ def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
     from scipy.optimize import minimize
 
     X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=int)
+    y = _integer_scores(y, "y")
+    try:
+        l2_ok = math.isfinite(float(l2)) and float(l2) >= 0
+    except (TypeError, ValueError):
+        l2_ok = False
+    if not l2_ok:
+        raise ValueError(f"l2: expected a finite number >= 0, got {l2!r}")
+    l2 = float(l2)
     if X.ndim != 2 or len(X) != len(y):
         raise ValueError(f"X must be (n, n_features) with one row per score, got {X.shape} "
                          f"and {len(y)} scores")
@@ -255,7 +302,11 @@ def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
     res = minimize(nll, p0, jac=True, method="L-BFGS-B")
     if not res.success:
         log.warning("score model fit did not fully converge: %s", res.message)
-    w, th = unpack(res.x)
+    with np.errstate(all="ignore"):
+        w, th = unpack(res.x)
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(th))):
+        raise ValueError(f"score model fit failed ({res.message}): non-finite weights or "
+                         f"cut points (l2 {l2:g}; try a larger l2)")
     return ScoreModel(features=list(features), mean=mean, std=std, weights=w, thresholds=th,
                       classes=classes, meta=dict(meta or {}))
 
@@ -267,7 +318,9 @@ def cross_validated_predictions(X: np.ndarray, y: Sequence[int], features: Seque
     from sklearn.model_selection import KFold, LeaveOneOut
 
     X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=int)
+    y = _integer_scores(y, "y")
+    if folds < 2:
+        raise ValueError(f"folds: expected at least 2, got {folds}")
     splitter = LeaveOneOut() if folds >= len(y) else KFold(folds, shuffle=True,
                                                           random_state=seed)
     pred = np.zeros(len(y), dtype=int)
@@ -304,6 +357,10 @@ def compute_agreement(auto: Sequence[int], human: Sequence[int],
                       labels: Sequence[int] | None = None) -> dict[str, Any]:
     """Agreement between automatic and human scores.
 
+    ``auto`` may be continuous: it is rounded to the nearest class (:func:`round_scores`,
+    halves up, never truncated). ``human`` must be integer scores (an ordinal scale): a
+    fraction is an error. NaN in either is an error (leave unscored passes out first).
+
     Returns
     -------
     dict
@@ -314,8 +371,12 @@ def compute_agreement(auto: Sequence[int], human: Sequence[int],
     from scipy.stats import spearmanr
     from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
-    a = np.asarray(auto, dtype=int)
-    h = np.asarray(human, dtype=int)
+    a_f = np.asarray(auto, dtype=np.float64)
+    if not np.all(np.isfinite(a_f)):
+        raise ValueError("automatic scores must be finite (leave unscored passes out), got "
+                         f"{int((~np.isfinite(a_f)).sum())} NaN/inf")
+    a = round_scores(a_f).astype(int)
+    h = _integer_scores(human, "human scores")
     if len(a) != len(h) or len(a) == 0:
         raise ValueError(f"need the same non-zero number of automatic and human scores, got "
                          f"{len(a)} and {len(h)}")
@@ -355,7 +416,8 @@ def format_agreement(ag: Mapping[str, Any]) -> str:
 
 def plot_confusion(ag: Mapping[str, Any], path: str | os.PathLike[str],
                    title: str = "") -> Path:
-    """Save the confusion matrix of :func:`compute_agreement` as a PNG."""
+    """Save the confusion matrix of :func:`compute_agreement` as a PNG (``.png`` is
+    appended to a name without a suffix; the path written is returned)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -378,6 +440,11 @@ def plot_confusion(ag: Mapping[str, Any], path: str | os.PathLike[str],
                           f"kappa {kap:.2f}" if math.isfinite(kap) else f"n={ag['n']}")
     fig.tight_layout()
     path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    if path.is_dir():
+        plt.close(fig)
+        raise ValueError(f"{path}: is a folder; expected an image file name (.png)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -419,12 +486,57 @@ def _find_col(df, name: str, path: str) -> str:
     raise ScoreModelError(f"{path}: no column {name!r} (columns: {list(df.columns)})")
 
 
+def _check_human_scores(human, label: str, k2: str, path: str,
+                        scale: tuple[int, int] | None, scale_note: str) -> None:
+    """Every non-empty cell of the human score column must be an integer on the scale;
+    the first bad one is an error naming the file, column, line, key and value."""
+    import pandas as pd
+
+    raw = human[label]
+    num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    text = raw.astype(str).str.strip()
+    empty = (raw.isna() | text.eq("")).to_numpy()
+    expected = (f"expected integer scores {scale[0]}-{scale[1]}{scale_note}" if scale
+                else "expected integer scores")
+
+    def where(i: int) -> str:
+        # line numbers as an editor shows them: the header is line 1
+        return f"{path}: column {label!r}, line {i + 2} ({k2} {str(human[k2].iloc[i])!r})"
+
+    bad = np.flatnonzero(np.isnan(num) & ~empty)
+    if len(bad):
+        i = int(bad[0])
+        raise ScoreModelError(f"{where(i)}: {raw.iloc[i]!r} is not a number; {expected} "
+                              "(choose the human score column with --label)")
+    bad = np.flatnonzero(~empty & (~np.isfinite(num) | (num != np.round(num))))
+    if len(bad):
+        i = int(bad[0])
+        raise ScoreModelError(
+            f"{where(i)}: {num[i]:g} is not an integer ({len(bad)} of {len(raw)} rows are "
+            f"not); human scores are classes of an ordinal scale: {expected}. Is this a "
+            "column of automatic scores? Choose the human score column with --label")
+    if scale is not None:
+        bad = np.flatnonzero(~empty & ((num < scale[0]) | (num > scale[1])))
+        if len(bad):
+            i = int(bad[0])
+            raise ScoreModelError(f"{where(i)}: score {num[i]:g} is outside the scale "
+                                  f"({len(bad)} of {len(raw)} rows are); {expected}")
+    if empty.all():
+        raise ScoreModelError(f"{path}: column {label!r} has no human scores (all "
+                              f"{len(raw)} rows empty); choose the column with --label")
+
+
 def join_scores(passes, human, key: str, human_key: str | None, label: str | None,
-                passes_path: str, human_path: str, suffix: str = ""):
+                passes_path: str, human_path: str, suffix: str = "",
+                scale: tuple[int, int] | None = None, scale_note: str = ""):
     """Join a passes table with a human-score table on their key columns.
 
-    Returns the joined DataFrame and the name of the human score column in it. Passes
-    without a human score, and human scores without a pass, are reported and left out.
+    Returns the joined DataFrame and the name of the human score column in it (int).
+    Passes without a human score, human scores without a pass and empty human scores
+    are reported and left out. A human score that is not a number, not an integer or
+    (with ``scale = (lo, hi)``) outside the scale raises :class:`ScoreModelError` naming
+    the file, column, line and value (``scale_note`` is appended to the expected range,
+    e.g. `` (profile broiler-side)``).
     """
     import pandas as pd
 
@@ -439,6 +551,7 @@ def join_scores(passes, human, key: str, human_key: str | None, label: str | Non
         else:
             label = str(human.columns[-1])
     label = _find_col(human, label, human_path)
+    _check_human_scores(human, label, k2, human_path, scale, scale_note)
     left = passes.copy()
     left["_key"] = left[k1].astype(str).str.strip()
     label_out = label + (suffix or "_human") if label in left else label
@@ -460,10 +573,17 @@ def join_scores(passes, human, key: str, human_key: str | None, label: str | Non
             f"{right['_key'].head(3).tolist()}); check --key/--human-key")
     df[label_out] = pd.to_numeric(df[label_out], errors="coerce")
     bad = df[label_out].isna()
+    if bad.all():
+        raise ScoreModelError(
+            f"{human_path}: column {label!r} is empty for all {len(df)} rows that matched a "
+            f"pass of {passes_path}: no usable human scores")
     if bad.any():
-        log.warning("%d joined rows have no numeric human score; left out", int(bad.sum()))
+        log.warning("%s: %d joined rows have an empty human score (column %r); left out",
+                    human_path, int(bad.sum()), label)
         df = df[~bad]
-    return df.reset_index(drop=True), label_out
+    df = df.reset_index(drop=True)
+    df[label_out] = df[label_out].astype(int)
+    return df, label_out
 
 
 def feature_columns(df, max_missing: float = 0.3, exclude: Sequence[str] = ()) -> list[str]:

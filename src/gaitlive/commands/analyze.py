@@ -5,11 +5,26 @@ pose file (.h5/.csv, single- or multi-animal) or a flat keypoint CSV (the T-LEAP
 layout, with ``--profile cow-side``). Writes ``DIR/<stem>_steps.csv`` and
 ``DIR/<stem>_passes.csv``; for a video also ``DIR/<stem>.h5``/``.csv`` (poses) and
 ``DIR/<stem>_labeled.mp4``. Several inputs also give ``DIR/passes.csv`` (all passes).
+
+Every input is checked before any is analysed: it must exist and be a supported type, no
+two may have the same stem, and an existing ``DIR/<stem>.h5``/``.csv`` that a video would
+write must have been written by gaitlive analyze (else choose another --out). Ctrl-C or
+SIGTERM during a video writes the poses, steps and passes of the frames analysed so far
+and exits with status 130 (a second Ctrl-C stops at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,12 +49,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """While inside: SIGINT and SIGTERM raise :class:`~gaitlive.analyze.AnalyzeInterrupted`
+    (naming the signal), so that SIGTERM stops an analysis as cleanly as Ctrl-C. A signal
+    the process ignores stays ignored; outside the main thread nothing changes."""
+    from gaitlive.analyze import AnalyzeInterrupted
 
+    def handler(signum: int, _frame: Any) -> None:
+        raise AnalyzeInterrupted(signal.Signals(signum).name)
+
+    old: dict[int, Any] = {}
+    try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(s) is not signal.SIG_IGN:
+                old[s] = signal.signal(s, handler)
+    except ValueError:  # not the main thread: signals stay as they are
+        pass
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _print_result(inp: Path, res: Any) -> None:
+    n_scored = sum(p.scored for p in res.passes)
+    print(f"{inp}: {len(res.passes)} passes ({n_scored} scored), "
+          f"{sum(p.n_steps for p in res.passes)} steps at {res.fps:g} fps")
+    for p in res.passes:
+        s = f"score {p.score:.2f} (class {p.score_class}, p={p.confidence:.2f})" \
+            if p.scored else f"unscored: {p.reason}"
+        print(f"  pass {p.pass_id} bird {p.individual} frames {p.start_frame}-"
+              f"{p.end_frame}: {p.n_steps} steps, cadence "
+              f"{p.features.get('cadence_hz', float('nan')):.2f}/s, {s}")
+    print(f"  -> {res.steps_csv}\n  -> {res.passes_csv}")
+    for extra in (res.pose_file, res.movie):
+        if extra is not None:
+            print(f"  -> {extra}")
+
+
+def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from gaitlive.analyze import AnalyzeError, analyze_file
+    from gaitlive.analyze import (
+        AnalyzeError,
+        _atomic_csv,
+        analyze_file,
+        check_inputs,
+        make_out_dir,
+    )
     from gaitlive.commands import config_from_args
     from gaitlive.paths import resolve_asset
     from gaitlive.score import load_score_model
@@ -47,36 +106,55 @@ def run(args: argparse.Namespace) -> int:
     if args.fps is not None and not args.fps > 0:
         raise AnalyzeError(f"--fps: expected a positive number, got {args.fps}")
     cfg = config_from_args(args)
+    out = Path(args.out)
+    inputs = check_inputs(args.inputs, out)  # every input, before any work
     profile = cfg.profile
     model_file = args.score_model if args.score_model is not None else profile.score.model
     score_model = None
     if model_file and model_file.lower() != "none":
         base = Path(profile_file).parent if (profile_file := cfg.file) else None
         score_model = load_score_model(resolve_asset(model_file, base=base))
-    out = Path(args.out)
-    tables = []
-    for inp in args.inputs:
-        res = analyze_file(inp, out, profile, fps=args.fps, score_model=score_model,
-                           model_path=cfg.model.path, model_settings=cfg.model,
-                           presence=cfg.presence, movie=not args.no_movie,
-                           camera_id=cfg.camera_id, progress=True)
-        n_scored = sum(p.scored for p in res.passes)
-        print(f"{inp}: {len(res.passes)} passes ({n_scored} scored), "
-              f"{sum(p.n_steps for p in res.passes)} steps at {res.fps:g} fps")
-        for p in res.passes:
-            s = f"score {p.score:.2f} (class {p.score_class}, p={p.confidence:.2f})" \
-                if p.scored else f"unscored: {p.reason}"
-            print(f"  pass {p.pass_id} bird {p.individual} frames {p.start_frame}-"
-                  f"{p.end_frame}: {p.n_steps} steps, cadence "
-                  f"{p.features.get('cadence_hz', float('nan')):.2f}/s, {s}")
-        print(f"  -> {res.steps_csv}\n  -> {res.passes_csv}")
-        for extra in (res.pose_file, res.movie):
-            if extra is not None:
-                print(f"  -> {extra}")
-        tables.append(pd.read_csv(res.passes_csv, dtype={"video": str}))
-    if len(args.inputs) > 1:
-        from gaitlive.analyze import _atomic_csv
-
-        allp = _atomic_csv(pd.concat(tables, ignore_index=True), out / "passes.csv")
-        print(f"all passes -> {allp}")
+    make_out_dir(out)
+    tables: list[pd.DataFrame] = []
+    stop: str | None = None  # why the batch stopped early
+    not_started: list[Path] = []
+    with _signals_interrupt():
+        for i, inp in enumerate(inputs):
+            not_started = inputs[i + 1:]
+            try:
+                res = analyze_file(inp, out, profile, fps=args.fps, score_model=score_model,
+                                   model_path=cfg.model.path, model_settings=cfg.model,
+                                   presence=cfg.presence, movie=not args.no_movie,
+                                   camera_id=cfg.camera_id, progress=True)
+            except KeyboardInterrupt as e:
+                written = getattr(e, "written", [])
+                stop = (f"{getattr(e, 'signal_name', 'SIGINT')} received while analysing "
+                        f"{inp}: " + (f"written for it: {', '.join(map(str, written))}"
+                                      if written else "nothing written for it"))
+                break
+            _print_result(inp, res)
+            tables.append(pd.read_csv(res.passes_csv, dtype={"video": str}))
+            if res.interrupted is not None:
+                if res.stopped_at is not None:
+                    stop = (f"{res.interrupted} received: stopped {inp} at frame "
+                            f"{res.stopped_at}; its partial outputs (frames 0-"
+                            f"{res.stopped_at - 1}, open passes ended there) are "
+                            f"{res.pose_file}, {res.steps_csv} and {res.passes_csv}")
+                else:
+                    stop = (f"{res.interrupted} received while writing the labelled movie "
+                            f"of {inp}: its poses, steps and passes are complete, the movie "
+                            f"was not written")
+                break
+        else:
+            not_started = []
+        if len(inputs) > 1 and tables:
+            # an interrupted batch never replaces a complete passes.csv of an earlier run
+            name = "passes_partial.csv" if stop else "passes.csv"
+            allp = _atomic_csv(pd.concat(tables, ignore_index=True), out / name)
+            print(f"{'passes so far' if stop else 'all passes'} -> {allp}")
+    if stop is not None:
+        if not_started:
+            stop += f"; not analysed: {', '.join(map(str, not_started))}"
+        print(f"gaitlive analyze: interrupted: {stop}", file=sys.stderr, flush=True)
+        return 130
     return 0

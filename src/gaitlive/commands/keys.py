@@ -25,8 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gaitlive.fileio import output_dir
     from gaitlive.publish.keys import create_keypair
 
+    output_dir(args.out)
+    if args.allow is not None:
+        output_dir(args.allow, "--allow")
     kp = create_keypair(args.out, args.name, allow_dir=args.allow, overwrite=args.force)
     print(f"public key: {kp.public}")
     print(f"secret key: {kp.secret}  (keep private)")

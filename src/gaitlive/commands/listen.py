@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from gaitlive.publish.subscriber import parse_topics
 
     topics = parse_topics(args.topics)
+    if args.duration is not None and not args.duration > 0:
+        raise ValueError(f"--duration: expected seconds > 0 (or leave it out to listen until "
+                         f"stopped), got {args.duration}")
+    if not args.timeout > 0:
+        raise ValueError(f"--timeout: expected seconds > 0, got {args.timeout}")
     if bool(args.curve_server_key) != bool(args.curve_client_cert):
         raise ValueError("--curve-server-key and --curve-client-cert go together (CURVE "
                          "needs the publisher's public key and this subscriber's certificate)")

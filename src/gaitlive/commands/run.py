@@ -92,6 +92,35 @@ def warm_up_gait(profile: Any, fps: float) -> None:
     stage.flush()
 
 
+#: what a run writes into its output folder (``poses.csv`` at the end, the overlay video
+#: with --headless)
+RUN_OUTPUTS = ("poses.h5", "poses.csv", "passes.csv", "steps.csv", "stats.json",
+               "overlay.mp4")
+
+
+def _keep_previous_outputs(out_dir: Path) -> Path | None:
+    """Move an earlier run's outputs in ``out_dir`` to ``out_dir/previous/<time>/`` (the
+    time its files were last written), so a new run never overwrites scores already
+    produced; returns that folder, or None when there was nothing to move."""
+    import datetime
+
+    old = [out_dir / n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
+    if not old:
+        return None
+    t = max(f.stat().st_mtime for f in old)
+    stamp = datetime.datetime.fromtimestamp(t).strftime("%Y%m%d-%H%M%S")
+    dest = out_dir / "previous" / stamp
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = out_dir / "previous" / f"{stamp}-{n}"
+    dest.mkdir(parents=True)
+    for f in old:
+        f.rename(dest / f.name)
+    print(f"the previous run's outputs in {out_dir} were moved to {dest}", flush=True)
+    return dest
+
+
 def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: Path,
                 source: Any, runner: Any, stats: Any) -> None:
     """Append the run's sinks to ``sinks`` (so a failure half-way still closes the ones made):
@@ -145,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, realtime=False)
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames: expected a positive integer, got {args.max_frames}")
-    out_dir = Path(args.out if args.out else cfg.out_dir)
+    from gaitlive.fileio import output_dir
+
+    out_dir = output_dir(args.out if args.out else cfg.out_dir,
+                         "--out" if args.out else f"{cfg.file}: out_dir")
     profile = cfg.profile
 
     # the source first: a wrong camera index or URL fails before the slow model load
@@ -185,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
                          camera_id=cfg.camera_id)
         warm_up_gait(profile, source.fps)
         pipeline_stats = PipelineStats()
+        _keep_previous_outputs(out_dir)
         _make_sinks(sinks, cfg, args, out_dir, source, runner, pipeline_stats)
         shape = source.frame_shape
         init = None
@@ -229,9 +262,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"recorded {recorder.written} frames ({recorder.dropped} dropped) in "
                   f"{len(recorder.segments)} file(s) under {recorder.dir}"
                   + (f"; recording stopped: {recorder.error}" if recorder.error else ""))
-        from gaitlive.fileio import atomic_write_text
+        from gaitlive.fileio import atomic_write_text, jsonable
 
-        atomic_write_text(out_dir / "stats.json", json.dumps(st.summary(), indent=1, default=str))
+        atomic_write_text(out_dir / "stats.json", json.dumps(jsonable(st.summary()), indent=1,
+                                                             default=str, allow_nan=False))
         print(f"outputs in {out_dir}: poses.h5, passes.csv, steps.csv, stats.json", flush=True)
         if failed is not None:
             raise failed

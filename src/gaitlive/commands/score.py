@@ -8,11 +8,27 @@ agreement and writes ``models/NAME.json``.
 ``gaitlive score compare AUTO.csv HUMAN.csv`` prints exact agreement, agreement within one
 point, quadratic-weighted kappa, Spearman's rho, Gwet's AC1 and the confusion matrix, and
 saves the matrix as a PNG (``--plot``).
+
+Human scores must be integers on the scale (default: the profile's score.min_score ..
+max_score, Kestin 0-5 for broilers); an empty cell leaves that pass out, anything else
+(text, 2.6, 9 on a 0-5 scale) is an error naming the file, column and line. Automatic
+scores are continuous and are rounded (halves up, never truncated) for agreement.
+Output paths (--out, --plot, --json) are file names: an existing folder is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+
+def _scale_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default=None,
+                   help="species/view profile whose score scale (score.min_score.."
+                        "max_score) the human scores are on (default: the default "
+                        "config's, broiler-side: Kestin 0-5)")
 
 
 def _join_args(p: argparse.ArgumentParser, first: str) -> None:
@@ -33,16 +49,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("passes", metavar="PASSES.csv", nargs="+",
                    help="passes table(s) from gaitlive analyze")
     f.add_argument("human", metavar="HUMAN_SCORES.csv", help="human scores")
-    f.add_argument("--out", "-o", required=True, help="model file to write (.json)")
+    f.add_argument("--out", "-o", required=True,
+                   help="model file to write (.json is appended when missing; an existing "
+                        "folder is refused: give a file name, e.g. models/NAME)")
     _join_args(f, "PASSES.csv")
     f.add_argument("--features", default=None,
                    help="comma-separated feature columns (default: every feature column "
                         "with values in most passes)")
-    f.add_argument("--l2", type=float, default=1.0, help="ridge penalty (default 1)")
+    f.add_argument("--l2", type=float, default=1.0,
+                   help="ridge penalty, a finite number >= 0 (default 1)")
     f.add_argument("--folds", type=int, default=5,
-                   help="cross-validation folds (>= number of passes: leave-one-out)")
-    f.add_argument("--min-score", type=int, default=None, help="lowest class of the scale")
-    f.add_argument("--max-score", type=int, default=None, help="highest class of the scale")
+                   help="cross-validation folds, >= 2 (>= number of passes: leave-one-out)")
+    _scale_args(f)
+    f.add_argument("--min-score", type=int, default=None,
+                   help="lowest class of the scale (given alone, the profile's max_score is "
+                        "the highest); with either, the model has every class of the scale, "
+                        "else only the classes the human scores use")
+    f.add_argument("--max-score", type=int, default=None,
+                   help="highest class of the scale (given alone, the profile's min_score "
+                        "is the lowest)")
     f.set_defaults(func=run_fit)
     c = ss.add_parser("compare", help="agreement of automatic and human scores")
     c.add_argument("auto", metavar="AUTO.csv", help="passes table(s) with automatic scores")
@@ -50,11 +75,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     _join_args(c, "AUTO.csv")
     c.add_argument("--auto-col", default=None,
                    help="automatic score column (default: score_class, else score rounded)")
+    _scale_args(c)
     c.add_argument("--plot", default=None,
-                   help="confusion-matrix PNG (default: <AUTO stem>_confusion.png beside it)")
-    c.add_argument("--json", default=None, help="also write the agreement as JSON here")
+                   help="confusion-matrix image file (default: <AUTO stem>_confusion.png "
+                        "beside it; .png is appended to a name without a suffix; an "
+                        "existing folder is refused)")
+    c.add_argument("--json", default=None,
+                   help="also write the agreement to this JSON file (an existing folder is "
+                        "refused)")
     c.set_defaults(func=run_compare)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def _profile(args: argparse.Namespace) -> Any:  # -> gaitlive.config.Profile
+    from gaitlive.config import load_config
+
+    return load_config(None, overrides={"profile": args.profile}).profile
+
+
+def _scale(args: argparse.Namespace) -> tuple[tuple[int, int], str, bool]:
+    """The score scale ``(lo, hi)``, a note saying where it comes from, and whether the
+    user set it (``--min-score``/``--max-score``, fit only)."""
+    prof = _profile(args)
+    lo_opt, hi_opt = getattr(args, "min_score", None), getattr(args, "max_score", None)
+    lo = lo_opt if lo_opt is not None else prof.score.min_score
+    hi = hi_opt if hi_opt is not None else prof.score.max_score
+    if lo_opt is None and hi_opt is None:
+        return (lo, hi), f" (the {prof.score.scale} scale of profile {prof.name})", False
+    if lo >= hi:
+        src_lo = f"--min-score {lo}" if lo_opt is not None else \
+            f"the lowest score {lo} (min_score of profile {prof.name})"
+        src_hi = f"--max-score {hi}" if hi_opt is not None else \
+            f"the highest score {hi} (max_score of profile {prof.name})"
+        raise ValueError(f"{src_lo} must be below {src_hi}")
+    if lo_opt is None:
+        return (lo, hi), f" (min_score of profile {prof.name}, --max-score)", True
+    if hi_opt is None:
+        return (lo, hi), f" (--min-score, max_score of profile {prof.name})", True
+    return (lo, hi), " (--min-score/--max-score)", True
+
+
+def _output_file(option: str, value: str) -> Path:
+    """An output path given as a file name; an existing folder is an error."""
+    path = Path(value)
+    if path.is_dir() or value.endswith(("/", "\\")):
+        raise ValueError(f"{option} {value}: is a folder; expected a file name "
+                         f"(e.g. {path / 'NAME'})")
+    return path
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -71,19 +138,32 @@ def run_fit(args: argparse.Namespace) -> int:
         read_table,
     )
 
+    # options first: nothing is read or written with a bad one
+    if not (math.isfinite(args.l2) and args.l2 >= 0):
+        raise ValueError(f"--l2: expected a finite number >= 0, got {args.l2}")
+    if args.folds < 2:
+        raise ValueError(f"--folds: expected at least 2, got {args.folds}")
+    out = _output_file("--out", args.out)
+    if out.suffix.lower() != ".json" and out.with_name(out.name + ".json").is_dir():
+        raise ValueError(f"--out {args.out}: {out.name}.json is a folder; expected a file name")
+    scale, note, fixed = _scale(args)
     passes = pd.concat([read_table(p) for p in args.passes], ignore_index=True)
     human = read_table(args.human)
     df, label = join_scores(passes, human, args.key, args.human_key, args.label,
-                            args.passes[0], args.human)
+                            args.passes[0], args.human, scale=scale, scale_note=note)
     feats = args.features.split(",") if args.features else feature_columns(df, exclude=[label])
     unknown = [f for f in feats if f not in df]
     if unknown:
         raise ValueError(f"--features: {unknown} are not columns of {args.passes[0]}")
+    text = [f for f in feats if not pd.api.types.is_numeric_dtype(df[f])]
+    if text:
+        raise ValueError(f"--features: columns {text} of {args.passes[0]} are not numeric")
+    if not feats:
+        raise ValueError(f"{args.passes[0]}: no numeric feature column with values in most "
+                         "passes; name them with --features")
     X = df[feats].to_numpy(dtype=float)
     y = df[label].to_numpy(dtype=int)
-    classes = None
-    if args.min_score is not None and args.max_score is not None:
-        classes = list(range(args.min_score, args.max_score + 1))
+    classes = list(range(scale[0], scale[1] + 1)) if fixed else None
     pred = cross_validated_predictions(X, y, feats, folds=args.folds, l2=args.l2,
                                        classes=classes)
     ag = compute_agreement(pred, y, labels=classes)
@@ -95,7 +175,7 @@ def run_fit(args: argparse.Namespace) -> int:
         "fitted_on": [str(p) for p in args.passes], "human": str(args.human),
         "label": label, "n": int(len(y)), "l2": args.l2,
         "cv": {k: v for k, v in ag.items() if k != "confusion"}})
-    path = model.save(args.out)
+    path = model.save(out)
     order = np.argsort(-np.abs(model.weights))[:8]
     print("largest weights: " + ", ".join(f"{feats[i]} {model.weights[i]:+.2f}"
                                           for i in order))
@@ -105,9 +185,9 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     import numpy as np
+    import pandas as pd
 
     from gaitlive.score import (
         compute_agreement,
@@ -115,28 +195,64 @@ def run_compare(args: argparse.Namespace) -> int:
         join_scores,
         plot_confusion,
         read_table,
+        round_scores,
     )
 
+    # output paths first: nothing is computed or written with a bad one
+    if args.plot:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        plot = _output_file("--plot", args.plot)
+        if not plot.suffix:
+            plot = plot.with_name(plot.name + ".png")
+        fmts = FigureCanvasBase.get_supported_filetypes()
+        if plot.suffix[1:].lower() not in fmts:
+            raise ValueError(f"--plot {args.plot}: unknown image format {plot.suffix!r}; "
+                             f"expected one of {', '.join('.' + f for f in sorted(fmts))}")
+    else:
+        plot = Path(args.auto).with_name(Path(args.auto).stem + "_confusion.png")
+    json_out = _output_file("--json", args.json) if args.json else None
+    for opt, p in (("--plot", plot), ("--json", json_out)):
+        if p is not None and p.is_dir():
+            raise ValueError(f"{opt}: {p} is a folder; expected a file name")
+    scale, note, _ = _scale(args)
     auto = read_table(args.auto)
     human = read_table(args.human)
     df, label = join_scores(auto, human, args.key, args.human_key, args.label, args.auto,
-                            args.human, suffix="_human")
+                            args.human, suffix="_human", scale=scale, scale_note=note)
     col = args.auto_col
     if col is None:
         col = "score_class" if "score_class" in auto else "score"
-    if col not in df:
+    if col not in auto:
         raise ValueError(f"{args.auto}: no automatic score column {col!r} "
                          f"(columns: {list(auto.columns)})")
-    a = df[col].to_numpy(dtype=float)
+    a_all = pd.to_numeric(auto[col], errors="coerce")
+    text = np.flatnonzero(a_all.isna().to_numpy() & auto[col].notna().to_numpy()
+                          & auto[col].astype(str).str.strip().ne("").to_numpy())
+    if len(text):
+        i = int(text[0])
+        raise ValueError(f"{args.auto}: column {col!r}, line {i + 2}: {auto[col].iloc[i]!r} "
+                         "is not a number; expected automatic scores (choose the column "
+                         "with --auto-col)")
+    if a_all.isna().all():
+        raise ValueError(f"all {len(auto)} passes in {args.auto} are unscored ({col} empty): "
+                         "analyse with a score model (gaitlive analyze --score-model "
+                         "MODEL.json, or a profile with score.model)")
+    a = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(a)
+    if not ok.any():
+        raise ValueError(f"{args.auto}: all {len(df)} passes with a human score in "
+                         f"{args.human} are unscored ({col} empty): no automatic scores to "
+                         "compare")
     if not ok.all():
         print(f"{int((~ok).sum())} unscored passes left out")
-    ag = compute_agreement(np.round(a[ok]).astype(int), df[label].to_numpy(dtype=int)[ok])
+    # automatic scores are continuous: rounded to the nearest class (halves up)
+    ag = compute_agreement(round_scores(a[ok]).astype(int), df[label].to_numpy()[ok])
     print(format_agreement(ag))
-    plot = Path(args.plot) if args.plot else Path(args.auto).with_name(
-        Path(args.auto).stem + "_confusion.png")
     print(f"confusion matrix -> {plot_confusion(ag, plot)}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(ag, indent=1))
-        print(f"agreement -> {args.json}")
+    if json_out is not None:
+        from gaitlive.fileio import atomic_write_text, jsonable
+
+        atomic_write_text(json_out, json.dumps(jsonable(ag), indent=1, allow_nan=False))
+        print(f"agreement -> {json_out}")
     return 0

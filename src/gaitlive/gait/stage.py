@@ -132,6 +132,8 @@ class _Track:
         self.vy = 0.0
         self.last_count = 0  # keypoints present when last seen
         self.scale = np.nan
+        # keypoints' extent (px) while the leg length is unknown: the matching scale then
+        self.extent = math.nan
         self.pose_row = -1
         self.rolling: dict[str, float] = {}
         self.n_steps = 0
@@ -245,6 +247,7 @@ class GaitStage:
             else:
                 for f in range(self.last_frame + 1, frame_index):
                     self._step_all(f, None, upd)
+                upd.tracks.clear()  # the tracks as of this frame only (added below)
         self.last_frame = frame_index
         self._step_all(frame_index, poses, upd)
         return upd
@@ -285,6 +288,23 @@ class GaitStage:
         dt = frame - tr.last_seen
         return tr.cx + tr.vx * dt, tr.cy + tr.vy * dt
 
+    @staticmethod
+    def _match_scale(tr: _Track) -> float:
+        """Pixels per unit of ``max_match_distance``: the leg length, or, until a leg has
+        been seen, the extent of the bird's keypoints (looser: about 2 leg lengths), so a
+        young track does not take a detection anywhere in the image."""
+        if math.isfinite(tr.scale) and tr.scale > 0:
+            return tr.scale
+        return tr.extent if math.isfinite(tr.extent) and tr.extent > 0 else math.nan
+
+    def _note_extent(self, tr: _Track, pose: np.ndarray) -> None:
+        if math.isfinite(tr.scale):
+            return  # only needed until the leg length is known
+        ok = pose[:, 2] >= self.pcutoff
+        if ok.sum() >= 2:
+            pts = pose[ok, :2]
+            tr.extent = float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1])))
+
     def _assign(self, rows: list[int], centres: list[list[float]], frame: int
                 ) -> dict[int, int]:
         """track position -> detection position."""
@@ -294,8 +314,9 @@ class GaitStage:
         if len(rows) == 1 and len(self.tracks) == 1:
             tr = self.tracks[0]
             px, py = self._predicted(tr, frame)
-            d = math.hypot(centres[0][0] - px, centres[0][1] - py) \
-                / tr.scale if math.isfinite(tr.scale) else 0.0
+            s = self._match_scale(tr)
+            d = math.hypot(centres[0][0] - px, centres[0][1] - py) / s \
+                if math.isfinite(s) else 0.0
             return {0: 0} if not (d > max_d) else {}
         from scipy.optimize import linear_sum_assignment
 
@@ -305,7 +326,8 @@ class GaitStage:
             px, py = self._predicted(tr, frame)
             if not (math.isfinite(px) and math.isfinite(py)):
                 continue
-            s = tr.scale if math.isfinite(tr.scale) and tr.scale > 0 else np.inf
+            s = self._match_scale(tr)
+            s = s if math.isfinite(s) else np.inf
             d = np.hypot(cen[:, 0] - px, cen[:, 1] - py) / s
             cost[i] = np.where(d <= max_d, d, 1e6)
         ti, di = linear_sum_assignment(cost)
@@ -322,6 +344,7 @@ class GaitStage:
                 j = match[i]
                 assert poses is not None
                 self._run(tr, frame, poses[rows[j]], rows[j], upd)
+                self._note_extent(tr, poses[rows[j]])
                 cx, cy = centres[j]
                 if tr.last_seen == frame - 1 and tr.cx == tr.cx and tr.cy == tr.cy:
                     vx = 0.7 * tr.vx + 0.3 * (cx - tr.cx)
@@ -352,6 +375,7 @@ class GaitStage:
             self._next_pass += 1
             self.tracks.append(tr)
             self._run(tr, frame, poses[r], r, upd)
+            self._note_extent(tr, poses[r])
             tr.cx, tr.cy = centres[j]
             tr.last_count = counts[j]
             tr.n_seen = 1

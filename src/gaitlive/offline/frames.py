@@ -203,6 +203,10 @@ def compute_frame_picks(cap: Any, n: int, *, algo: str = "kmeans", seed: int | N
                                   f"expected one of {list(ALGORITHMS)}")
     if n < 1:
         raise FrameSelectionError(f"number of frames to pick must be >= 1, got {n}")
+    if step < 1:
+        raise FrameSelectionError(f"step: expected >= 1 (every STEP-th frame), got {step}")
+    if resize_width < 1:
+        raise FrameSelectionError(f"resize_width: expected >= 1 pixel, got {resize_width}")
     if not 0.0 <= start < stop <= 1.0:
         raise FrameSelectionError(f"expected 0 <= start < stop <= 1, got start={start} "
                                   f"stop={stop}")

@@ -8,6 +8,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,12 @@ class OverlaySink:
                 self._missed.append((update, poses))
             return False
 
+    def add_events(self, update: GaitUpdate) -> None:
+        """Steps and passes that came without a frame (the passes a stream reset ended):
+        drawn with the next frame, as those of a dropped frame."""
+        if not self._closed and (update.steps or update.passes):
+            self._missed.append((update, None))
+
     def _loop(self) -> None:
         try:
             while True:
@@ -225,8 +232,15 @@ class OverlaySink:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive():  # a dead draw thread never empties a full queue
+            try:
+                self._queue.put(None, timeout=0.5)
+                break
+            except queue.Full:
+                if time.monotonic() > deadline:
+                    break
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
             log.warning("overlay thread did not finish within %.1f s", timeout)
 

@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 import zmq
 
+from gaitlive.fileio import jsonable
 from gaitlive.publish import messages as M
 from gaitlive.publish.keys import ClientSecurity
 from gaitlive.publish.sidechannel import SideChannelClient, SideChannelError
@@ -287,7 +288,7 @@ class PrintStore(ScoreStore):
         self.out = out or sys.stdout
 
     def _emit(self, obj: dict[str, Any]) -> None:
-        self.out.write(json.dumps(_jsonable(obj), allow_nan=False) + "\n")
+        self.out.write(json.dumps(jsonable(obj), allow_nan=False) + "\n")
         self.out.flush()
 
     def _write_pass(self, row: dict[str, Any]) -> None:
@@ -305,18 +306,6 @@ class PrintStore(ScoreStore):
             body["jpeg"] = len(body["jpeg"])
         self._emit({"topic": msg.kind, "camera_id": msg.camera_id,
                     "publisher_id": msg.publisher_id, "seq": msg.seq, **body})
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, bytes):
-        return len(v)
-    return v
 
 
 # --------------------------------------------------------------------------------------

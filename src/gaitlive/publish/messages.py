@@ -95,6 +95,32 @@ def validate_camera_id(camera_id: str) -> str:
     return camera_id
 
 
+_TCP_RE = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\s]+):(?P<port>\*|[0-9]+)$")
+
+
+def validate_endpoint(endpoint: str, what: str = "endpoint", *, wildcard: bool = True) -> str:
+    """Return ``endpoint`` if ZeroMQ can use it, else raise :class:`MessageError` naming
+    ``what``.
+
+    Accepted: ``tcp://HOST:PORT`` with PORT 1-65535 (or ``*`` or ``0``, a free port, where
+    ``wildcard``), ``ipc://PATH`` and ``inproc://NAME``, optionally prefixed by ``>``
+    (connect) or ``@`` (bind). libzmq itself takes port 99999 and binds some other port,
+    so a mistyped port is caught here instead."""
+    text = endpoint[1:] if endpoint[:1] in (">", "@") else endpoint
+    ok = False
+    m = _TCP_RE.match(text)
+    if m:
+        port = m.group("port")
+        ok = (port in ("*", "0") and wildcard) or (port.isdigit() and 1 <= int(port) <= 65535)
+    elif text.startswith(("ipc://", "inproc://")):
+        ok = len(text.split("://", 1)[1]) > 0
+    if not ok:
+        port_rule = "1-65535, or * for a free port" if wildcard else "1-65535"
+        raise MessageError(f"{what}: expected a ZeroMQ endpoint like tcp://127.0.0.1:5556 "
+                           f"(port {port_rule}), ipc://PATH or inproc://NAME, got {endpoint!r}")
+    return endpoint
+
+
 def topic(kind: str, camera_id: str) -> bytes:
     """The topic frame of a message, e.g. ``topic("pose", "cam0") == b"pose/cam0/"``."""
     if kind not in TOPICS:

@@ -82,10 +82,6 @@ def _plain(v: Any, depth: int = 0) -> Any:
     return str(v)
 
 
-class _JournalRetry(RuntimeError):
-    pass
-
-
 class Publisher:
     """Publishes poses, steps, pass scores, status and overlay frames of one camera.
 
@@ -121,6 +117,16 @@ class Publisher:
         self._seq = {k: itertools.count(1) for k in M.TOPICS if k != "pass"}
         self._lossy: collections.deque[tuple[Any, ...]] = collections.deque()
         self._important: collections.deque[tuple[Any, ...]] = collections.deque()
+        # passes the journal could not take yet (retried with backoff, in order; the other
+        # topics and the heartbeat go on meanwhile): a score is never published unjournaled
+        self._held: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._journal_error = ""
+        self._retry_at = 0.0
+        self._retry_delay = 0.0
+        self._close_lock = threading.Lock()
+        self._orphaned = False  # close() gave up waiting: the thread tears down on its way out
+        self._thread_done = False
+        self._last_jpeg = -(10 ** 9)  # frame index of the last overlay image queued
         self._wake = threading.Event()
         self._idle = False  # the publisher thread is (about to be) waiting on _wake
         self._stopping = False
@@ -215,13 +221,22 @@ class Publisher:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
-            if self._thread.is_alive():
-                log.warning("publisher thread did not stop in %.1f s", timeout_s)
-        unsent = sum(1 for it in self._important if it[0] == "pass")
+        with self._close_lock:
+            alive = self._thread is not None and not self._thread_done
+            # copies: the thread may still be popping from them
+            unsent = len(list(self._held)) + sum(1 for it in list(self._important)
+                                                 if it[0] == "pass")
+            if alive:
+                # never close sockets or the journal under a running thread: it does so
+                # itself when it gets out of the call it is blocked in
+                log.warning("publisher thread did not stop in %.1f s; it closes the "
+                            "sockets and the journal when it finishes", timeout_s)
+                self._orphaned = True
+            else:
+                self._teardown()
         if unsent:
             log.error("%d pass scores could not be journaled before closing (journal %s) and "
                       "were not published", unsent, self.settings.journal)
-        self._teardown()
         self._started = False
 
     def _teardown(self) -> None:
@@ -309,8 +324,11 @@ class Publisher:
 
     def wants_frame(self, frame_index: int) -> bool:
         """Whether the pipeline should JPEG-encode this frame for :meth:`publish_frame`
-        (``publish.jpeg`` on and ``frame_index`` a multiple of ``jpeg_every``)."""
-        return self.settings.jpeg and frame_index % self.settings.jpeg_every == 0
+        (``publish.jpeg`` on and at least ``jpeg_every`` frames since the last one sent, so
+        frames dropped upstream cannot keep skipping every candidate)."""
+        return self.settings.jpeg and (
+            frame_index - self._last_jpeg >= self.settings.jpeg_every
+            or frame_index < self._last_jpeg)  # a new stream counts from 0 again
 
     def publish_frame(self, frame_index: int, jpeg_bytes: bytes) -> None:
         """Queue an overlay image (JPEG bytes); ignored unless ``publish.jpeg`` is on."""
@@ -318,6 +336,7 @@ class Publisher:
             return
         if not self.settings.jpeg:
             return
+        self._last_jpeg = int(frame_index)
         self._push_lossy(("frame", next(self._seq["frame"]), time.monotonic(), time.time(),
                           (frame_index, bytes(jpeg_bytes))))
 
@@ -353,7 +372,8 @@ class Publisher:
             "publisher_id": self.publisher_id, "epoch": self.epoch, "camera_id": self.camera_id,
             "endpoint": self.endpoint, "side_channel": self.side_endpoint,
             "published": dict(self._published), "queue_drops": self._queue_drops,
-            "queued": len(self._lossy) + len(self._important), "pass_seq": self._pass_seq,
+            "queued": len(self._lossy) + len(self._important) + len(self._held),
+            "pass_seq": self._pass_seq, "passes_waiting": len(self._held),
             "send_errors": self._send_errors, "dropped_after_close": self._after_close,
             "side_requests": self._side.requests if self._side else 0,
         }
@@ -378,6 +398,9 @@ class Publisher:
         body = {"state": "running", "camera_id": self.camera_id, **self._status,
                 "model": self.model, "pass_seq": self._pass_seq,
                 "published": dict(self._published), "queue_drops": self._queue_drops}
+        if self._journal_error:  # passes wait for the journal (published once it works)
+            body["journal_error"] = self._journal_error
+            body["passes_waiting"] = len(self._held)
         self._send("status", self._header(next(self._seq["status"]), t_mono, t_wall, True),
                    M.pack(body))
         self._last_status = time.monotonic()
@@ -405,17 +428,8 @@ class Publisher:
                 self._send_errors += 1
                 log.warning("publish pose failed: %s", e)
         elif kind == "pass":
-            body = M.pack(payload)
-            assert self._journal is not None
-            try:
-                seq = self._journal.append(self.publisher_id, self.camera_id, body, t_mono,
-                                           t_wall)
-            except Exception as e:
-                # keep the pass queued and retry: a score is never published unjournaled
-                self._important.appendleft(item)
-                raise _JournalRetry(f"journal {self.settings.journal}: {e}") from e
-            self._pass_seq = seq
-            self._send(kind, self._header(seq, t_mono, t_wall, True), body)
+            self._held.append(item)  # behind any pass still waiting: order is kept
+            self._journal_held(force=not self._journal_error)
         elif kind == "status":
             self._send_status(payload, t_mono, t_wall)
         elif kind == "step":
@@ -424,12 +438,54 @@ class Publisher:
             frame, jpeg = payload
             self._send(kind, self._header(seq, t_mono, t_wall), M.pack(M.frame_body(frame, jpeg)))
 
+    def _journal_held(self, force: bool = False) -> None:
+        """Journal and publish the held passes in order; on a journal error keep them and
+        retry later (backoff 0.5 s doubling to 30 s), reporting it in ``status``."""
+        if not self._held or not (force or time.monotonic() >= self._retry_at):
+            return
+        assert self._journal is not None
+        while self._held:
+            _, _, t_mono, t_wall, payload = self._held[0]
+            body = M.pack(payload)
+            try:
+                seq = self._journal.append(self.publisher_id, self.camera_id, body, t_mono,
+                                           t_wall)
+            except Exception as e:
+                self._retry_delay = min(max(2 * self._retry_delay, 0.5), 30.0)
+                self._retry_at = time.monotonic() + self._retry_delay
+                first = not self._journal_error
+                self._journal_error = f"journal {self.settings.journal}: {e}"
+                log.error("cannot journal a pass (%d waiting), retrying in %.1f s: %s",
+                          len(self._held), self._retry_delay, self._journal_error)
+                if first:  # subscribers learn of it now, not at the next heartbeat
+                    self._send_status(None, time.monotonic(), time.time())
+                return
+            self._held.popleft()
+            self._pass_seq = seq
+            self._send("pass", self._header(seq, t_mono, t_wall, True), body)
+        if self._journal_error:
+            log.warning("journal works again: the waiting passes were published")
+            self._journal_error = ""
+            self._retry_delay = 0.0
+            self._send_status(None, time.monotonic(), time.time())
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._close_lock:
+                self._thread_done = True
+                if self._orphaned:
+                    self._teardown()
+
+    def _loop(self) -> None:
         hb = self.settings.heartbeat_s
         important, lossy = self._important, self._lossy
         self._send_status(None, time.monotonic(), time.time())
         while True:
             wait = self._last_status + hb - time.monotonic()
+            if self._held:
+                wait = min(wait, self._retry_at - time.monotonic())
             self._idle = True  # producers now wake us; then look at the queues once more
             if wait > 0 and not important and not lossy and not self._stopping:
                 self._wake.wait(wait)
@@ -443,13 +499,12 @@ class Publisher:
                         if not lossy:
                             break
                         self._handle(lossy.popleft())
-                except _JournalRetry as e:
-                    log.error("cannot journal a pass, retrying in 0.5 s: %s", e)
-                    self._wake.wait(0.5)
-                    if self._stopping:
-                        break
                 except Exception:  # never let one bad item kill the publisher
                     log.exception("publisher: failed to send a message")
+            try:
+                self._journal_held(force=self._stopping)
+            except Exception:
+                log.exception("publisher: failed to send a message")
             if self._stopping:
                 break
             if time.monotonic() - self._last_status >= hb:

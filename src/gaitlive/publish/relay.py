@@ -19,6 +19,8 @@ import threading
 
 import zmq
 
+from gaitlive.publish.messages import MessageError, validate_endpoint
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Relay", "RelayError"]
@@ -48,6 +50,11 @@ class Relay:
 
     def __init__(self, frontend: str, backend: str, *, hwm: int = 10000,
                  ctx: zmq.Context | None = None) -> None:
+        for ep, name in ((frontend, "--frontend"), (backend, "--backend")):
+            try:
+                validate_endpoint(ep, name)
+            except MessageError as e:
+                raise RelayError(str(e)) from None
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.hwm = hwm

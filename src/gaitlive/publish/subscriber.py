@@ -72,6 +72,7 @@ class Subscriber:
                  max_lag_s: float | None = None) -> None:
         self.topics = parse_topics(topics)
         self.camera = M.validate_camera_id(camera) if camera is not None else None
+        M.validate_endpoint(endpoint, "subscriber endpoint", wildcard=endpoint.startswith("@"))
         self._own_ctx = ctx is None
         self.ctx = ctx or zmq.Context()
         self.endpoint = endpoint

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from gaitlive.dlcio import PoseData, write_collected_data, write_pose
-from gaitlive.fileio import atomic_write_bytes
+from gaitlive.fileio import atomic_write_bytes, jsonable
 from gaitlive.synth.kinematics import BODYPARTS
 from gaitlive.synth.world import SynthSequence, simulate_sequence
 
@@ -61,21 +61,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        v = float(x)
-        return None if not np.isfinite(v) else round(v, 6)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    return x
 
 
 def write_truth(seq: SynthSequence, out_dir: str | os.PathLike[str], stem: str,
@@ -109,7 +94,7 @@ def write_truth(seq: SynthSequence, out_dir: str | os.PathLike[str], stem: str,
         **(extra or {}),
     }
     js = out / f"{stem}_truth.json"
-    atomic_write_bytes(js, json.dumps(_jsonable(meta), indent=1).encode())
+    atomic_write_bytes(js, json.dumps(jsonable(meta, 6), indent=1, allow_nan=False).encode())
     rows = []
     for p in seq.passes:
         for foot in ("left", "right"):
