@@ -210,34 +210,29 @@ def test_analyze_video_keeps_a_pose_file_it_did_not_write(tmp_path, tiny_model, 
 def test_analyze_interrupted_video_keeps_partial_outputs(tmp_path, tiny_model, sig):
     """Ctrl-C or SIGTERM during a long video: the poses so far and the steps and passes of
     those frames are written, and the exit status is 130 with a message saying where."""
-    import os
     import re
     import signal
     import subprocess
     import sys
-    import threading
     import time
 
     from gaitlive.dlcio import read_pose
 
     video = _write_clip(tmp_path / "long.mp4", n_frames=1500)
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gaitlive.cli", "analyze", str(video), "--model",
-         str(tiny_model), "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    err = bytearray()
-    reader = threading.Thread(target=lambda: [err.extend(b) for b in
-                                              iter(lambda: os.read(proc.stderr.fileno(),
-                                                                   4096), b"")],
-                              daemon=True)
-    reader.start()
+    errfile = tmp_path / "stderr.txt"
+    with open(errfile, "wb") as errf:  # a file, not a pipe: nothing races to read it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gaitlive.cli", "analyze", str(video), "--model",
+             str(tiny_model), "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=errf,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     try:
         # tqdm's progress on stderr: "long.mp4:  1%|   | 12/1500 [..."
-        while not any(int(n) >= 5 for n in re.findall(rb"(\d+)/1500 \[", bytes(err))):
-            assert proc.poll() is None, bytes(err).decode(errors="replace")
+        while not any(int(n) >= 5 for n in re.findall(rb"(\d+)/1500 \[",
+                                                      errfile.read_bytes())):
+            assert proc.poll() is None, errfile.read_text(errors="replace")
             assert time.monotonic() < deadline, "no progress from gaitlive analyze"
             time.sleep(0.02)
         proc.send_signal(getattr(signal, sig))
@@ -246,8 +241,7 @@ def test_analyze_interrupted_video_keeps_partial_outputs(tmp_path, tiny_model, s
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    reader.join(timeout=10)
-    text = bytes(err).decode(errors="replace")
+    text = errfile.read_text(errors="replace")
     assert proc.returncode == 130, text
     m = re.search(rf"interrupted: {sig} received: stopped \S*long.mp4 at frame (\d+)", text)
     assert m, text

@@ -166,6 +166,9 @@ def test_report_needs_the_contract_columns(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReportError, match="empty: no <stem>_passes.csv"):
         build_report(tmp_path / "empty", None, PROFILE)
+    assert not (tmp_path / "empty" / "report").exists()  # no empty folder left behind
+    with pytest.raises(ReportError, match=r"--poses .*nowhere: not a folder"):
+        build_report(tmp_path, None, PROFILE, pose_dirs=[tmp_path / "nowhere"])
 
 
 def _pass(individual, pass_id, score, **feat) -> PassResult:

@@ -632,9 +632,24 @@ def build_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     if not source.exists():
         raise ReportError(f"{source}: not found (expected a gaitlive analyze output folder or "
                           f"a pass-score SQLite database)")
+    missing = [str(d) for d in pose_dirs if not Path(d).is_dir()]
+    if missing:
+        raise ReportError(f"--poses {', '.join(missing)}: not a folder (expected folders "
+                          f"holding the analysed pose files <stem>*.h5)")
     base = source if source.is_dir() else source.parent
     out = Path(out_dir) if out_dir is not None else base / "report"
+    existed = out.is_dir()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _build(source, out, profile, fps, pose_dirs, progress)
+    except BaseException:
+        if not existed and not any(out.iterdir()):
+            out.rmdir()  # a failed report leaves no empty folder behind
+        raise
+
+
+def _build(source: Path, out: Path, profile: Profile, fps: float | None,
+           pose_dirs: Sequence[str | os.PathLike[str]], progress: bool) -> ReportResult:
     result = ReportResult(out)
     bar = None
     if source.is_dir():

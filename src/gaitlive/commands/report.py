@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--fps: expected a number > 0, got {args.fps}")
     profile = load_profile(args.profile) if args.profile else load_config(args.config).profile
     if args.out is not None:
-        from gaitlive.fileio import output_dir
+        from gaitlive.fileio import check_output_dir
 
-        output_dir(args.out)
+        check_output_dir(args.out)
     res = build_report(args.source, args.out, profile, fps=args.fps, pose_dirs=args.poses,
                        progress=True)
     print(f"wrote {len(res.pass_pngs)} pass reports and {len(res.summary_pngs)} summaries "
