@@ -496,3 +496,38 @@ def test_killed_window_loses_no_click(xvfb_display, tmp_path):
     assert (r.frame, r.current_bodypart) == (0, "left_hock")
     np.testing.assert_array_equal(r.xy[0, :3], [(50 + 40 * k, 60 + 30 * k) for k in range(3)])
     np.testing.assert_array_equal(r.xy[0, 3], (192.0, 152.0))
+
+
+def _set_bodyparts(project: Path, bodyparts: list[str]) -> None:
+    import yaml
+
+    cfg = yaml.safe_load((project / "config.yaml").read_text())
+    cfg["bodyparts"] = bodyparts
+    (project / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def test_a_bodypart_added_to_the_project_is_to_label_not_occluded(project):
+    _set_bodyparts(project, BPS[:-1])  # labelled before right_foot was in the project
+    s = AnnotationSession(project)
+    s.goto(0)
+    first = s.current.key
+    for k in range(len(BPS) - 1):
+        s.click(*pt(k))
+    s.save()
+    _set_bodyparts(project, BPS)
+    s2 = AnnotationSession(project)  # with the label file and the state of 7 bodyparts
+    i = [f.key for f in s2.frames].index(first)
+    assert list(s2.status[i]) == [LABELLED] * 7 + [UNSET]
+    np.testing.assert_array_equal(s2.xy[i, :7], [pt(k) for k in range(7)])
+    assert s2.stats()["skipped"] == 0
+    s2.state_path.unlink()  # the label file alone says the same
+    s3 = AnnotationSession(project)
+    assert list(s3.status[i]) == [LABELLED] * 7 + [UNSET]
+    s3.goto(i)
+    assert s3.current_bodypart == "right_foot"
+
+
+def test_deeplabcut_check_labels_folders_are_not_frames_to_label(project):
+    shutil.copytree(project / "labeled-data" / "vidA", project / "labeled-data" / "vidA_labeled")
+    s = AnnotationSession(project)
+    assert sorted({f.video for f in s.frames}) == ["vidA", "vidB"]

@@ -32,6 +32,92 @@ def test_export_needs_a_trained_shuffle(tmp_path, capsys):
     assert "not a DeepLabCut project" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def trained_project(tmp_path_factory) -> Path:
+    """A tiny real DeepLabCut project trained for one epoch: something to export."""
+    proj = make_tiny_dlc_project(tmp_path_factory.mktemp("trained") / "dots", n=8)
+    assert main(["train", str(proj), "--epochs", "1", "--batch-size", "4", "--no-pretrained",
+                 "--widen-factor", "0.125", "--heatmap-stride", "8", "--save-epochs", "1",
+                 "--eval-interval", "1", "--threads", "1"]) == 0
+    return proj
+
+
+def test_export_refuses_a_model_folder_unless_forced(trained_project, tmp_path, capsys):
+    """A folder that holds a model is refused; --force replaces that model's own files (card,
+    weights, held-out and evaluation files) and keeps every other file."""
+    model = tmp_path / "model"
+    assert main(["export", str(trained_project), "--to", str(model)]) == 0
+    capsys.readouterr()
+    for name in ("heldout-metrics.csv", "heldout-gallery.jpg", "evaluation/metrics.csv",
+                 "evaluation/gallery.png", "notes.txt", "keepme.pt"):
+        (model / name).parent.mkdir(exist_ok=True)
+        (model / name).write_text(f"old {name}")
+    card = (model / "model.yaml").read_bytes()
+    weights = (model / "model.pt").read_bytes()
+    # again, without --force: refused, nothing touched
+    assert main(["export", str(trained_project), "--to", str(model), "--name", "new"]) == 2
+    err = capsys.readouterr().err
+    assert f"--to {model}: already holds a model (model.yaml, keepme.pt, model.pt)" in err
+    assert "--force" in err
+    assert (model / "model.yaml").read_bytes() == card
+    assert (model / "model.pt").read_bytes() == weights
+    assert (model / "heldout-metrics.csv").is_file() and not (model / "new.pt").exists()
+    # a bare .pt (no card) is a model too
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "keepme.pt").write_bytes(weights)
+    assert main(["export", str(trained_project), "--to", str(bare)]) == 2
+    assert "already holds a model (keepme.pt)" in capsys.readouterr().err
+    # --force: the old model's files go, the user's stay
+    assert main(["export", str(trained_project), "--to", str(model), "--name", "new",
+                 "--force"]) == 0
+    left = sorted(str(p.relative_to(model)) for p in model.rglob("*"))
+    assert left == ["keepme.pt", "model.yaml", "new.pt", "notes.txt"]
+    assert (model / "keepme.pt").read_text() == "old keepme.pt"
+    new = read_model_card(model)
+    assert new.file == "new.pt" and new.raw["name"] == "new"
+    with load_runner(model) as r:
+        assert r.get_pose(np.zeros((64, 96, 3), np.uint8)).shape == (1, 2, 3)
+    # a file where the folder should be
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", str(trained_project), "--to", str(tmp_path / "afile")]) == 2
+    assert "is a file; expected a model folder" in capsys.readouterr().err
+
+
+def test_export_rejects_bad_resize_and_metrics(trained_project, tmp_path, capsys):
+    """--resize must be a finite factor > 0 and --metrics a metrics.csv with rows; both are
+    checked before anything is written."""
+    model = tmp_path / "model"
+    for bad in ("-1", "0", "inf", "nan"):
+        assert main(["export", str(trained_project), "--to", str(model),
+                     "--resize", bad]) == 2
+        assert f"--resize {bad}: expected a finite scale factor > 0" in \
+            capsys.readouterr().err
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("split,bodypart,n,rmse_px,pck,detected\n")
+    unrelated = tmp_path / "unrelated.csv"
+    unrelated.write_text("frame,x,y\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    text = tmp_path / "text.csv"
+    text.write_text("split,bodypart,rmse_px\ntest,all,many\n")
+    for f, why in ((header_only, "no rows"), (unrelated, "lack ['split', 'bodypart']"),
+                   (empty, "lack ['split', 'bodypart']"),
+                   (text, "line 2: rmse_px: expected a number, got 'many'")):
+        assert main(["export", str(trained_project), "--to", str(model),
+                     "--metrics", str(f)]) == 2
+        err = capsys.readouterr().err
+        assert f"--metrics {f}: " in err and why in err, err
+        assert f == text or "(columns split, bodypart, n, rmse_px" in err
+    assert not model.exists()
+    # the library checks resize too
+    from gaitlive.offline.export import export_project
+
+    with pytest.raises(ValueError, match=r"--resize -0.5: expected a finite scale factor"):
+        export_project(trained_project, model, resize=-0.5)
+    assert not model.exists()
+
+
 def test_model_card_round_trip(tmp_path):
     from gaitlive.testing import make_tiny_pytorch_export
 

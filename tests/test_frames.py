@@ -7,6 +7,7 @@ known exactly.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,19 @@ def test_extract_frames_writes_dlc_project(tmp_path, corridor_video):
     assert again.indices == res.indices and not again.written
     assert len(again.existing) == 6
     assert len(read_config(project / "config.yaml")["video_sets"]) == 1
+
+
+def test_two_videos_with_the_same_file_name_do_not_share_a_folder(tmp_path, corridor_video):
+    project = tmp_path / "broilers"
+    extract_frames(corridor_video, project, 4, seed=3)
+    before = sorted((project / "labeled-data" / corridor_video.stem).iterdir())
+    other = tmp_path / "cam2" / corridor_video.name  # another camera, same file name
+    other.parent.mkdir()
+    shutil.copy(corridor_video, other)
+    with pytest.raises(FrameSelectionError, match=rf"{corridor_video.stem} already holds the "
+                                                   rf"frames of .*{corridor_video.name}"):
+        extract_frames(other, project, 6, seed=4)
+    assert sorted((project / "labeled-data" / corridor_video.stem).iterdir()) == before
 
 
 def test_existing_project_keeps_its_bodyparts(tmp_path, corridor_video):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -263,6 +264,56 @@ def test_bad_model_paths(tmp_path, pt_model):
     (wrong / "model.yaml").write_text(yaml.safe_dump({"bodyparts": ["a", "b"]}))
     with pytest.raises(ModelError, match="disagree"):
         load_runner(wrong)
+
+
+def test_malformed_model_card_values(pt_model, tmp_path, capsys):
+    """A model.yaml value of the wrong kind: a ModelError (a ValueError: one CLI line) naming
+    the card, the key, the value and what was expected; no TypeError traceback."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "m.pt").write_bytes(next(pt_model.glob("*.pt")).read_bytes())
+    card = folder / "model.yaml"
+    cases = [
+        ("input_size: 640", r"input_size: expected \[width, height\] in whole pixels > 0.*"
+                            r"got 640"),
+        ("input_size: [320, -2]", r"input_size: expected \[width, height\].*got \[320, -2\]"),
+        ("input_size: [a, b]", r"input_size: expected \[width, height\].*got \['a', 'b'\]"),
+        ("resize: half", r"resize: expected a finite scale factor > 0.*got 'half'"),
+        ("resize: 0", r"resize: expected a finite scale factor > 0.*got 0"),
+        ("resize: -1", r"resize: expected a finite scale factor > 0.*got -1"),
+        ("resize: .nan", r"resize: expected a finite scale factor > 0.*got nan"),
+        ("skeleton: 5", r"skeleton: expected a list of \[a, b\] pairs.*got 5"),
+        ("skeleton: [head]", r"skeleton\[0\]: expected two of.*got 'head'"),
+        ("bodyparts: head", r"bodyparts: expected a list of bodypart names, got 'head'"),
+        ("metrics: [1, 2]", r"metrics: expected a mapping, got \[1, 2\]"),
+        ("training_data: 3", r"training_data: expected a mapping, got 3"),
+        ("[1, 2]", r"expected a mapping of card keys.*got list"),
+    ]
+    for text, message in cases:
+        card.write_text(text + "\n")
+        with pytest.raises(ModelError, match=rf"^{re.escape(str(card))}: {message}"):
+            read_model_card(folder)
+    # through the CLI: one line, exit 2
+    from gaitlive.cli import main
+    from gaitlive.testing import make_tiny_dlc_project
+
+    proj = make_tiny_dlc_project(tmp_path / "p", n=2, bodyparts=POULTRY_BODYPARTS[:3])
+    card.write_text("input_size: 640\n")
+    assert main(["evaluate", str(proj), "--model", str(folder), "--no-gallery"]) == 2
+    err = capsys.readouterr().err
+    assert "model.yaml: input_size: expected [width, height]" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # a valid card still reads
+    card.write_text("input_size: [320, 240]\nresize: 0.5\nskeleton: [[head, neck]]\n")
+    c = read_model_card(folder)
+    assert c.input_size == (320, 240) and c.resize == 0.5 and c.skeleton == (("head", "neck"),)
+
+
+def test_runner_refuses_a_resize_that_is_not_positive(pt_model):
+    for bad in (0.0, -0.5, float("inf"), float("nan")):
+        with pytest.raises(ModelError, match=r"model\.resize: expected a finite scale factor "
+                                             r"> 0"):
+            load_runner(pt_model, ModelSettings(resize=bad, warmup_frames=0))
 
 
 def test_bad_frames_and_crops(pt_model):

@@ -21,7 +21,12 @@ from gaitlive.offline.evaluate import (
     parse_body_length,
     write_metrics_csv,
 )
-from gaitlive.offline.project import ProjectError, open_project, validate_labels
+from gaitlive.offline.project import (
+    ProjectError,
+    ensure_dlc_config,
+    open_project,
+    validate_labels,
+)
 from gaitlive.testing import make_tiny_dlc_project
 
 BODYPARTS = ["nose", "tail"]
@@ -139,12 +144,16 @@ def test_bad_projects(tmp_path, capsys):
     with pytest.raises(ProjectError, match="not a DeepLabCut project"):
         open_project(tmp_path / "none")
     proj = make_project(tmp_path / "p", n=4)
+    text = (proj / "config.yaml").read_text()
     info = validate_labels(open_project(proj))
     assert info.n_labelled == 4 and info.image_sizes == {(96, 64): 4}
-    # placeholders were filled in
+    assert (proj / "config.yaml").read_text() == text  # opening and validating: read only
+    # DeepLabCut's placeholders are filled in by ensure_dlc_config
+    assert ensure_dlc_config(info)
     cfg = yaml.safe_load((proj / "config.yaml").read_text())
     assert cfg["project_path"] == str(proj)
-    assert list(cfg["video_sets"]) == [str(proj / "videos" / "clip.mp4")]
+    assert cfg["video_sets"] == {str(proj / "videos" / "clip.mp4"): {"crop": "0, 96, 0, 64"}}
+    assert ensure_dlc_config(open_project(proj)) == {}  # nothing missing: not written
 
     # corrupt image
     bad = proj / "labeled-data" / "clip" / "img002.png"
@@ -187,7 +196,7 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
             "--eval-interval", "1", "--threads", "1"]
     assert main(args) == 0
     out = capsys.readouterr()
-    assert "sbatch " in out.err and "--resume" in out.err
+    assert "sbatch " in out.err and "--resume" not in out.err  # a fresh run: none
     train_dir = next(proj.glob("dlc-models-pytorch/iteration-0/*/train"))
     pc = yaml.safe_load((train_dir / "pytorch_config.yaml").read_text())
     assert pc["data"]["train"]["hflip"] is None
@@ -197,7 +206,8 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert "trained 2 epochs" in out.out
 
     assert main(args[:3] + ["3"] + args[4:] + ["--resume"]) == 0
-    assert "trained 3 epochs" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "trained 3 epochs" in out.out and "--resume" in _sbatch_argv(out.err)
     assert (train_dir / "snapshot-003.pt").is_file() or \
         (train_dir / "snapshot-best-003.pt").is_file()
 
@@ -263,6 +273,36 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert "give the first with --model" in capsys.readouterr().err
 
 
+def test_evaluate_refuses_bad_settings_before_any_work(tmp_path, capsys):
+    """A bad --body-length (a bodypart the project lacks) or --resize is refused before
+    DeepLabCut evaluates anything or a model runs: nothing is written."""
+    from gaitlive.testing import make_tiny_pytorch_export
+
+    proj = make_project(tmp_path / "dots", n=8)
+    assert main(["train", str(proj), "--epochs", "1", "--batch-size", "4", "--no-pretrained",
+                 "--widen-factor", "0.125", "--heatmap-stride", "8", "--save-epochs", "1",
+                 "--eval-interval", "1", "--threads", "1"]) == 0
+    capsys.readouterr()
+    config = (proj / "config.yaml").read_bytes()
+    for spec, why in (("head-tail", "unknown bodypart 'head'; expected one of ['nose', 'tail']"),
+                      ("nose", "expected 'extent' or segments like 'a-b,c-d'")):
+        assert main(["evaluate", str(proj), "--body-length", spec, "--out",
+                     str(tmp_path / "ev")]) == 2
+        err = capsys.readouterr().err
+        assert f"gaitlive evaluate: error: --body-length: {why}" in err, err
+    assert not (tmp_path / "ev").exists() and not any(proj.glob("evaluation-results*"))
+    assert (proj / "config.yaml").read_bytes() == config
+    model = make_tiny_pytorch_export(tmp_path / "model", BODYPARTS, heatmap_stride=8)
+    assert main(["evaluate", str(proj), "--model", str(model), "--body-length", "head-tail",
+                 "--out", str(tmp_path / "ev2")]) == 2
+    assert "--body-length: unknown bodypart 'head'" in capsys.readouterr().err
+    for bad in ("0", "-1", "nan"):
+        assert main(["evaluate", str(proj), "--model", str(model), "--resize", bad,
+                     "--out", str(tmp_path / "ev2")]) == 2
+        assert f"--resize {bad}: expected a finite scale factor > 0" in capsys.readouterr().err
+    assert not (tmp_path / "ev2").exists()
+
+
 @pytest.mark.slow
 def test_openfield_mouse_train_evaluate_export_analyze(shared_data, tmp_path, capsys):
     """The real openfield-mouse project (someone else's labels) through the same commands;
@@ -306,9 +346,10 @@ def test_snapshot_and_sbatch_helpers(tmp_path):
     cmd = sbatch_command(Path("/data/proj"), TrainOptions(epochs=50, pretrained=False,
                                                           widen_factor=0.25, crop_size=(320, 240)))
     assert cmd.startswith("sbatch ") and "--gres=gpu:1" in cmd
-    for part in ("gaitlive train /data/proj", "--epochs 50", "--device cuda", "--resume",
+    for part in ("gaitlive train /data/proj", "--epochs 50", "--device cuda",
                  "--no-pretrained", "--widen-factor 0.25", "--crop-size 320x240"):
         assert part in cmd
+    assert "--resume" not in cmd
     cfg = {"model": {"backbone": {"type": "ResNet"}, "backbone_output_channels": 2048,
                      "heads": {}}}
     with pytest.raises(ProjectError, match="need a CSPNeXt backbone"):
@@ -364,3 +405,170 @@ def test_fine_tune_rejects_a_file_that_is_not_a_model(tmp_path):
     bad.write_bytes(b"not a torch file")
     assert main(["train", str(proj), "--epochs", "1", "--no-pretrained",
                  "--init-weights", str(bad)]) == 2
+
+
+# -- repeated runs, fine-tuning architecture, config.yaml, the sbatch line -----------------
+
+TINY = ["--batch-size", "4", "--no-pretrained", "--widen-factor", "0.125", "--heatmap-stride",
+        "8", "--save-epochs", "1", "--eval-interval", "1", "--threads", "1"]
+
+
+def _sbatch_argv(err: str) -> list[str]:
+    """The ``gaitlive train`` argv inside the printed ``sbatch --wrap=...`` line."""
+    import shlex
+
+    line = next(ln.strip() for ln in err.splitlines() if ln.strip().startswith("sbatch "))
+    wrap = next(a for a in shlex.split(line) if a.startswith("--wrap="))[len("--wrap="):]
+    argv = shlex.split(wrap)
+    assert argv[:2] == ["gaitlive", "train"]
+    return argv[1:]
+
+
+def _snapshots(train_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(train_dir.glob("snapshot*.pt"))}
+
+
+def test_fresh_run_moves_the_earlier_run_aside(tmp_path, capsys):
+    """Training again without --resume: the earlier run's snapshots and log move, byte for
+    byte, to a dated folder, the new run starts at epoch 0 and a later --resume continues
+    the new run; a new width remakes random-init.pt; --resume with another width than the
+    snapshot's is a one-line error."""
+    import torch
+
+    proj = make_project(tmp_path / "dots", n=12)
+    assert main(["train", str(proj), "--epochs", "1", *TINY]) == 0
+    assert main(["train", str(proj), "--epochs", "2", *TINY, "--resume"]) == 0
+    capsys.readouterr()
+    train_dir = next(proj.glob("dlc-models-pytorch/iteration-0/*/train"))
+    first_run = _snapshots(train_dir)
+    assert max(first_run) in ("snapshot-best-002.pt", "snapshot-002.pt")
+
+    assert main(["train", str(proj), "--epochs", "1", *TINY]) == 0
+    out = capsys.readouterr()
+    assert "trained 1 epochs" in out.out and "earlier run" in out.out
+    (moved,) = train_dir.glob("previous-*")
+    assert _snapshots(moved) == first_run  # nothing renamed over, nothing lost
+    assert (moved / "learning_stats.csv").is_file() and (moved / "pytorch_config.yaml").is_file()
+    assert set(_snapshots(train_dir)) <= {"snapshot-001.pt", "snapshot-best-001.pt"}
+    assert main(["train", str(proj), "--epochs", "2", *TINY, "--resume"]) == 0
+    assert "trained 2 epochs" in capsys.readouterr().out
+    assert _snapshots(moved) == first_run
+
+    # another width, same shuffle: the random initialisation is made for it again
+    wide = [a if a != "0.125" else "0.25" for a in TINY]
+    assert main(["train", str(proj), "--epochs", "1", *wide]) == 0
+    capsys.readouterr()
+    assert len(list(train_dir.glob("previous-*"))) == 2
+    rand = torch.load(train_dir / "random-init.pt", map_location="cpu")["model"]
+    snap = next(iter(sorted(train_dir.glob("snapshot*.pt"))))
+    trained = torch.load(snap, map_location="cpu", weights_only=False)["model"]
+    assert {k: v.shape for k, v in rand.items()} == {k: v.shape for k, v in trained.items()}
+    # resuming it as the narrow net: one line naming the snapshot, nothing changed
+    before = _snapshots(train_dir)
+    assert main(["train", str(proj), "--epochs", "2", *TINY, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume: the snapshot does not fit" in err and snap.name in err
+    assert len(err.strip().splitlines()) == 1
+    assert _snapshots(train_dir) == before
+
+
+def test_fine_tune_takes_the_architecture_from_the_model(tmp_path, capsys):
+    """--init-weights without --widen-factor/--heatmap-stride trains the model's
+    architecture (as the README's fine-tune command needs); a conflicting value and other
+    bodyparts are one-line errors, before anything is written."""
+    from gaitlive.testing import make_tiny_pytorch_export
+
+    proj = make_project(tmp_path / "dots", n=12)
+    config_text = (proj / "config.yaml").read_text()
+    export = make_tiny_pytorch_export(tmp_path / "base", BODYPARTS, widen_factor=0.125,
+                                      heatmap_stride=8, half=True, seed=3)
+    other = make_tiny_pytorch_export(tmp_path / "other", ["nose", "tail", "foot"],
+                                     widen_factor=0.125, heatmap_stride=8)
+    base = ["train", str(proj), "--epochs", "1", "--batch-size", "4", "--threads", "1",
+            "--save-epochs", "1", "--eval-interval", "1"]
+
+    assert main([*base, "--init-weights", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "--init-weights" in err and "['nose', 'tail', 'foot']" in err
+    assert "['nose', 'tail']" in err and len(err.strip().splitlines()) == 1
+    assert main([*base, "--init-weights", str(export), "--heatmap-stride", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "--init-weights" in err and "--heatmap-stride 8" in err
+    assert "--heatmap-stride 16" in err and len(err.strip().splitlines()) == 1
+    assert (proj / "config.yaml").read_text() == config_text
+    assert not (proj / "dlc-models-pytorch").exists()
+
+    assert main([*base, "--init-weights", str(export)]) == 0
+    err = capsys.readouterr().err
+    train_dir = next(proj.glob("dlc-models-pytorch/iteration-0/*/train"))
+    pc = yaml.safe_load((train_dir / "pytorch_config.yaml").read_text())
+    assert pc["model"]["backbone"]["widen_factor"] == 0.125
+    assert len(pc["model"]["heads"]["bodypart"]["heatmap_config"]["strides"]) == 2
+    argv = _sbatch_argv(err)
+    assert "--widen-factor" in argv and "--heatmap-stride" in argv
+    assert argv[argv.index("--init-weights") + 1] == str(export.resolve())
+
+
+def test_config_yaml_is_kept(tmp_path, capsys):
+    """evaluate/export/train that fail write nothing; training adds only what DeepLabCut
+    needs: the user's entries (an unmounted video path) and comments stay; a new entry gets
+    its video's real size."""
+    proj = make_project(tmp_path / "dots", n=12)
+    cfg_path = proj / "config.yaml"
+    text = cfg_path.read_text()
+    start = text.index("video_sets:")
+    end = text.index("bodyparts:")
+    text = ("# barn 3 project\n" + text[:start] + "# cameras on the NAS\nvideo_sets:\n"
+            "  /mnt/nas/barn/clip.mp4:\n    crop: 0, 1920, 0, 1080  # full HD\n" + text[end:])
+    cfg_path.write_text(text)
+    assert main(["evaluate", str(proj)]) == 2
+    assert main(["export", str(proj), "--to", str(tmp_path / "m")]) == 2
+    assert main(["train", str(proj), "--epochs", "1", "--resume"]) == 2
+    capsys.readouterr()
+    assert cfg_path.read_text() == text
+
+    assert main(["train", str(proj), "--epochs", "1", *TINY]) == 0
+    capsys.readouterr()
+    new = cfg_path.read_text()
+    assert new == text.replace("WILL BE AUTOMATICALLY UPDATED", str(proj))  # project_path only
+    assert main(["evaluate", str(proj), "--out", str(tmp_path / "ev"), "--no-gallery"]) == 0
+    assert "train: 9 frames" in capsys.readouterr().out  # DeepLabCut found the labels
+    assert cfg_path.read_text() == new
+
+    # a labelled folder no entry names: added with its frames' size, not another entry's
+    text = new.replace("/mnt/nas/barn/clip.mp4", "/mnt/nas/barn/cam9.mp4")
+    cfg_path.write_text(text)
+    added = ensure_dlc_config(open_project(proj))
+    assert added == {"video_sets": {str(proj / "videos" / "clip.mp4"): {"crop": "0, 96, 0, 64"}}}
+    cfg = yaml.safe_load(cfg_path.read_text())
+    assert cfg["video_sets"] == {"/mnt/nas/barn/cam9.mp4": {"crop": "0, 1920, 0, 1080"},
+                                 str(proj / "videos" / "clip.mp4"): {"crop": "0, 96, 0, 64"}}
+    assert "# full HD" in cfg_path.read_text() and "# barn 3 project" in cfg_path.read_text()
+
+
+def test_sbatch_line_reproduces_the_options():
+    """The printed cluster command, parsed back by the CLI, gives the run's options (only
+    where it runs differs: cuda, 6 loader processes); --resume only for a resumed run."""
+    import shlex
+
+    from gaitlive.cli import build_parser
+    from gaitlive.commands.train import options_from_args
+    from gaitlive.offline.train import TrainOptions, sbatch_command, sbatch_unreproduced
+
+    opts = TrainOptions(net="cspnext_m", epochs=30, batch_size=6, device="cpu", pretrained=False,
+                        shuffle=2, resume=False, widen_factor=0.25, deepen_factor=0.33,
+                        heatmap_stride=8, lr=0.0005, seed=7, save_epochs=3, eval_interval=5,
+                        workers=0, crop_size=(320, 240), color=False, threads=1,
+                        init_weights="/models/gaitlive-corridor")
+    for resume in (False, True):
+        o = TrainOptions(**{**vars(opts), "resume": resume})
+        line = sbatch_command(Path("/data/my proj"), o)
+        wrap = next(a for a in shlex.split(line) if a.startswith("--wrap="))[len("--wrap="):]
+        args = build_parser().parse_args(shlex.split(wrap)[1:])
+        assert args.project == "/data/my proj"
+        assert options_from_args(args) == TrainOptions(**{**vars(o), "device": "cuda",
+                                                          "workers": 6})
+        assert ("--resume" in shlex.split(wrap)) is resume
+    assert sbatch_unreproduced(opts) == []
+    assert sbatch_unreproduced(TrainOptions(rotation=5.0, extra={"a.b": 1})) == [
+        "rotation", "extra"]

@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -56,6 +57,7 @@ __all__ = [
     "find_model_file",
     "detect_engine",
     "compute_dynamic_crop",
+    "check_resize",
     "MODEL_CARD",
 ]
 
@@ -129,7 +131,7 @@ def find_model_file(path: str | Path) -> Path:
         return p
     card = p / MODEL_CARD
     if card.is_file():
-        name = (_read_yaml(card) or {}).get("file")
+        name = _read_card(card).get("file")
         if name:
             f = p / str(name)
             if not f.is_file():
@@ -148,6 +150,41 @@ def _read_yaml(path: Path) -> Any:
             return yaml.safe_load(f)
     except yaml.YAMLError as e:
         raise ModelError(f"{path}: not valid YAML ({e})") from e
+
+
+def _read_card(card_file: Path) -> dict[str, Any]:
+    """The mapping in ``model.yaml`` (empty for an empty file)."""
+    card = _read_yaml(card_file)
+    if card is None:
+        return {}
+    if not isinstance(card, dict):
+        raise ModelError(f"{card_file}: expected a mapping of card keys (name, file, "
+                         f"bodyparts, resize ...), got {type(card).__name__}")
+    return card
+
+
+def _positive_number(value: Any) -> bool:
+    """True for a finite number > 0 (not a bool, not a string)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def check_resize(value: Any, what: str) -> float:
+    """``value`` as a float when it is a finite number > 0, else a :class:`ModelError`
+    naming ``what`` (e.g. ``"model.resize"`` or ``"model.yaml: resize"``)."""
+    if not _positive_number(value):
+        raise ModelError(f"{what}: expected a finite scale factor > 0 (e.g. 0.5 or 1.0), "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _card_value(card: dict[str, Any], card_file: Path, key: str, kind: type | tuple[type, ...],
+                expected: str) -> Any:
+    """``card[key]`` (None when absent or null) checked to be of ``kind``."""
+    value = card.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise ModelError(f"{card_file}: {key}: expected {expected}, got {value!r}")
+    return value
 
 
 def _load_pt_config(pt: Path) -> dict[str, Any]:
@@ -213,11 +250,7 @@ def read_model_card(path: str | Path) -> ModelCard:
     engine = detect_engine(p)
     folder = p if p.is_dir() else p.parent
     card_file = folder / MODEL_CARD
-    card: dict[str, Any] = {}
-    if card_file.is_file():
-        card = _read_yaml(card_file) or {}
-        if not isinstance(card, dict):
-            raise ModelError(f"{card_file}: expected a mapping, got {type(card).__name__}")
+    card: dict[str, Any] = _read_card(card_file) if card_file.is_file() else {}
 
     # From the model itself: the truth for bodyparts
     net = ""
@@ -238,24 +271,37 @@ def read_model_card(path: str | Path) -> ModelCard:
         file_name = sorted(x.name for x in folder.glob("*.pb"))[0]
     if not bodyparts:
         raise ModelError(f"{p}: the model configuration lists no bodyparts")
-    if card.get("bodyparts") and tuple(card["bodyparts"]) != bodyparts:
-        raise ModelError(f"{card_file}: bodyparts: {card['bodyparts']} disagree with the "
+    card_bps = _card_value(card, card_file, "bodyparts", list, "a list of bodypart names")
+    if card_bps and tuple(card_bps) != bodyparts:
+        raise ModelError(f"{card_file}: bodyparts: {card_bps} disagree with the "
                          f"model's own {list(bodyparts)}")
-    skeleton = tuple(tuple(e) for e in card.get("skeleton", ()) or ())
-    for i, e in enumerate(skeleton):
-        if len(e) != 2 or any(b not in bodyparts for b in e):
+    edges = _card_value(card, card_file, "skeleton", list,
+                        f"a list of [a, b] pairs of {list(bodyparts)}") or []
+    for i, e in enumerate(edges):
+        if not isinstance(e, (list, tuple)) or len(e) != 2 or any(b not in bodyparts for b in e):
             raise ModelError(f"{card_file}: skeleton[{i}]: expected two of {list(bodyparts)}, "
-                             f"got {list(e)}")
+                             f"got {e!r}")
+    skeleton = tuple((str(a), str(b)) for a, b in edges)
     size = card.get("input_size")
-    input_size = (int(size[0]), int(size[1])) if size else None
+    input_size = None
+    if size is not None:
+        if not (isinstance(size, (list, tuple)) and len(size) == 2
+                and all(_positive_number(v) and float(v).is_integer() for v in size)):
+            raise ModelError(f"{card_file}: input_size: expected [width, height] in whole "
+                             f"pixels > 0 (e.g. [320, 240]) or null, got {size!r}")
+        input_size = (int(size[0]), int(size[1]))
+    resize = card.get("resize")
+    if resize is not None:
+        resize = check_resize(resize, f"{card_file}: resize")
+    card_file_name = _card_value(card, card_file, "file", str, "the name of the model's file")
+    mappings = {key: _card_value(card, card_file, key, dict, "a mapping") or {}
+                for key in ("training_data", "metrics")}
     return ModelCard(
-        path=str(p), engine=engine, bodyparts=bodyparts,
-        skeleton=skeleton,  # type: ignore[arg-type]
-        net=str(card.get("net", net)), input_size=input_size,
-        resize=float(card["resize"]) if card.get("resize") is not None else None,
-        individuals=individuals, file=str(card.get("file", file_name)),
-        training_data=dict(card.get("training_data", {}) or {}),
-        metrics=dict(card.get("metrics", {}) or {}), date=str(card.get("date", "")), raw=card)
+        path=str(p), engine=engine, bodyparts=bodyparts, skeleton=skeleton,
+        net=str(card.get("net", net)), input_size=input_size, resize=resize,
+        individuals=individuals, file=card_file_name or file_name,
+        training_data=dict(mappings["training_data"]), metrics=dict(mappings["metrics"]),
+        date=str(card.get("date", "")), raw=card)
 
 
 # --------------------------------------------------------------------------------------
@@ -356,6 +402,7 @@ class DLCLiveRunner(PoseRunner):
 
     def __init__(self, model_path: Path, engine: str, settings: ModelSettings,
                  card: ModelCard) -> None:
+        check_resize(settings.resize, "model.resize")
         self.settings = settings
         self.card = card
         self.model_path = model_path
@@ -595,6 +642,7 @@ def load_runner(model_path: str | Path | None = None,
     if settings.engine != "auto" and settings.engine != engine:
         raise ModelError(f"{path}: model.engine is {settings.engine!r} but this is a "
                          f"{engine} model")
+    check_resize(settings.resize, "model.resize")
     card = read_model_card(path)
     target = find_model_file(path)
     if card.resize is not None and abs(card.resize - settings.resize) > 1e-6:

@@ -3,11 +3,17 @@ model card (model.yaml: bodyparts, skeleton, net, input size, training data, met
 
 The folder loads with ``gaitlive run --model DIR`` and with dlclive directly
 (``DLCLive(DIR/NAME.pt, model_type="pytorch")``).
+
+A folder that already holds a model (model.yaml or a .pt) is refused; --force replaces that
+model: its card, its weights and the files written for it (heldout-metrics.csv,
+heldout-gallery.jpg, evaluation/metrics.csv ...). Other files in the folder stay.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,33 +31,71 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model.resize live runs should use (recorded in the card)")
     p.add_argument("--metrics", default=None,
                    help="metrics.csv from 'gaitlive evaluate' to record in the card")
+    p.add_argument("--force", action="store_true",
+                   help="replace a model already in the --to folder (its own files only)")
     p.set_defaults(func=run)
 
 
-def _read_metrics(path: str) -> dict:
+#: columns of the metrics.csv 'gaitlive evaluate' writes that --metrics needs
+_METRICS_KEYS = ("split", "bodypart")
+_METRICS_VALUES = ("n", "rmse_px", "rmse_pcutoff_px", "pck", "detected")
+
+
+def _read_metrics(path: str) -> dict[str, dict[str, dict[str, Any]]]:
     import csv
     from pathlib import Path
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"--metrics: {p} does not exist")
-    out: dict = {}
-    with open(p, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if "split" not in row or "bodypart" not in row:
-                raise ValueError(f"{p}: expected a metrics.csv written by 'gaitlive evaluate'")
-            out.setdefault(row["split"], {})[row["bodypart"]] = {
-                k: (v if k == "body_length" else None if v in ("", None) else float(v))
-                for k, v in row.items() if k not in ("split", "bodypart")}
+    expected = (f"expected a metrics.csv written by 'gaitlive evaluate' (columns "
+                f"{', '.join(_METRICS_KEYS + _METRICS_VALUES)}, one row per split and "
+                f"bodypart)")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            cols = list(reader.fieldnames or [])
+            missing = [c for c in _METRICS_KEYS if c not in cols]
+            if missing or not any(c in cols for c in _METRICS_VALUES):
+                raise ValueError(f"--metrics {p}: columns {cols} lack "
+                                 f"{missing or list(_METRICS_VALUES)}; {expected}")
+            for line, row in enumerate(reader, start=2):
+                if not row.get("split") or not row.get("bodypart"):
+                    raise ValueError(f"--metrics {p}: line {line}: empty split or bodypart; "
+                                     f"{expected}")
+                values: dict[str, Any] = {}
+                for k, v in row.items():
+                    if k in _METRICS_KEYS or k is None:  # None: cells beyond the header
+                        continue
+                    if k == "body_length":
+                        values[k] = v
+                    elif v in ("", None):
+                        values[k] = None
+                    else:
+                        try:
+                            values[k] = float(v)
+                        except ValueError:
+                            raise ValueError(f"--metrics {p}: line {line}: {k}: expected a "
+                                             f"number, got {v!r}") from None
+                out.setdefault(row["split"], {})[row["bodypart"]] = values
+    except UnicodeDecodeError:
+        raise ValueError(f"--metrics {p}: not a text file; {expected}") from None
+    if not out:
+        raise ValueError(f"--metrics {p}: no rows; {expected}")
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    from gaitlive.offline.export import export_project
+    from gaitlive.offline.export import check_export_folder, export_project
 
+    if args.resize is not None and not (math.isfinite(args.resize) and args.resize > 0):
+        raise ValueError(f"--resize {args.resize:g}: expected a finite scale factor > 0 "
+                         f"(e.g. 0.5 or 1.0)")
+    check_export_folder(args.to, replace=args.force)
     metrics = _read_metrics(args.metrics) if args.metrics else None
     out = export_project(args.project, args.to, shuffle=args.shuffle,
                          snapshot_index=args.snapshot, half=args.half, name=args.name,
-                         resize=args.resize, metrics=metrics)
+                         resize=args.resize, metrics=metrics, replace=args.force)
     print(f"exported to {out} (card: {out / 'model.yaml'})")
     return 0

@@ -3,12 +3,19 @@
 Creates the training dataset, then trains with DeepLabCut's PyTorch engine from ImageNet
 weights when the model hub is reachable, else (or with --no-pretrained) from a saved
 random initialisation. Horizontal flips are never used (they swap left and right legs).
-Resumable with --resume; prints an sbatch command line for a SLURM cluster.
+Resumable with --resume; training again without --resume moves the shuffle's earlier
+snapshots aside (train/previous-<date>-<time>/). --init-weights fine-tunes a model; its net,
+width and heatmap stride are taken from it unless given. Prints an sbatch command line that
+runs the same training on a SLURM cluster.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gaitlive.offline.train import TrainOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,9 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("project", help="DeepLabCut project folder (with config.yaml)")
-    p.add_argument("--net", default="cspnext_s",
+    p.add_argument("--net", default=None,
                    help="DeepLabCut 3 net type (cspnext_s, cspnext_m, resnet_50, hrnet_w18, "
-                        "hrnet_w32 ...; default cspnext_s)")
+                        "hrnet_w32 ...; default: the --init-weights model's, else cspnext_s)")
     p.add_argument("--epochs", type=int, default=200, help="total epochs (default 200)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -32,8 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue the shuffle from its newest snapshot up to --epochs")
     p.add_argument("--widen-factor", type=float, default=None,
                    help="CSPNeXt width multiplier (cspnext_s: 0.5; 0.25 = 4x fewer weights)")
+    p.add_argument("--deepen-factor", type=float, default=None,
+                   help="CSPNeXt depth multiplier (cspnext_s: 0.33)")
     p.add_argument("--heatmap-stride", type=int, choices=(8, 16), default=None,
-                   help="heatmap output stride (DeepLabCut default 16)")
+                   help="heatmap output stride (DeepLabCut default 16; with --init-weights "
+                        "the model's)")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--save-epochs", type=int, default=10, help="snapshot every N epochs")
@@ -55,8 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from gaitlive.offline.train import TrainOptions, train_project
+def options_from_args(args: argparse.Namespace) -> TrainOptions:
+    """The :class:`TrainOptions` of parsed ``gaitlive train`` arguments."""
+    from gaitlive.offline.train import TrainOptions
 
     if args.epochs < 1:
         raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
@@ -72,15 +83,23 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--crop-size: expected WIDTHxHEIGHT like 320x240, got "
                              f"{args.crop_size!r}") from None
         crop = (w, h)
-    opts = TrainOptions(net=args.net, epochs=args.epochs, batch_size=args.batch_size,
+    return TrainOptions(net=args.net, epochs=args.epochs, batch_size=args.batch_size,
                         crop_size=crop, threads=args.threads, device=args.device,
                         pretrained=args.pretrained, shuffle=args.shuffle,
                         resume=args.resume, widen_factor=args.widen_factor,
+                        deepen_factor=args.deepen_factor,
                         heatmap_stride=args.heatmap_stride, lr=args.lr, seed=args.seed,
                         save_epochs=args.save_epochs, eval_interval=args.eval_interval,
                         workers=args.workers, color=not args.no_color_aug,
                         init_weights=args.init_weights)
-    res = train_project(args.project, opts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gaitlive.offline.train import train_project
+
+    res = train_project(args.project, options_from_args(args))
+    if res.previous_run is not None:
+        print(f"the shuffle's earlier run (snapshots, log) is in {res.previous_run}")
     print(f"trained {res.epochs_done} epochs; newest snapshot: {res.snapshot}")
     print(f"next: gaitlive evaluate {res.project} --shuffle {res.shuffle}")
     return 0

@@ -339,7 +339,9 @@ class AnnotationSession:
             raise AnnotationError(f"{root}: no labeled-data folder; pick frames first with "
                                   f"'gaitlive frames VIDEO --project {self.project}'")
         frames: list[FrameRef] = []
-        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        # <video>_labeled folders are DeepLabCut's check_labels output, not frames to label
+        for folder in sorted(p for p in root.iterdir()
+                             if p.is_dir() and not p.name.endswith("_labeled")):
             names = {p.name for p in folder.glob("*.png") if not p.name.startswith(".")}
             labels = folder / f"CollectedData_{self.scorer}.h5"
             if not labels.is_file():
@@ -378,12 +380,16 @@ class AnnotationSession:
                 continue
             data = self._read_labels(labels)
             cols = [self.bodyparts.index(b) for b in data.bodyparts]
+            # a bodypart the file has no column for (added to the project since) is not
+            # labelled yet; a NaN in a column it has was skipped (occluded)
+            has_col = np.zeros(len(self.bodyparts), bool)
+            has_col[cols] = True
             for row, image in enumerate(data.images):
                 i = index[(folder.name, image)]
                 self.in_file[i] = True
                 self.xy[i, cols] = data.xy[row]
                 ok = np.isfinite(self.xy[i]).all(axis=1)
-                self.status[i] = np.where(ok, LABELLED, SKIPPED)
+                self.status[i] = np.where(ok, LABELLED, np.where(has_col, SKIPPED, UNSET))
                 self.source[i] = np.where(ok, SOURCE_USER, SOURCE_NONE)
         state = self._read_state()
         if state is None:
@@ -428,11 +434,23 @@ class AnnotationSession:
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             raise AnnotationError(f"{self.state_path}: expected an annotation state of "
                                   f"version {STATE_VERSION}")
-        if tuple(state.get("bodyparts", ())) != self.bodyparts:
-            raise AnnotationError(
-                f"{self.state_path}: bodyparts {state.get('bodyparts')} differ from the "
-                f"project's {list(self.bodyparts)}; delete the state file to start from the "
-                "label files alone")
+        names = list(state.get("bodyparts", ()))
+        if tuple(names) != self.bodyparts:
+            gone = [b for b in names if b not in self.bodyparts]
+            if gone or len(set(names)) != len(names):
+                raise AnnotationError(
+                    f"{self.state_path}: bodyparts {names} differ from the project's "
+                    f"{list(self.bodyparts)} (no longer in it: {gone}); delete the state file "
+                    "to start from the label files alone")
+            # the project gained bodyparts (or reordered them): carry each one's state over
+            # by name; the new ones are not labelled yet
+            where = [names.index(b) if b in names else -1 for b in self.bodyparts]
+            for rec in state.get("frames", {}).values():
+                for k in ("status", "source"):
+                    old = list(rec.get(k, []))
+                    if len(old) == len(names):
+                        rec[k] = [old[j] if j >= 0 else 0 for j in where]
+            state["bodyparts"] = list(self.bodyparts)
         return state
 
     # ---------------------------------------------------------------- queries

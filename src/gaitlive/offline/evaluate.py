@@ -598,6 +598,9 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
 
     from gaitlive.offline.project import ProjectError, open_project
 
+    # the settings first: a bad one must not cost a whole DeepLabCut evaluation
+    _check_settings(open_project(project, fix_paths=False).bodyparts, pck_fraction,
+                    body_length, pcutoff)
     info = open_project(project)
     try:
         loader = DLCLoader(config=str(info.config_path), shuffle=shuffle,
@@ -650,6 +653,17 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
                             bodyparts, pcutoff=pc)
     return EvaluationResult(splits=splits, bodyparts=tuple(bodyparts), csv=csv, gallery=gal,
                             out_dir=out, snapshot=str(snapshot.path))
+
+
+def _check_settings(bodyparts: Sequence[str], pck_fraction: float, body_length: str,
+                    pcutoff: float | None) -> None:
+    """Raise a clear ``ValueError`` for a bad PCK fraction, body-length spec (for these
+    bodyparts) or pcutoff, before any evaluation work."""
+    if not 0 < pck_fraction <= 1:
+        raise ValueError(f"--pck: expected a fraction in (0, 1], got {pck_fraction}")
+    if pcutoff is not None and not 0 <= pcutoff <= 1:
+        raise ValueError(f"--pcutoff: expected a likelihood in [0, 1], got {pcutoff}")
+    parse_body_length(body_length, list(bodyparts))
 
 
 def _predictions_from_df(df: Any, index: list[tuple[str, ...]], bodyparts: Sequence[str]
@@ -716,6 +730,7 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
     from gaitlive.presence import bird_scale, capped_scale, crop_around, scaled_crop_params
 
     images, gt, bodyparts, info = load_labels(labels)
+    _check_settings(bodyparts, pck_fraction, body_length, pcutoff)
     card = read_model_card(model)
     if list(card.bodyparts) != list(bodyparts):
         missing = [b for b in bodyparts if b not in card.bodyparts]

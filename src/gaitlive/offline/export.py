@@ -4,12 +4,18 @@
 project's ``exported-models-pytorch/``; :func:`export_project` copies it into a model folder
 (``models/NAME``), optionally with float16 weights, and writes ``model.yaml``: bodyparts,
 skeleton, net, input size, resize, training data, metrics, date.
+
+A folder that already holds a model (a ``model.yaml`` or a ``.pt``) is refused unless
+``replace=True`` (the CLI's ``--force``); replacing removes the old model's own files (its
+card, the weights its card names, the held-out/evaluation files written for it) and leaves
+everything else in the folder alone.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,7 +26,84 @@ from gaitlive.offline.project import ProjectError, atomic_write_text, open_proje
 
 log = logging.getLogger(__name__)
 
-__all__ = ["export_project", "write_model_card"]
+__all__ = ["export_project", "write_model_card", "check_export_folder",
+           "ExportError", "MODEL_OWN_FILES"]
+
+
+class ExportError(ValueError):
+    """An export target or setting is unusable (the message names it and what was
+    expected)."""
+
+
+#: Files a model folder holds for its model besides the weights and ``model.yaml``
+#: (relative paths, globs): removed when the model is replaced, as they describe the old one.
+MODEL_OWN_FILES = ("heldout-metrics.csv", "heldout-gallery.jpg", "evaluation/metrics.csv",
+                   "evaluation/gallery.png", "evaluation/compare.csv",
+                   "evaluation/compare-*/metrics.csv", "evaluation/compare-*/gallery.png")
+
+
+def check_export_folder(to: str | Path, *, replace: bool = False) -> list[Path]:
+    """Check that ``to`` can receive an exported model; creates and changes nothing.
+
+    Parameters
+    ----------
+    to : str or Path
+        The model folder to write.
+    replace : bool
+        Whether a model already in ``to`` may be replaced.
+
+    Returns
+    -------
+    list of Path
+        The files of the model already in ``to`` (to remove when it is replaced): its
+        ``model.yaml``, the ``.pt`` its card names (or the folder's only ``.pt`` when there is
+        no card) and :data:`MODEL_OWN_FILES`. Empty when ``to`` holds no model.
+
+    Raises
+    ------
+    ExportError
+        ``to`` is a file, or holds a model and ``replace`` is False.
+    """
+    out = Path(to)
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--to {out}: is a file; expected a model folder (new, empty, or "
+                          f"holding a model to replace with --force)")
+    if not out.is_dir():
+        return []
+    card = out / "model.yaml"
+    pts = sorted(out.glob("*.pt"))
+    if not card.is_file() and not pts:
+        return []
+    if not replace:
+        held = (["model.yaml"] if card.is_file() else []) + [p.name for p in pts]
+        raise ExportError(f"--to {out}: already holds a model ({', '.join(held)}); expected a "
+                          f"new or empty folder, or --force to replace that model")
+    own: list[Path] = []
+    weights: str | None = None
+    if card.is_file():
+        own.append(card)
+        try:
+            data = yaml.safe_load(card.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError):
+            data = None
+        name = data.get("file") if isinstance(data, dict) else None
+        if isinstance(name, str) and Path(name).name == name and name.endswith(".pt"):
+            weights = name
+    elif len(pts) == 1:
+        weights = pts[0].name
+    if weights and (out / weights).is_file():
+        own.append(out / weights)
+    for pattern in MODEL_OWN_FILES:
+        own.extend(p for p in sorted(out.glob(pattern)) if p.is_file())
+    return own
+
+
+def _check_resize(resize: float | None) -> None:
+    if resize is not None and not (isinstance(resize, (int, float))
+                                   and not isinstance(resize, bool)
+                                   and math.isfinite(resize) and resize > 0):
+        raise ExportError(f"--resize {resize}: expected a finite scale factor > 0 (e.g. 0.5 "
+                          f"or 1.0)")
 
 
 def write_model_card(folder: str | Path, card: dict[str, Any]) -> Path:
@@ -52,7 +135,7 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
                    name: str | None = None, resize: float | None = None,
                    skeleton: list[list[str]] | None = None,
                    metrics: dict[str, Any] | None = None,
-                   extra_card: dict[str, Any] | None = None) -> Path:
+                   extra_card: dict[str, Any] | None = None, replace: bool = True) -> Path:
     """Export a trained shuffle into a DLC-Live model folder.
 
     Parameters
@@ -76,6 +159,10 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
         Evaluation results to record.
     extra_card : dict, optional
         More card keys (training settings, reproduce command ...).
+    replace : bool
+        When ``to`` already holds a model: True replaces it (its own files only, see
+        :func:`check_export_folder`), False refuses (``gaitlive export`` without
+        ``--force``).
 
     Returns
     -------
@@ -85,9 +172,13 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
     import torch
     from deeplabcut.pose_estimation_pytorch.apis.export import export_model
 
-    info = open_project(project)
     out = Path(to)
     name = name or out.name
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise ExportError(f"--name {name!r}: expected a file name for the model (no folders)")
+    _check_resize(resize)
+    check_export_folder(out, replace=replace)
+    info = open_project(project)
     try:
         export_model(str(info.config_path), shuffle=shuffle,
                                 trainingsetindex=trainset_index, snapshotindex=snapshot_index,
@@ -105,16 +196,28 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
     raw = torch.load(src, map_location="cpu", weights_only=True)
     cfg = raw["config"]
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob("*.pt"):
-        if old.name != f"{name}.pt":
-            old.unlink()
+    old_files = check_export_folder(out, replace=replace)  # again: the folder may have changed
     target = out / f"{name}.pt"
-    if half:
-        save_export(target, cfg, raw["pose"], half=True)
-    else:
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(src, tmp)
-        tmp.replace(target)
+    # the new weights first, beside the old model; the old one goes only once they are saved
+    tmp = target.with_name(f".{target.name}.new")
+    try:
+        if half:
+            save_export(tmp, cfg, raw["pose"], half=True)
+        else:
+            shutil.copyfile(src, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for f in old_files:
+        if f != target:
+            f.unlink(missing_ok=True)
+            log.info("removed %s (the replaced model's)", f)
+    for d in sorted({f.parent for f in old_files if f.parent != out}, reverse=True):
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    if (out / "evaluation").is_dir() and not any((out / "evaluation").iterdir()):
+        (out / "evaluation").rmdir()
+    tmp.replace(target)
     meta = cfg.get("metadata", {}) or {}
     bb = cfg.get("model", {}).get("backbone", {})
     size = _image_size(info)

@@ -320,6 +320,20 @@ def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-s
     return cfg_path
 
 
+def _video_with_same_stem(config_path: Path, video: Path) -> str | None:
+    """Another video of the project's ``video_sets`` whose frames go to the same
+    ``labeled-data/<stem>`` folder as ``video``'s, if any."""
+    with open(config_path, encoding="utf-8") as fh:
+        cfg = _yaml().load(fh)
+    sets = cfg.get("video_sets") if isinstance(cfg, dict) else None
+    target = video.expanduser().resolve()
+    for k in sets or {}:
+        other = Path(str(k)).expanduser()
+        if other.stem == video.stem and other.resolve() != target:
+            return str(k)
+    return None
+
+
 def register_video(config_path: str | os.PathLike[str], video: str | os.PathLike[str],
                    width: int, height: int) -> bool:
     """Add ``video`` to ``video_sets`` of a DeepLabCut ``config.yaml`` (comments kept).
@@ -391,6 +405,12 @@ def extract_frames(video: str | os.PathLike[str], project: str | os.PathLike[str
     cap = open_video(video)
     try:
         cfg_path = ensure_project(project, profile=profile, scorer=scorer)
+        other = _video_with_same_stem(cfg_path, video)
+        if other is not None:
+            raise FrameSelectionError(
+                f"{video}: labeled-data/{video.stem} already holds the frames of {other} (the "
+                f"same file name; DeepLabCut names the folder after it): rename one of the two "
+                f"videos (e.g. with its camera) so their frames stay apart")
         indices = compute_frame_picks(cap, n, algo=algo, seed=seed, step=step,
                                       resize_width=resize_width, start=start, stop=stop)
         n_frames = len(cap)

@@ -29,6 +29,8 @@ __all__ = [
     "set_backbone_size",
     "save_export",
     "atomic_write_text",
+    "dlc_config_additions",
+    "ensure_dlc_config",
 ]
 
 
@@ -203,11 +205,18 @@ class ProjectInfo:
 
 
 def open_project(path: str | Path, *, fix_paths: bool = True) -> ProjectInfo:
-    """Open a DeepLabCut project folder (or its ``config.yaml``).
+    """Open a DeepLabCut project folder (or its ``config.yaml``); reads only.
 
-    Fills ``project_path`` and, when it holds placeholders, ``video_sets`` (from the
-    videos in ``videos/`` and the folders in ``labeled-data/``), so a project that was
-    moved or shipped with placeholders trains as it is.
+    ``config.yaml`` is never written here: :func:`ensure_dlc_config` adds what DeepLabCut
+    needs, once a command has validated its inputs.
+
+    Parameters
+    ----------
+    path : str or Path
+        Project folder or its ``config.yaml``.
+    fix_paths : bool
+        Set ``project_path`` in the returned ``cfg`` (in memory) to the folder's real path,
+        for a project that was moved or shipped with placeholders.
 
     Raises
     ------
@@ -237,35 +246,143 @@ def open_project(path: str | Path, *, fix_paths: bool = True) -> ProjectInfo:
     if not scorer:
         raise ProjectError(f"{config_path}: scorer: expected the labeller's name")
     if fix_paths:
-        changed = False
-        if cfg.get("project_path") != str(root):
-            cfg["project_path"] = str(root)
-            changed = True
-        vs = cfg.get("video_sets") or {}
-        real = {k: v for k, v in vs.items() if Path(str(k)).exists()}
-        if len(real) != len(vs) or not vs:
-            new: dict[str, Any] = dict(real)
-            for folder in sorted((root / "labeled-data").glob("*")):
-                if not folder.is_dir() or folder.name.endswith("_labeled"):
-                    continue
-                if any(Path(k).stem == folder.name for k in new):
-                    continue
-                cands = sorted((root / "videos").glob(folder.name + ".*"))
-                video = cands[0] if cands else root / "videos" / f"{folder.name}.mp4"
-                crop = "0, 640, 0, 480"
-                for v in vs.values():
-                    if isinstance(v, dict) and "crop" in v:
-                        crop = v["crop"]
-                        break
-                new[str(video)] = {"crop": crop}
-            cfg["video_sets"] = new
-            changed = True
-        if changed:
-            atomic_write_text(config_path, yaml.safe_dump(cfg, sort_keys=False))
-            log.info("updated project_path/video_sets in %s", config_path)
+        cfg["project_path"] = str(root)
     label_files = sorted((root / "labeled-data").glob(f"*/CollectedData_{scorer}.h5"))
     return ProjectInfo(path=root, config_path=config_path, cfg=cfg, bodyparts=bodyparts,
                        scorer=scorer, label_files=label_files)
+
+
+#: DeepLabCut's placeholder for paths filled in on a user's machine.
+PLACEHOLDER = "WILL BE AUTOMATICALLY UPDATED"
+
+
+def _frame_size(video: Path, folder: Path) -> tuple[int, int] | None:
+    """``(width, height)`` of a video, else of the first readable image in ``folder``."""
+    import cv2
+
+    if video.is_file():
+        cap = cv2.VideoCapture(str(video))
+        try:
+            w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+            h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        if w > 0 and h > 0:
+            return w, h
+    for img in sorted(folder.iterdir()):
+        if img.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+            continue
+        data = np.fromfile(str(img), dtype=np.uint8)
+        im = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if im is not None:
+            return int(im.shape[1]), int(im.shape[0])
+    return None
+
+
+def dlc_config_additions(info: ProjectInfo) -> dict[str, Any]:
+    """What DeepLabCut needs in ``config.yaml`` that the file lacks.
+
+    Returns
+    -------
+    dict
+        ``project_path`` (when the file's is not the project folder), ``video_sets`` (new
+        entries ``{video: {"crop": "0, W, 0, H"}}`` for labelled ``labeled-data`` folders
+        that no entry names; W, H from the video, else from the labelled images) and
+        ``drop`` (``video_sets`` keys that are DeepLabCut's placeholder). Empty when
+        nothing is missing. Existing entries are never replaced: DeepLabCut finds a
+        folder's labels by the entry's file name alone, so a path that is not mounted
+        here (``/mnt/nas/barn/cam9.mp4``) still works.
+    """
+    raw = yaml.safe_load(info.config_path.read_text(encoding="utf-8")) or {}
+    out: dict[str, Any] = {}
+    if str(raw.get("project_path")) != str(info.path):
+        out["project_path"] = str(info.path)
+    vs = raw.get("video_sets")
+    vs = vs if isinstance(vs, dict) else {}
+    drop = [k for k in vs if PLACEHOLDER in str(k)]
+    stems = {Path(str(k)).stem for k in vs if k not in drop}
+    new: dict[str, Any] = {}
+    for labels in info.label_files:
+        folder = labels.parent
+        if folder.name in stems or folder.name.endswith("_labeled"):
+            continue
+        cands = sorted((info.path / "videos").glob(folder.name + ".*"))
+        video = cands[0] if cands else info.path / "videos" / f"{folder.name}.mp4"
+        size = _frame_size(video, folder)
+        entry: dict[str, Any] = {}
+        if size is not None:
+            entry["crop"] = f"0, {size[0]}, 0, {size[1]}"
+        new[str(video)] = entry
+        stems.add(folder.name)
+    if new:
+        out["video_sets"] = new
+    if drop:
+        out["drop"] = drop
+    return out
+
+
+def _null_representer() -> type:
+    """ruamel's round-trip representer writing ``None`` as ``null`` (its default writes
+    ``key:``), without changing ruamel's own class (DeepLabCut uses it)."""
+    from ruamel.yaml.representer import RoundTripRepresenter
+
+    class Representer(RoundTripRepresenter):
+        pass
+
+    Representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    return Representer
+
+
+def ensure_dlc_config(info: ProjectInfo) -> dict[str, Any]:
+    """Add to ``config.yaml`` only what DeepLabCut needs and the file lacks
+    (:func:`dlc_config_additions`), keeping everything else, comments included.
+
+    Nothing is written when nothing is missing. Call it after a command has validated
+    its inputs.
+
+    Returns
+    -------
+    dict
+        The additions (empty: the file was not touched).
+    """
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    add = dlc_config_additions(info)
+    if not add:
+        return add
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.width = 1_000_000  # long paths stay on one line
+    rt.Representer = _null_representer()
+    data = rt.load(info.config_path.read_text(encoding="utf-8"))
+    if "project_path" in add:
+        data["project_path"] = add["project_path"]
+    vs = data.get("video_sets")
+    if not isinstance(vs, dict):
+        vs = CommentedMap()
+        data["video_sets"] = vs
+    for k in add.get("drop", []):
+        del vs[k]
+    for k, v in add.get("video_sets", {}).items():
+        vs[k] = CommentedMap(v)
+    if hasattr(vs, "fa"):
+        vs.fa.set_block_style()
+    buf = io.StringIO()
+    rt.dump(data, buf)
+    atomic_write_text(info.config_path, buf.getvalue())
+    info.cfg["project_path"] = str(info.path)
+    info.cfg["video_sets"] = yaml.safe_load(buf.getvalue()).get("video_sets")
+    what = [f"video_sets entry {k}" for k in add.get("video_sets", {})]
+    if "project_path" in add:
+        what.append(f"project_path {add['project_path']}")
+    if add.get("drop"):
+        what.append(f"(placeholder video_sets {add['drop']} removed)")
+    log.info("%s: set what DeepLabCut needs: %s", info.config_path, "; ".join(what))
+    return add
 
 
 def validate_labels(info: ProjectInfo, *, check_images: bool = True) -> ProjectInfo:

@@ -2,16 +2,20 @@
 
 :func:`train_project` is what ``gaitlive train`` runs:
 
-1. open the project (fill ``project_path``/``video_sets`` placeholders) and validate its
-   labels and images (:mod:`gaitlive.offline.project`);
-2. ``deeplabcut.create_training_dataset`` for the shuffle (kept when resuming);
+1. open the project and validate its labels and images, and the ``--init-weights`` model
+   (bodyparts; the architecture is taken from it unless given); only then add to
+   ``config.yaml`` what DeepLabCut needs and it lacks (:func:`ensure_dlc_config`);
+2. ``deeplabcut.create_training_dataset`` for the shuffle (kept when resuming); a fresh run
+   on a shuffle that has snapshots first moves them (and the training log) aside to
+   ``train/previous-<date>-<time>/``;
 3. edit the shuffle's ``pytorch_config.yaml``: net size, heatmap stride, augmentation
    (never horizontal flips: they swap left and right legs), batch size, epochs, seed,
    snapshots (with optimizer state, so training resumes exactly);
 4. weights: DeepLabCut 3.0.2's ``train()`` downloads ImageNet weights unless
    ``train_settings.weight_init`` is set, even when the config says ``pretrained: false``.
    With ``pretrained=False`` -- and automatically when the model hub cannot be reached --
-   a randomly initialised snapshot is saved and named in ``weight_init``;
+   a randomly initialised snapshot is saved and named in ``weight_init`` (remade when the
+   architecture or seed it was made for, recorded in ``random-init.json``, differ);
 5. DeepLabCut's ``train()`` with our training transform (DeepLabCut's from the config, plus
    brightness/contrast, gamma, hue and blur) and a tqdm progress bar fed by a DeepLabCut
    logger.
@@ -19,12 +23,16 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import logging
 import math
+import os
 import shlex
+import shutil
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +42,8 @@ from gaitlive.offline.project import (
     ProjectError,
     ProjectInfo,
     atomic_write_text,
+    build_pose_model_config,
+    ensure_dlc_config,
     open_project,
     set_backbone_size,
     validate_labels,
@@ -42,18 +52,24 @@ from gaitlive.offline.project import (
 log = logging.getLogger(__name__)
 
 __all__ = ["TrainOptions", "TrainResult", "train_project", "shuffle_paths", "hub_reachable",
-           "sbatch_command", "latest_snapshot", "RANDOM_INIT"]
+           "sbatch_command", "sbatch_unreproduced", "latest_snapshot", "move_previous_run",
+           "RANDOM_INIT"]
 
 #: File name of the randomly initialised snapshot used instead of ImageNet weights.
 RANDOM_INIT = "random-init.pt"
+#: What :data:`RANDOM_INIT` was made for (model configuration and seed).
+RANDOM_INIT_RECORD = "random-init.json"
 INIT_WEIGHTS = "init-weights.pt"
+#: Files of a training run in a train folder (moved aside by a fresh run).
+RUN_FILES = ("snapshot*.pt", "learning_stats.csv", "*.log", "train.txt", "log.txt",
+             INIT_WEIGHTS)
 
 
 @dataclass
 class TrainOptions:
     """How to train (``gaitlive train`` options)."""
 
-    net: str = "cspnext_s"
+    net: str | None = None  # None: the --init-weights model's, else cspnext_s
     epochs: int = 200
     batch_size: int = 8
     device: str = "auto"
@@ -94,6 +110,8 @@ class TrainResult:
     pytorch_config: Path
     snapshot: Path | None
     epochs_done: int
+    options: TrainOptions | None = None  # as trained (architecture, pretrained resolved)
+    previous_run: Path | None = None  # where an earlier run's snapshots were moved
 
 
 def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
@@ -111,9 +129,14 @@ def shuffle_paths(info: ProjectInfo, shuffle: int, trainset_index: int = 0
     exist yet."""
     from deeplabcut.utils import auxiliaryfunctions as af
 
-    cfg = af.read_config(str(info.config_path))
-    frac = cfg["TrainingFraction"][trainset_index]
-    rel = af.get_model_folder(frac, shuffle, cfg, engine=_engine(), modelprefix="")
+    cfg = info.cfg
+    try:
+        frac = float(cfg["TrainingFraction"][trainset_index])
+        rel = af.get_model_folder(frac, shuffle, cfg, engine=_engine(), modelprefix="")
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise ProjectError(f"{info.config_path}: expected Task, date, iteration and "
+                           f"TrainingFraction (with an entry {trainset_index}) to find shuffle "
+                           f"{shuffle} ({type(e).__name__}: {e})") from e
     train = info.path / rel / "train"
     pc = train / "pytorch_config.yaml"
     return (train, pc) if pc.is_file() else None
@@ -141,25 +164,82 @@ def latest_snapshot(train_folder: Path) -> tuple[Path, int] | None:
 
 
 def sbatch_command(project: Path, opts: TrainOptions, *, hours: int = 12) -> str:
-    """A command line that trains the same model on a SLURM cluster with one GPU (the
-    project folder must be reachable at the same path there, gaitlive installed)."""
-    args = ["gaitlive", "train", str(project), "--net", opts.net,
+    """A command line that runs the same training on a SLURM cluster with one GPU (the
+    project folder, and an ``--init-weights`` model, must be reachable at the same paths
+    there, gaitlive installed).
+
+    Every option that has a ``gaitlive train`` flag is passed as ``opts`` has it (give the
+    options as trained: :attr:`TrainResult.options`, ``pretrained`` resolved), so the job
+    trains the same model; ``--resume`` only when ``opts.resume``. Only where it runs
+    differs: ``--device cuda --workers 6`` (data loading in 6 processes).
+    :func:`sbatch_unreproduced` names the options that have no flag.
+    """
+    args = ["gaitlive", "train", str(project), "--net", opts.net or "cspnext_s",
             "--epochs", str(opts.epochs), "--batch-size", str(opts.batch_size),
             "--shuffle", str(opts.shuffle), "--seed", str(opts.seed), "--device", "cuda",
-            "--workers", "6", "--resume"]
-    if opts.pretrained is False:
-        args.append("--no-pretrained")
-    if opts.widen_factor is not None:
-        args += ["--widen-factor", str(opts.widen_factor)]
-    if opts.heatmap_stride is not None:
-        args += ["--heatmap-stride", str(opts.heatmap_stride)]
-    if opts.lr is not None:
-        args += ["--lr", str(opts.lr)]
+            "--workers", "6", "--save-epochs", str(opts.save_epochs),
+            "--eval-interval", str(opts.eval_interval)]
+    if opts.resume:
+        args.append("--resume")
+    if opts.pretrained is not None:
+        args.append("--pretrained" if opts.pretrained else "--no-pretrained")
+    for flag, value in (("--widen-factor", opts.widen_factor),
+                        ("--deepen-factor", opts.deepen_factor),
+                        ("--heatmap-stride", opts.heatmap_stride), ("--lr", opts.lr),
+                        ("--threads", opts.threads)):
+        if value is not None:
+            args += [flag, str(value)]
     if opts.crop_size is not None:
         args += ["--crop-size", f"{opts.crop_size[0]}x{opts.crop_size[1]}"]
+    if not opts.color:
+        args.append("--no-color-aug")
+    if opts.init_weights:
+        args += ["--init-weights", str(Path(opts.init_weights).expanduser().resolve())]
     wrapped = " ".join(shlex.quote(a) for a in args)
     return (f"sbatch --job-name=gaitlive-train --gres=gpu:1 --cpus-per-task=8 --mem=32G "
             f"--time={hours}:00:00 --output=gaitlive-train-%j.log --wrap={shlex.quote(wrapped)}")
+
+
+#: TrainOptions fields that ``gaitlive train`` has no flag for (``progress`` only draws).
+_NO_FLAG = ("trainset_index", "max_snapshots", "rotation", "scaling", "translation", "noise",
+            "motion_blur", "extra")
+
+
+def sbatch_unreproduced(opts: TrainOptions) -> list[str]:
+    """Options that differ from their defaults but have no ``gaitlive train`` flag, so
+    the :func:`sbatch_command` job would train them with the defaults."""
+    default = TrainOptions()
+    return [f.name for f in fields(TrainOptions)
+            if f.name in _NO_FLAG and getattr(opts, f.name) != getattr(default, f.name)]
+
+
+def move_previous_run(train_folder: Path) -> Path | None:
+    """Move an earlier training run's snapshots and logs out of ``train_folder`` (into
+    ``train_folder/previous-<YYYYmmdd-HHMMSS>/``, with a copy of its
+    ``pytorch_config.yaml``), so a fresh run neither mixes with nor overwrites them.
+
+    Returns
+    -------
+    Path or None
+        The folder they were moved to; None when there were no snapshots.
+    """
+    if not any(train_folder.glob("snapshot*.pt")):
+        return None
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    dest = train_folder / f"previous-{stamp}"
+    n = 1
+    while dest.exists():
+        dest = train_folder / f"previous-{stamp}-{n}"
+        n += 1
+    dest.mkdir()
+    pc = train_folder / "pytorch_config.yaml"
+    if pc.is_file():
+        shutil.copy2(pc, dest / pc.name)
+    for pattern in RUN_FILES:
+        for f in sorted(train_folder.glob(pattern)):
+            if f.is_file():
+                os.replace(f, dest / f.name)
+    return dest
 
 
 def _set_nested(d: dict[str, Any], dotted: str, value: Any) -> None:
@@ -170,8 +250,10 @@ def _set_nested(d: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def configure_shuffle(pc_path: Path, opts: TrainOptions, *, random_init: Path | None,
-                      image_sizes: dict[tuple[int, int], int] | None = None) -> dict:
-    """Apply ``opts`` to a shuffle's ``pytorch_config.yaml`` (atomically) and return it."""
+                      image_sizes: dict[tuple[int, int], int] | None = None,
+                      write: bool = True) -> dict:
+    """Apply ``opts`` to a shuffle's ``pytorch_config.yaml`` and return it (written
+    atomically unless ``write`` is false)."""
     cfg = yaml.safe_load(pc_path.read_text(encoding="utf-8"))
     set_backbone_size(cfg, widen_factor=opts.widen_factor, deepen_factor=opts.deepen_factor,
                       heatmap_stride=opts.heatmap_stride)
@@ -217,7 +299,8 @@ def configure_shuffle(pc_path: Path, opts: TrainOptions, *, random_init: Path | 
     cfg["device"] = opts.device
     for k, v in opts.extra.items():
         _set_nested(cfg, k, v)
-    atomic_write_text(pc_path, yaml.safe_dump(cfg, sort_keys=False))
+    if write:
+        atomic_write_text(pc_path, yaml.safe_dump(cfg, sort_keys=False))
     return cfg
 
 
@@ -284,16 +367,45 @@ def _register_progress_logger(total_epochs: int, start_epoch: int, enabled: bool
             "enabled": enabled}
 
 
-def _prepare_init_weights(source: str | Path, target: Path) -> Path:
-    """Write the weights of ``source`` as a DeepLabCut snapshot (``{"model": state_dict}``,
-    float32) at ``target``, for ``train_settings.weight_init``.
+@dataclass
+class InitModel:
+    """An ``--init-weights`` model: its weights and what it was built as."""
 
-    ``source`` is a DeepLabCut snapshot, a DLC-Live export ``.pt`` (``{"config", "pose"}``,
-    fp16 allowed) or a folder holding one export ``.pt``.
-    """
+    path: Path  # the .pt file
+    state: dict[str, Any]  # float32 weights
+    bodyparts: list[str] | None
+    # net, widen_factor, deepen_factor, heatmap_stride: those its configuration states
+    arch: dict[str, Any]
+
+
+def _arch_of(config: dict[str, Any]) -> dict[str, Any]:
+    """``net``, ``widen_factor``, ``deepen_factor``, ``heatmap_stride`` of a DeepLabCut 3
+    pose configuration (those it states)."""
+    arch: dict[str, Any] = {}
+    if config.get("net_type"):
+        arch["net"] = str(config["net_type"])
+    model = config.get("model") or {}
+    bb = model.get("backbone") or {}
+    if bb.get("type") == "CSPNeXt":
+        for k in ("widen_factor", "deepen_factor"):
+            if bb.get(k) is not None:
+                arch[k] = float(bb[k])
+    for head in (model.get("heads") or {}).values():
+        strides = (head.get("heatmap_config") or {}).get("strides")
+        if isinstance(strides, list) and len(strides) in (1, 2):
+            arch["heatmap_stride"] = {1: 16, 2: 8}[len(strides)]
+        break
+    return arch
+
+
+def _read_init_model(source: str | Path) -> InitModel:
+    """Load ``--init-weights``: a DeepLabCut snapshot (its ``pytorch_config.yaml`` beside
+    it tells the architecture), a DLC-Live export ``.pt`` (``{"config", "pose"}``, fp16
+    allowed) or a folder holding one export ``.pt`` (and its ``model.yaml`` card)."""
     import torch
 
-    src = Path(source)
+    src = Path(source).expanduser()
+    folder = src if src.is_dir() else src.parent
     if src.is_dir():
         pts = sorted(src.glob("*.pt"))
         if len(pts) != 1:
@@ -313,10 +425,131 @@ def _prepare_init_weights(source: str | Path, target: Path) -> Path:
                            f"{list(raw) if isinstance(raw, dict) else type(raw).__name__}")
     state = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
              for k, v in state.items()}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": state}, target)
-    log.info("fine-tuning from %s", src)
-    return target
+    config = raw.get("config")
+    if not isinstance(config, dict) and (folder / "pytorch_config.yaml").is_file():
+        try:
+            config = yaml.safe_load((folder / "pytorch_config.yaml").read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            config = None
+    config = config if isinstance(config, dict) else {}
+    arch = _arch_of(config)
+    bodyparts = (config.get("metadata") or {}).get("bodyparts")
+    card_path = folder / "model.yaml"
+    if card_path.is_file():
+        try:
+            card = yaml.safe_load(card_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            card = {}
+        if isinstance(card, dict):
+            bodyparts = bodyparts or card.get("bodyparts")
+            tr = card.get("training") if isinstance(card.get("training"), dict) else {}
+            for k in ("net", "widen_factor", "deepen_factor", "heatmap_stride"):
+                if k not in arch and (card.get(k) if k == "net" else tr.get(k)) is not None:
+                    arch[k] = card.get(k) if k == "net" else tr[k]
+    bps = [str(b) for b in bodyparts] if isinstance(bodyparts, list) else None
+    return InitModel(path=src, state=state, bodyparts=bps, arch=arch)
+
+
+_ARCH_FLAGS = (("net", "--net"), ("widen_factor", "--widen-factor"),
+               ("deepen_factor", "--deepen-factor"), ("heatmap_stride", "--heatmap-stride"))
+
+
+def _arch_text(arch: dict[str, Any]) -> str:
+    return " ".join(f"{flag} {arch[k]}" for k, flag in _ARCH_FLAGS if arch.get(k) is not None)
+
+
+def resolve_architecture(opts: TrainOptions, init: InitModel | None) -> TrainOptions:
+    """``opts`` with the net, width, depth and heatmap stride of the ``--init-weights``
+    model where ``opts`` leaves them unset (and ``net`` cspnext_s without one).
+
+    Raises
+    ------
+    ProjectError
+        ``opts`` sets one to another value than the model's.
+    """
+    if init is None:
+        return replace(opts, net=opts.net or "cspnext_s")
+    set_: dict[str, Any] = {}
+    conflicts = []
+    for key, flag in _ARCH_FLAGS:
+        need, have = init.arch.get(key), getattr(opts, key)
+        if need is None:
+            continue
+        if have is None:
+            set_[key] = need
+        elif (str(have) != str(need) if key == "net"
+              else not math.isclose(float(have), float(need))):
+            conflicts.append(f"{flag} {have}")
+    if conflicts:
+        raise ProjectError(f"{init.path}: --init-weights: the model is {_arch_text(init.arch)}, "
+                           f"but this run asks for {', '.join(conflicts)}; leave them out to "
+                           f"take the model's")
+    out = replace(opts, **set_)
+    return replace(out, net=out.net or "cspnext_s")
+
+
+def _build_state(model_cfg: dict[str, Any], seed: int | None = None) -> dict[str, Any]:
+    import torch
+    from deeplabcut.pose_estimation_pytorch.models import PoseModel
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    return PoseModel.build(model_cfg, pretrained_backbone=False).state_dict()
+
+
+def _mismatch(model: dict[str, Any], weights: dict[str, Any]) -> str | None:
+    """None when ``weights`` load into ``model`` (same names and shapes), else a short
+    description of the difference."""
+    shape = {k: tuple(getattr(v, "shape", ())) for k, v in model.items()}
+    wshape = {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()}
+    differ = [k for k in shape if k in wshape and shape[k] != wshape[k]]
+    missing = [k for k in shape if k not in wshape]
+    extra = [k for k in wshape if k not in shape]
+    if not (differ or missing or extra):
+        return None
+    parts = []
+    if differ:
+        k = differ[0]
+        parts.append(f"{len(differ)} tensors differ in shape, e.g. {k}: {wshape[k]} in the "
+                     f"file, {shape[k]} in the model")
+    if missing:
+        parts.append(f"{len(missing)} tensors missing, e.g. {missing[0]}")
+    if extra:
+        parts.append(f"{len(extra)} unknown tensors, e.g. {extra[0]}")
+    return "; ".join(parts)
+
+
+def _ensure_random_init(path: Path, model_cfg: dict[str, Any], seed: int) -> Path:
+    """Save a seeded random initialisation of ``model_cfg`` at ``path`` unless the one
+    there was made for the same model configuration and seed (``random-init.json``)."""
+    import torch
+
+    record_path = path.with_name(RANDOM_INIT_RECORD)
+    made_for = json.loads(json.dumps({"model": model_cfg, "seed": int(seed)}, default=str))
+    if path.is_file() and record_path.is_file():
+        try:
+            if json.loads(record_path.read_text(encoding="utf-8")) == made_for:
+                return path
+        except (OSError, ValueError):
+            pass
+    if path.is_file():
+        log.info("%s was made for another architecture or seed: making it again", path)
+    state = _build_state(model_cfg, seed)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"model": state}, tmp)
+    os.replace(tmp, path)
+    atomic_write_text(record_path, json.dumps(made_for, indent=1) + "\n")
+    return path
+
+
+def _check_init_fits(init: InitModel, model_cfg: dict[str, Any], opts: TrainOptions,
+                     info: ProjectInfo) -> None:
+    why = _mismatch(_build_state(model_cfg), init.state)
+    if why:
+        raise ProjectError(f"{init.path}: --init-weights: its weights do not fit a "
+                           f"{_arch_text(vars(opts))} model of the {len(info.bodyparts)} "
+                           f"bodyparts of {info.config_path} ({why}); give the model's "
+                           f"architecture")
 
 
 def train_project(project: str | Path, opts: TrainOptions | None = None) -> TrainResult:
@@ -332,13 +565,16 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     Returns
     -------
     TrainResult
-        Where the snapshots are.
+        Where the snapshots are, the options as trained, where an earlier run's
+        snapshots were moved.
 
     Raises
     ------
     ProjectError
-        The project has no labels, labels unknown bodyparts, has corrupt images, or
-        ``--resume`` was asked for a shuffle that has no snapshot.
+        The project has no labels, labels unknown bodyparts, has corrupt images;
+        ``--resume`` was asked for a shuffle that has no training folder or with another
+        architecture than its snapshot's; the ``--init-weights`` model has other bodyparts
+        or another architecture than asked for. Nothing is written before these checks.
     """
     import torch
 
@@ -351,7 +587,17 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     info = validate_labels(open_project(project))
     log.info("%s: %d labelled frames, bodyparts %s", info.path, info.n_labelled,
              info.bodyparts)
+    init = _read_init_model(opts.init_weights) if opts.init_weights else None
+    if init is not None and init.bodyparts is not None and init.bodyparts != info.bodyparts:
+        raise ProjectError(f"{init.path}: --init-weights: the model's bodyparts "
+                           f"{init.bodyparts} differ from {info.config_path} bodyparts "
+                           f"{info.bodyparts}; fine-tuning needs the same bodyparts in the "
+                           f"same order")
     paths = shuffle_paths(info, opts.shuffle, opts.trainset_index)
+    if opts.resume and paths is not None and opts.net is None and init is None:
+        shuffle_net = (yaml.safe_load(paths[1].read_text(encoding="utf-8")) or {}).get("net_type")
+        opts = replace(opts, net=shuffle_net if isinstance(shuffle_net, str) else None)
+    opts = resolve_architecture(opts, init)
     resume_from: tuple[Path, int] | None = None
     if opts.resume:
         if paths is None:
@@ -360,6 +606,46 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
         resume_from = latest_snapshot(paths[0])
         if resume_from is None:
             log.warning("%s: no snapshot to resume from; training from the start", paths[0])
+    pretrained = opts.pretrained
+    if pretrained is None:
+        pretrained = hub_reachable()
+        if not pretrained:
+            log.warning("the DeepLabCut model hub cannot be reached: training from randomly "
+                        "initialised weights (no ImageNet pre-training)")
+    if init is not None and not resume_from:
+        # Fine-tuning: the whole model (backbone and heads) is loaded from this snapshot when
+        # training starts, as a resume would, but from epoch 0. (DeepLabCut's weight_init
+        # with_decoder route breaks on heads with several deconvolution layers.)
+        pretrained = False
+        if not info.cfg.get("multianimalproject"):
+            # checked before anything is written (and again on the shuffle's own config)
+            probe = build_pose_model_config(
+                info.bodyparts, net=opts.net or "cspnext_s", project_path=info.path,
+                widen_factor=opts.widen_factor, deepen_factor=opts.deepen_factor,
+                heatmap_stride=opts.heatmap_stride)
+            _check_init_fits(init, probe["model"], opts, info)
+    if resume_from is not None and paths is not None:
+        cfg_now = configure_shuffle(paths[1], opts, random_init=None,
+                                    image_sizes=info.image_sizes, write=False)
+        snap = torch.load(resume_from[0], map_location="cpu", weights_only=False)
+        weights = snap.get("model") if isinstance(snap, dict) else None
+        why = _mismatch(_build_state(cfg_now["model"]),
+                        weights if isinstance(weights, dict) else {})
+        if why:
+            raise ProjectError(f"{resume_from[0]}: --resume: the snapshot does not fit the "
+                               f"model asked for ({_arch_text(vars(opts))}: {why}); resume "
+                               f"without --net/--widen-factor/--heatmap-stride to keep the "
+                               f"shuffle's, or train without --resume to start over")
+    opts = replace(opts, pretrained=bool(pretrained))
+    # validated: from here on files are written
+    ensure_dlc_config(info)
+    previous = None
+    if paths is not None and not opts.resume:
+        previous = move_previous_run(paths[0])
+        if previous is not None:
+            log.warning("shuffle %d already had a training run: moved its snapshots and log "
+                        "to %s (use --resume to continue a run instead)", opts.shuffle,
+                        previous)
     if paths is None or not opts.resume:
         import deeplabcut
 
@@ -372,30 +658,19 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
                                f"pytorch_config.yaml for shuffle {opts.shuffle}")
     train_folder, pc_path = paths
 
-    pretrained = opts.pretrained
-    if pretrained is None:
-        pretrained = hub_reachable()
-        if not pretrained:
-            log.warning("the DeepLabCut model hub cannot be reached: training from randomly "
-                        "initialised weights (no ImageNet pre-training)")
-    random_init = None
+    random_init = None if pretrained else train_folder / RANDOM_INIT
     init_snapshot = None
-    if opts.init_weights and not resume_from:
-        # Fine-tuning: the whole model (backbone and heads) is loaded from this snapshot when
-        # training starts, as a resume would, but from epoch 0. (DeepLabCut's weight_init
-        # with_decoder route breaks on heads with several deconvolution layers.)
-        init_snapshot = _prepare_init_weights(opts.init_weights, train_folder / INIT_WEIGHTS)
-        pretrained = False
-    if not pretrained:
-        random_init = train_folder / RANDOM_INIT
+    if init is not None and not resume_from:
+        train_folder.mkdir(parents=True, exist_ok=True)
+        init_snapshot = train_folder / INIT_WEIGHTS
+        torch.save({"model": init.state}, init_snapshot)
+        log.info("fine-tuning from %s", init.path)
     cfg = configure_shuffle(pc_path, opts, random_init=random_init,
                             image_sizes=info.image_sizes)
-    if random_init is not None and not random_init.is_file():
-        from deeplabcut.pose_estimation_pytorch.models import PoseModel
-
-        torch.manual_seed(opts.seed)
-        model = PoseModel.build(cfg["model"], pretrained_backbone=False)
-        torch.save({"model": model.state_dict()}, random_init)
+    if init_snapshot is not None and init is not None:
+        _check_init_fits(init, cfg["model"], opts, info)
+    if random_init is not None:
+        _ensure_random_init(random_init, cfg["model"], opts.seed)
 
     from deeplabcut.pose_estimation_pytorch.apis.training import train
     from deeplabcut.pose_estimation_pytorch.data import DLCLoader
@@ -412,8 +687,10 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     device = opts.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"To train this on a SLURM cluster:\n  {sbatch_command(info.path, opts)}",
-          file=sys.stderr)
+    note = sbatch_unreproduced(opts)
+    print(f"To train this on a SLURM cluster:\n  {sbatch_command(info.path, opts)}"
+          + (f"\n  (no command-line flag for {', '.join(note)}: the job would use the "
+             f"defaults)" if note else ""), file=sys.stderr)
     if remaining > 0:
         transform = build_train_transform(cfg["data"]["train"], opts.color)
         logger_cfg = _register_progress_logger(opts.epochs, start, opts.progress)
@@ -430,4 +707,5 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     last = latest_snapshot(train_folder)
     return TrainResult(project=info.path, shuffle=opts.shuffle, train_folder=train_folder,
                        pytorch_config=pc_path, snapshot=last[0] if last else None,
-                       epochs_done=last[1] if last else 0)
+                       epochs_done=last[1] if last else 0, options=opts,
+                       previous_run=previous)
