@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from gaitlive.cli import main
-from gaitlive.dlcio import PoseData, write_pose
+from gaitlive.dlcio import PoseData, read_pose, write_pose
 from gaitlive.synth import BODYPARTS, simulate_pass
 
 STEP_COLS = ["individual", "pass_id", "foot", "strike_frame", "lift_frame"]
@@ -331,3 +331,24 @@ def test_analyze_unreadable_pose_files_give_one_line_errors(tmp_path, capsys):
     assert rc == 2
     line = _one_line_error(capsys, str(good), "'cow-side'", "--profile")
     assert "lack the profile 'cow-side' bodyparts" in line
+
+
+def test_a_truncated_video_is_analysed_as_far_as_it_decodes_and_says_so(tmp_path, tiny_model,
+                                                                        caplog):
+    import cv2
+
+    video = tmp_path / "cut.avi"
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (128, 96))
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        vw.write(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    vw.release()
+    data = video.read_bytes()
+    video.write_bytes(data[:len(data) // 3])  # a copy cut short
+    with caplog.at_level("WARNING", logger="gaitlive"):
+        rc = main(["analyze", str(video), "--model", str(tiny_model), "--out",
+                   str(tmp_path / "out"), "--no-movie"])
+    assert rc == 0
+    n = read_pose(tmp_path / "out" / "cut.h5").n_frames
+    assert 0 < n < 60
+    assert f"only {n} of the 60 frames its header announces could be decoded" in caplog.text

@@ -157,3 +157,16 @@ def test_a_project_config_that_is_not_yaml_is_one_clear_error(tmp_path):
     (tmp_path / "config.yaml").write_text("bodyparts: [head, neck\nTask: : :\n")
     with pytest.raises(DLCFileError, match=r"config\.yaml: not a valid YAML file \(line 2"):
         read_project_config(tmp_path)
+
+
+def test_likelihoods_that_are_not_probabilities_are_reported(tmp_path, caplog):
+    poses = np.zeros((3, 1, len(BPS), 3), np.float32)
+    poses[..., 2] = 0.9
+    ok = write_pose(tmp_path / "ok.h5", PoseData(poses=poses, bodyparts=BPS))
+    poses[1, 0, 2, 2] = 5.0  # e.g. a score column of another tool, or columns mixed up
+    odd = write_pose(tmp_path / "odd.h5", PoseData(poses=poses, bodyparts=BPS))
+    with caplog.at_level("WARNING", logger="gaitlive"):
+        read_pose(ok)
+        assert not caplog.records
+        assert read_pose(odd).poses[1, 0, 2, 2] == 5.0  # read as it is, but reported
+    assert "odd.h5: 1 likelihood values outside [0, 1] (e.g. 5)" in caplog.text

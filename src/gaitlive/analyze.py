@@ -395,6 +395,11 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
             bar.close()
     if not poses:
         raise AnalyzeError(f"{path}: the video has no readable frames")
+    if interrupted is None and n_total and len(poses) < 0.98 * n_total:
+        # a truncated or damaged file: say so, the outputs cover only what decoded
+        log.warning("%s: only %d of the %d frames its header announces could be decoded (a "
+                    "truncated or damaged file?); the outputs cover frames 0-%d", path,
+                    len(poses), n_total, len(poses) - 1)
     n_ind = max(1, max(p.shape[0] for p in poses))
     arr = np.full((len(poses), n_ind, len(bodyparts), 3), np.nan, np.float32)
     arr[..., 2] = 0.0

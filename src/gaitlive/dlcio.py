@@ -265,7 +265,14 @@ def read_pose(path: str | os.PathLike[str]) -> PoseData:
         one-line message naming the file and what was expected).
     """
     path = Path(path)
-    return _frame_to_posedata(_read_pose_frame(path), path)
+    data = _frame_to_posedata(_read_pose_frame(path), path)
+    lik = data.poses[..., 2]
+    bad = np.isfinite(lik) & ((lik < 0) | (lik > 1))
+    if bad.any():  # DeepLabCut's likelihoods are probabilities: columns mixed up?
+        log.warning("%s: %d likelihood values outside [0, 1] (e.g. %g); pcutoff compares them "
+                    "as probabilities: check that the columns are x, y, likelihood", path,
+                    int(bad.sum()), float(lik[bad][0]))
+    return data
 
 
 def read_pose_scorer(path: str | os.PathLike[str]) -> str:
