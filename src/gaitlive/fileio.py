@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,22 @@ def output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
         raise ValueError(f"{what} {p}: cannot create the output folder ({e.strerror or e})"
                          ) from None
     return p
+
+
+def move_aside(files: Sequence[Path], parent: Path, prefix: str = "",
+               when: float | None = None) -> Path:
+    """Move ``files`` into a new folder ``parent/<prefix><YYYYmmdd-HHMMSS>`` (``when``, a
+    POSIX time, default now; ``-2``, ``-3`` ... appended when it exists) and return it: an
+    earlier run's results are kept, never overwritten."""
+    import datetime
+
+    stamp = datetime.datetime.fromtimestamp(time.time() if when is None else when)
+    base = f"{prefix}{stamp:%Y%m%d-%H%M%S}"
+    dest, n = parent / base, 1
+    while dest.exists():
+        n += 1
+        dest = parent / f"{base}-{n}"
+    dest.mkdir(parents=True)
+    for f in files:
+        os.replace(f, dest / f.name)
+    return dest

@@ -19,7 +19,6 @@ Body length (--body-length): 'extent' = diagonal of the labelled keypoints' boun
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 
@@ -71,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.pck <= 1:
         raise ValueError(f"--pck: expected a fraction in (0, 1], got {args.pck}")
-    if args.resize is not None and not (math.isfinite(args.resize) and args.resize > 0):
-        raise ValueError(f"--resize {args.resize:g}: expected a finite scale factor > 0 "
-                         f"(e.g. 0.5 or 1.0)")
+    if args.resize is not None:
+        from gaitlive.pose import check_resize
+
+        check_resize(args.resize, f"--resize {args.resize:g}")
     if args.min_crop and (args.crop_margin is None or min(args.min_crop) <= 0):
         raise ValueError(f"--min-crop {' '.join(map(str, args.min_crop))}: expected two positive "
                          f"pixel sizes W H, used with --crop-margin")

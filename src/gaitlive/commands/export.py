@@ -12,7 +12,6 @@ heldout-gallery.jpg, evaluation/metrics.csv ...). Other files in the folder stay
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 
@@ -89,9 +88,10 @@ def _read_metrics(path: str) -> dict[str, dict[str, dict[str, Any]]]:
 def run(args: argparse.Namespace) -> int:
     from gaitlive.offline.export import check_export_folder, export_project
 
-    if args.resize is not None and not (math.isfinite(args.resize) and args.resize > 0):
-        raise ValueError(f"--resize {args.resize:g}: expected a finite scale factor > 0 "
-                         f"(e.g. 0.5 or 1.0)")
+    if args.resize is not None:
+        from gaitlive.pose import check_resize
+
+        check_resize(args.resize, f"--resize {args.resize:g}")
     check_export_folder(args.to, replace=args.force)
     metrics = _read_metrics(args.metrics) if args.metrics else None
     out = export_project(args.project, args.to, shuffle=args.shuffle,

@@ -102,21 +102,12 @@ def _keep_previous_outputs(out_dir: Path) -> Path | None:
     """Move an earlier run's outputs in ``out_dir`` to ``out_dir/previous/<time>/`` (the
     time its files were last written), so a new run never overwrites scores already
     produced; returns that folder, or None when there was nothing to move."""
-    import datetime
+    from gaitlive.fileio import move_aside
 
     old = [out_dir / n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
     if not old:
         return None
-    t = max(f.stat().st_mtime for f in old)
-    stamp = datetime.datetime.fromtimestamp(t).strftime("%Y%m%d-%H%M%S")
-    dest = out_dir / "previous" / stamp
-    n = 1
-    while dest.exists():
-        n += 1
-        dest = out_dir / "previous" / f"{stamp}-{n}"
-    dest.mkdir(parents=True)
-    for f in old:
-        f.rename(dest / f.name)
+    dest = move_aside(old, out_dir / "previous", when=max(f.stat().st_mtime for f in old))
     print(f"the previous run's outputs in {out_dir} were moved to {dest}", flush=True)
     return dest
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -98,14 +97,6 @@ def check_export_folder(to: str | Path, *, replace: bool = False) -> list[Path]:
     return own
 
 
-def _check_resize(resize: float | None) -> None:
-    if resize is not None and not (isinstance(resize, (int, float))
-                                   and not isinstance(resize, bool)
-                                   and math.isfinite(resize) and resize > 0):
-        raise ExportError(f"--resize {resize}: expected a finite scale factor > 0 (e.g. 0.5 "
-                          f"or 1.0)")
-
-
 def write_model_card(folder: str | Path, card: dict[str, Any]) -> Path:
     """Write ``model.yaml`` atomically (keys in a readable order)."""
     order = ["name", "engine", "file", "net", "bodyparts", "skeleton", "input_size", "resize",
@@ -176,7 +167,10 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
     name = name or out.name
     if not name or Path(name).name != name or name in (".", ".."):
         raise ExportError(f"--name {name!r}: expected a file name for the model (no folders)")
-    _check_resize(resize)
+    if resize is not None:
+        from gaitlive.pose import check_resize
+
+        check_resize(resize, f"--resize {resize}")
     check_export_folder(out, replace=replace)
     info = open_project(project)
     try:

@@ -23,11 +23,9 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import math
-import os
 import shlex
 import shutil
 import socket
@@ -38,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from gaitlive.fileio import atomic_write, move_aside
 from gaitlive.offline.project import (
     ProjectError,
     ProjectInfo,
@@ -225,20 +224,12 @@ def move_previous_run(train_folder: Path) -> Path | None:
     """
     if not any(train_folder.glob("snapshot*.pt")):
         return None
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    dest = train_folder / f"previous-{stamp}"
-    n = 1
-    while dest.exists():
-        dest = train_folder / f"previous-{stamp}-{n}"
-        n += 1
-    dest.mkdir()
+    files = [f for pattern in RUN_FILES for f in sorted(train_folder.glob(pattern))
+             if f.is_file()]
+    dest = move_aside(files, train_folder, prefix="previous-")
     pc = train_folder / "pytorch_config.yaml"
-    if pc.is_file():
+    if pc.is_file():  # the config it was trained with (the new run rewrites it)
         shutil.copy2(pc, dest / pc.name)
-    for pattern in RUN_FILES:
-        for f in sorted(train_folder.glob(pattern)):
-            if f.is_file():
-                os.replace(f, dest / f.name)
     return dest
 
 
@@ -436,9 +427,11 @@ def _read_init_model(source: str | Path) -> InitModel:
     bodyparts = (config.get("metadata") or {}).get("bodyparts")
     card_path = folder / "model.yaml"
     if card_path.is_file():
+        from gaitlive.pose import ModelError, read_model_card
+
         try:
-            card = yaml.safe_load(card_path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
+            card = read_model_card(folder).raw
+        except ModelError:  # a card that does not read adds nothing; the weights decide
             card = {}
         if isinstance(card, dict):
             bodyparts = bodyparts or card.get("bodyparts")
@@ -535,9 +528,7 @@ def _ensure_random_init(path: Path, model_cfg: dict[str, Any], seed: int) -> Pat
     if path.is_file():
         log.info("%s was made for another architecture or seed: making it again", path)
     state = _build_state(model_cfg, seed)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model": state}, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save({"model": state}, tmp))
     atomic_write_text(record_path, json.dumps(made_for, indent=1) + "\n")
     return path
 
