@@ -572,3 +572,17 @@ def test_sbatch_line_reproduces_the_options():
     assert sbatch_unreproduced(opts) == []
     assert sbatch_unreproduced(TrainOptions(rotation=5.0, extra={"a.b": 1})) == [
         "rotation", "extra"]
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--widen-factor", "-1"], "--widen-factor: expected a finite number > 0, got -1.0"),
+    (["--deepen-factor", "0"], "--deepen-factor: expected a finite number > 0, got 0.0"),
+    (["--lr", "nan"], "--lr: expected a finite number > 0, got nan"),
+    (["--save-epochs", "0"], "--save-epochs: expected an integer >= 1, got 0"),
+    (["--workers", "-1"], "--workers: expected an integer >= 0, got -1")])
+def test_bad_training_options_are_refused_before_any_work(tmp_path, capsys, args, why):
+    proj = make_project(tmp_path / "p", n=4)
+    before = sorted(p.relative_to(proj) for p in proj.rglob("*"))
+    assert main(["train", str(proj), "--epochs", "1", *args]) == 2
+    assert f"gaitlive train: error: {why}" in capsys.readouterr().err
+    assert sorted(p.relative_to(proj) for p in proj.rglob("*")) == before  # nothing written

@@ -12,6 +12,7 @@ runs the same training on a SLURM cluster.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -73,6 +74,16 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
+    # checked before anything is moved aside or written: a bad value costs nothing
+    for flag, value in (("--widen-factor", args.widen_factor),
+                        ("--deepen-factor", args.deepen_factor), ("--lr", args.lr)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{flag}: expected a finite number > 0, got {value}")
+    for flag, value, lo in (("--save-epochs", args.save_epochs, 1),
+                            ("--eval-interval", args.eval_interval, 1),
+                            ("--threads", args.threads, 1), ("--workers", args.workers, 0)):
+        if value is not None and value < lo:
+            raise ValueError(f"{flag}: expected an integer >= {lo}, got {value}")
     crop = None
     if args.crop_size:
         try:
