@@ -26,8 +26,8 @@ def test_export_needs_a_trained_shuffle(tmp_path, capsys):
     proj = make_tiny_dlc_project(tmp_path / "dots", n=4)
     assert main(["export", str(proj), "--to", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
-    assert "gaitlive export: error:" in err and "cannot be exported" in err
-    assert "gaitlive train" in err
+    assert "gaitlive export: error:" in err and "shuffle 1 is not trained" in err \
+        and "gaitlive train" in err
     assert main(["export", str(tmp_path / "nothing"), "--to", str(tmp_path / "m")]) == 2
     assert "not a DeepLabCut project" in capsys.readouterr().err
 

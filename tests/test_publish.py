@@ -391,3 +391,35 @@ def test_messages_after_close_are_dropped_not_raised_into_the_pipeline(tmp_path,
     assert "NOT journaled" in caplog.text
     with Journal(tmp_path / "journal.sqlite") as j:
         assert j.count() == 1  # the one sent before close() was journaled
+
+
+def _pose_frames(pub_id: str, epoch: str, run: str | None, seq: int) -> list[bytes]:
+    body = M.pose_body(seq, 0.0, 0.0, np.zeros((1, 8, 3), np.float32), BODYPARTS)
+    return M.encode("pose", "cam0", M.encode_header(pub_id, epoch, seq, 0.0, time.time(),
+                                                    run=run), body)
+
+
+def test_a_restarted_publisher_joined_late_is_not_counted_as_lost_poses():
+    """Pose seqs restart at every start of the publisher; a subscriber whose first pose of
+    the new run is seq 150 (it reconnected late) lost nothing of that run."""
+    with Subscriber("tcp://127.0.0.1:5999", ["pose"]) as sub:
+        for seq in (1, 2, 3):
+            assert sub.decode(_pose_frames("cam0@h", "e1", "run1", seq)) is not None
+        for seq in (150, 151, 153):  # the restart, joined late; then one real gap
+            assert sub.decode(_pose_frames("cam0@h", "e1", "run2", seq)) is not None
+        assert sub.lost["pose"] == 1
+        # headers without a run (an older publisher) keep the old per-epoch counting
+        for seq in (1, 2, 5):
+            sub.decode(_pose_frames("old@h", "e1", None, seq))
+        assert sub.lost["pose"] == 3
+
+
+def test_every_start_of_a_publisher_has_its_own_run_on_the_wire(tmp_path):
+    s = _settings(tmp_path)
+    runs = []
+    for _ in range(2):
+        with Publisher(s, "cam0") as pub, Subscriber(pub.endpoint, ["status"]) as sub:
+            msg = _wait_kind(sub, "status")
+            assert msg.run == pub.run_id and msg.epoch == pub.epoch
+            runs.append(msg.run)
+    assert runs[0] != runs[1]  # same journal, same epoch, a new run

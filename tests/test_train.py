@@ -227,6 +227,18 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert card.bodyparts == tuple(BODYPARTS) and card.skeleton == (("nose", "tail"),)
     assert card.input_size == (96, 64) and card.raw["precision_stored"] == "FP16"
     assert card.metrics["test"]["all"]["n"] == 6.0
+    # metrics.csv says what it evaluated; the card says what was exported
+    snap = df.snapshot.iloc[0]
+    assert (df.shuffle == 1).all() and snap in {"snapshot-003.pt", "snapshot-best-003.pt"}
+    assert card.raw["training"]["snapshot"] == snap
+    # those metrics are refused for another snapshot, before any export work
+    other = tmp_path / "models" / "other"
+    assert main(["export", str(proj), "--to", str(other), "--snapshot", "0",
+                 "--metrics", str(tmp_path / "ev" / "metrics.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"--metrics were computed on shuffle 1, snapshot {snap}, but this export is " \
+        "shuffle 1, snapshot snapshot-001.pt" in err, err
+    assert not other.exists()
     with load_runner(model) as r:
         img = cv2.imread(str(proj / "labeled-data" / "clip" / "img000.png"))
         pose = r.get_pose(img)

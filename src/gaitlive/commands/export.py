@@ -38,9 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 #: columns of the metrics.csv 'gaitlive evaluate' writes that --metrics needs
 _METRICS_KEYS = ("split", "bodypart")
 _METRICS_VALUES = ("n", "rmse_px", "rmse_pcutoff_px", "pck", "detected")
+#: columns naming what was evaluated (the same on every row; absent in older files)
+_METRICS_SOURCE = ("shuffle", "snapshot")
 
 
-def _read_metrics(path: str) -> dict[str, dict[str, dict[str, Any]]]:
+def _read_metrics(path: str) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:
+    """The metrics per split and bodypart, and the shuffle and snapshot they were computed
+    on (empty when the file does not say)."""
     import csv
     from pathlib import Path
 
@@ -51,6 +55,7 @@ def _read_metrics(path: str) -> dict[str, dict[str, dict[str, Any]]]:
                 f"{', '.join(_METRICS_KEYS + _METRICS_VALUES)}, one row per split and "
                 f"bodypart)")
     out: dict[str, dict[str, dict[str, Any]]] = {}
+    source: dict[str, str] = {}
     try:
         with open(p, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -64,9 +69,14 @@ def _read_metrics(path: str) -> dict[str, dict[str, dict[str, Any]]]:
                     raise ValueError(f"--metrics {p}: line {line}: empty split or bodypart; "
                                      f"{expected}")
                 values: dict[str, Any] = {}
+                for k in _METRICS_SOURCE:
+                    v = (row.get(k) or "").strip()
+                    if v and source.setdefault(k, v) != v:
+                        raise ValueError(f"--metrics {p}: line {line}: {k} {v!r}, but earlier "
+                                         f"rows say {source[k]!r}; {expected}")
                 for k, v in row.items():
-                    if k in _METRICS_KEYS or k is None:  # None: cells beyond the header
-                        continue
+                    if k in _METRICS_KEYS or k in _METRICS_SOURCE or k is None:
+                        continue  # None: cells beyond the header
                     if k == "body_length":
                         values[k] = v
                     elif v in ("", None):
@@ -82,7 +92,7 @@ def _read_metrics(path: str) -> dict[str, dict[str, dict[str, Any]]]:
         raise ValueError(f"--metrics {p}: not a text file; {expected}") from None
     if not out:
         raise ValueError(f"--metrics {p}: no rows; {expected}")
-    return out
+    return out, source
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
 
         check_resize(args.resize, f"--resize {args.resize:g}")
     check_export_folder(args.to, replace=args.force)
-    metrics = _read_metrics(args.metrics) if args.metrics else None
+    metrics, source = _read_metrics(args.metrics) if args.metrics else (None, None)
     out = export_project(args.project, args.to, shuffle=args.shuffle,
                          snapshot_index=args.snapshot, half=args.half, name=args.name,
-                         resize=args.resize, metrics=metrics, replace=args.force)
+                         resize=args.resize, metrics=metrics, metrics_source=source,
+                         replace=args.force)
     print(f"exported to {out} (card: {out / 'model.yaml'})")
     return 0

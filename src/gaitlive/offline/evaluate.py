@@ -400,12 +400,15 @@ def write_compare_csv(path: str | Path, diffs: Sequence[MetricDifference],
 
 
 def write_metrics_csv(path: str | Path, splits: dict[str, PoseMetrics],
-                      bodyparts: Sequence[str]) -> Path:
+                      bodyparts: Sequence[str], *, source: dict[str, str] | None = None
+                      ) -> Path:
     """Write one row per (split, bodypart) plus an ``all`` row per split, atomically.
 
     Columns: split, bodypart, n, rmse_px, rmse_pcutoff_px, pck, detected, pcutoff,
     pck_fraction, body_length, then the 95 % frame-bootstrap intervals rmse_px_lo,
-    rmse_px_hi, pck_lo, pck_hi (empty when not computed).
+    rmse_px_hi, pck_lo, pck_hi (empty when not computed), then what was evaluated:
+    shuffle and snapshot (the snapshot's file name), from ``source`` (empty for an exported
+    model).
     """
     import csv
     import io
@@ -414,7 +417,8 @@ def write_metrics_csv(path: str | Path, splits: dict[str, PoseMetrics],
     w = csv.writer(buf)
     w.writerow(["split", "bodypart", "n", "rmse_px", "rmse_pcutoff_px", "pck", "detected",
                 "pcutoff", "pck_fraction", "body_length", "rmse_px_lo", "rmse_px_hi",
-                "pck_lo", "pck_hi"])
+                "pck_lo", "pck_hi", "shuffle", "snapshot"])
+    src = [(source or {}).get(k, "") for k in ("shuffle", "snapshot")]
     nan2 = (float("nan"), float("nan"))
     for split, m in splits.items():
         rows = [("all", {"n": m.n_keypoints, "rmse": m.rmse, "rmse_pcutoff": m.rmse_pcutoff,
@@ -426,7 +430,7 @@ def write_metrics_csv(path: str | Path, splits: dict[str, PoseMetrics],
             w.writerow([split, b, s["n"], _fmt(s["rmse"]), _fmt(s["rmse_pcutoff"]),
                         _fmt(s["pck"], 4), _fmt(s["detected"], 4), m.pcutoff, m.pck_fraction,
                         m.body_length, _fmt(r_ci[0]), _fmt(r_ci[1]), _fmt(p_ci[0], 4),
-                        _fmt(p_ci[1], 4)])
+                        _fmt(p_ci[1], 4), *src])
     return atomic_write_bytes(Path(path), buf.getvalue().encode())
 
 
@@ -589,35 +593,19 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
     import torch
     from deeplabcut.core.config import ProjectConfig
     from deeplabcut.pose_estimation_pytorch.apis.evaluation import evaluate_snapshot
-    from deeplabcut.pose_estimation_pytorch.apis.utils import (
-        get_model_snapshots,
-        get_scorer_name,
-        get_scorer_uid,
-    )
-    from deeplabcut.pose_estimation_pytorch.data import DLCLoader
+    from deeplabcut.pose_estimation_pytorch.apis.utils import get_scorer_name, get_scorer_uid
 
-    from gaitlive.offline.project import ProjectError, open_project
+    from gaitlive.offline.project import open_project, resolve_snapshot
 
     # the settings first: a bad one must not cost a whole DeepLabCut evaluation
     _check_settings(open_project(project, fix_paths=False).bodyparts, pck_fraction,
                     body_length, pcutoff)
     info = open_project(project)
-    try:
-        loader = DLCLoader(config=str(info.config_path), shuffle=shuffle,
-                           trainset_index=trainset_index, modelprefix="")
-    except (FileNotFoundError, ValueError) as e:
-        raise ProjectError(f"{info.path}: shuffle {shuffle} is not trained ({e}); run "
-                           f"'gaitlive train {info.path}' first") from e
+    loader, snapshot = resolve_snapshot(info, shuffle=shuffle, trainset_index=trainset_index,
+                                        snapshot_index=snapshot_index)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     loader.model_cfg["device"] = device
-    try:
-        snapshots = get_model_snapshots(snapshot_index, loader.model_folder, loader.pose_task)
-    except (ValueError, IndexError) as e:
-        raise ProjectError(f"{loader.model_folder}: no snapshot {snapshot_index!r} ({e})") from e
-    if not snapshots:
-        raise ProjectError(f"{loader.model_folder}: no snapshots; train first")
-    snapshot = snapshots[0]
     cfg = ProjectConfig.from_any(str(info.config_path))
     scorer = get_scorer_name(cfg=cfg, shuffle=shuffle, train_fraction=loader.train_fraction,
                              snapshot_uid=get_scorer_uid(snapshot, None), modelprefix="")
@@ -645,7 +633,8 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
                                              pck_fraction=pck_fraction,
                                              body_length=body_length)
     out = Path(out_dir) if out_dir else loader.evaluation_folder
-    csv = write_metrics_csv(out / "metrics.csv", splits, bodyparts)
+    csv = write_metrics_csv(out / "metrics.csv", splits, bodyparts,
+                            source={"shuffle": str(shuffle), "snapshot": snapshot.path.name})
     gal = None
     if gallery:
         rows = test_rows or list(range(len(images)))

@@ -21,7 +21,13 @@ from typing import Any
 
 import yaml
 
-from gaitlive.offline.project import ProjectError, atomic_write_text, open_project, save_export
+from gaitlive.offline.project import (
+    ProjectError,
+    atomic_write_text,
+    open_project,
+    resolve_snapshot,
+    save_export,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +132,7 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
                    name: str | None = None, resize: float | None = None,
                    skeleton: list[list[str]] | None = None,
                    metrics: dict[str, Any] | None = None,
+                   metrics_source: dict[str, str] | None = None,
                    extra_card: dict[str, Any] | None = None, replace: bool = True) -> Path:
     """Export a trained shuffle into a DLC-Live model folder.
 
@@ -148,6 +155,10 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
         Default: the project's ``skeleton``.
     metrics : dict, optional
         Evaluation results to record.
+    metrics_source : dict, optional
+        The ``shuffle`` and ``snapshot`` (file name) those results were computed on, as
+        ``gaitlive evaluate`` records them in ``metrics.csv``: an export of another
+        snapshot is refused, so a card never carries another model's metrics.
     extra_card : dict, optional
         More card keys (training settings, reproduce command ...).
     replace : bool
@@ -173,6 +184,9 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
         check_resize(resize, f"--resize {resize}")
     check_export_folder(out, replace=replace)
     info = open_project(project)
+    _, snapshot = resolve_snapshot(info, shuffle=shuffle, trainset_index=trainset_index,
+                                   snapshot_index=snapshot_index)
+    _check_metrics_source(metrics_source, shuffle, snapshot.path.name)
     try:
         export_model(str(info.config_path), shuffle=shuffle,
                                 trainingsetindex=trainset_index, snapshotindex=snapshot_index,
@@ -235,7 +249,7 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
                               trainset_index]},
         "training": {"backbone": {k: bb.get(k) for k in ("type", "model_name", "widen_factor",
                                                         "deepen_factor") if k in bb},
-                     "exported_from": src.name},
+                     "exported_from": src.name, "snapshot": snapshot.path.name},
         "metrics": metrics or {},
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
@@ -244,6 +258,18 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
     write_model_card(out, card)
     log.info("exported %s -> %s (%.2f MB)", src.name, target, card["size_mb"])
     return out
+
+
+def _check_metrics_source(source: dict[str, str] | None, shuffle: int, snapshot: str) -> None:
+    """Refuse metrics computed on another shuffle or snapshot than the one exported."""
+    src = {k: v for k, v in (source or {}).items() if v}
+    theirs = (src.get("shuffle", str(shuffle)), src.get("snapshot", snapshot))
+    if theirs != (str(shuffle), snapshot):
+        raise ExportError(
+            f"--metrics were computed on shuffle {theirs[0]}, snapshot {theirs[1]}, but this "
+            f"export is shuffle {shuffle}, snapshot {snapshot}: evaluate the exported "
+            f"snapshot ('gaitlive evaluate PROJECT --shuffle {shuffle} --snapshot N') or "
+            f"export the evaluated one (--snapshot)")
 
 
 def _count_labels(info: Any) -> int:

@@ -385,6 +385,48 @@ def ensure_dlc_config(info: ProjectInfo) -> dict[str, Any]:
     return add
 
 
+def resolve_snapshot(info: ProjectInfo, *, shuffle: int = 1, trainset_index: int = 0,
+                     snapshot_index: int | str = -1) -> tuple[Any, Any]:
+    """DeepLabCut's data loader of a trained shuffle and the snapshot an index names.
+
+    Parameters
+    ----------
+    info : ProjectInfo
+        The project (:func:`open_project`).
+    shuffle, trainset_index : int
+        Which training run.
+    snapshot_index : int or str
+        As DeepLabCut takes it: -1 is the best snapshot if one was kept, else the last;
+        ``"all"`` is not accepted here.
+
+    Returns
+    -------
+    tuple
+        ``(DLCLoader, Snapshot)``; ``Snapshot.path`` is the ``.pt`` file.
+
+    Raises
+    ------
+    ProjectError
+        The shuffle is not trained, or has no such snapshot.
+    """
+    from deeplabcut.pose_estimation_pytorch.apis.utils import get_model_snapshots
+    from deeplabcut.pose_estimation_pytorch.data import DLCLoader
+
+    try:
+        loader = DLCLoader(config=str(info.config_path), shuffle=shuffle,
+                           trainset_index=trainset_index, modelprefix="")
+    except (FileNotFoundError, ValueError) as e:
+        raise ProjectError(f"{info.path}: shuffle {shuffle} is not trained ({e}); run "
+                           f"'gaitlive train {info.path}' first") from e
+    try:
+        snapshots = get_model_snapshots(snapshot_index, loader.model_folder, loader.pose_task)
+    except (ValueError, IndexError) as e:
+        raise ProjectError(f"{loader.model_folder}: no snapshot {snapshot_index!r} ({e})") from e
+    if not snapshots:
+        raise ProjectError(f"{loader.model_folder}: no snapshots; train first")
+    return loader, snapshots[0]
+
+
 def validate_labels(info: ProjectInfo, *, check_images: bool = True) -> ProjectInfo:
     """Check a project's labels before training.
 

@@ -7,8 +7,8 @@ A message is three frames ``[topic, header, body]``:
     camera id, so a SUB prefix ``pose/cam1/`` never matches ``pose/cam10/``. Kinds are
     :data:`TOPICS`.
 ``header``
-    msgpack map: schema version ``v``, publisher id ``pub``, journal ``epoch``, per-topic
-    sequence number ``seq``, ``t_mono`` (``time.monotonic()`` of the event) and ``t_wall``
+    msgpack map: schema version ``v``, publisher id ``pub``, journal ``epoch``, process
+    ``run`` id, per-topic sequence number ``seq``, ``t_mono`` (``time.monotonic()`` of the event) and ``t_wall``
     (``time.time()``); ``pass`` and ``status`` headers also advertise the publisher's side
     channel as ``side``.
 ``body``
@@ -237,10 +237,13 @@ _HEADER_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def encode_header(publisher_id: str, epoch: str, seq: int, t_mono: float, t_wall: float,
-                  side: str | None = None) -> bytes:
-    """The header frame (msgpack). ``side`` is the advertised side-channel endpoint."""
+                  side: str | None = None, run: str | None = None) -> bytes:
+    """The header frame (msgpack). ``side`` is the advertised side-channel endpoint; ``run``
+    identifies one start of the publisher process (non-pass seqs restart with it)."""
     h: dict[str, Any] = {"v": SCHEMA_VERSION, "pub": publisher_id, "epoch": epoch,
                          "seq": int(seq), "t_mono": float(t_mono), "t_wall": float(t_wall)}
+    if run:
+        h["run"] = run
     if side:
         h["side"] = side
     return pack(h)
@@ -261,8 +264,9 @@ def decode_header(frame: bytes) -> dict[str, Any]:
                            f"got {h['v']}")
     if h["seq"] < 1:
         raise MessageError(f"header.seq: expected an integer >= 1, got {h['seq']}")
-    if "side" in h and not isinstance(h["side"], str):
-        raise MessageError(f"header.side: expected str, got {_brief(h['side'])}")
+    for k in ("side", "run"):
+        if k in h and not isinstance(h[k], str):
+            raise MessageError(f"header.{k}: expected str, got {_brief(h[k])}")
     return h
 
 
@@ -410,6 +414,12 @@ class Message:
     def seq(self) -> int:
         """Header ``seq``."""
         return self.header["seq"]
+
+    @property
+    def run(self) -> str:
+        """Header ``run`` (one start of the publisher process), "" from publishers that
+        do not send it."""
+        return self.header.get("run", "")
 
     @property
     def side_channel(self) -> str | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import secrets
 import socket
 import threading
 import time
@@ -111,6 +112,8 @@ class Publisher:
         self.model = model
         self.publisher_id = publisher_id or default_publisher_id(camera_id)
         self.epoch = ""
+        # one id per start of this process: pose/step/status/frame seqs restart with it
+        self.run_id = secrets.token_hex(4)
         self.endpoint = ""
         self.side_endpoint = ""
         self._topics = {k: M.topic(k, camera_id) for k in M.TOPICS}
@@ -381,7 +384,7 @@ class Publisher:
     # ---------------------------------------------------------------- publisher thread
     def _header(self, seq: int, t_mono: float, t_wall: float, side: bool = False) -> bytes:
         return M.encode_header(self.publisher_id, self.epoch, seq, t_mono, t_wall,
-                               side=self.side_endpoint if side else None)
+                               side=self.side_endpoint if side else None, run=self.run_id)
 
     def _send(self, kind: str, header: bytes, body: bytes) -> None:
         try:

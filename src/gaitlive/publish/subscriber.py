@@ -97,7 +97,7 @@ class Subscriber:
         self.lag_s = 0.0
         self.too_slow = 0
         self.lost = dict.fromkeys(M.TOPICS, 0)
-        self._last: dict[tuple[str, str, str], int] = {}
+        self._last: dict[tuple[str, str, str, str], int] = {}
 
     def recv(self, timeout_s: float | None = None) -> M.Message | None:
         """The next well-formed message, or None after ``timeout_s`` (None: wait forever)."""
@@ -130,8 +130,14 @@ class Subscriber:
                 log.warning("subscriber is %.1f s behind the publisher (> %.1f s): it cannot "
                             "keep up; poses are being dropped at its high-water mark",
                             self.lag_s, self.max_lag_s)
-        key = (msg.publisher_id, msg.epoch, msg.kind)
+        # pass seqs live as long as the journal's epoch; the other topics count from 1 at
+        # every start of the publisher process (its ``run``), so a restart is not a gap
+        run = "" if msg.kind == "pass" else msg.run
+        key = (msg.publisher_id, msg.epoch, run, msg.kind)
         last = self._last.get(key)
+        if last is None and run:  # a new run: forget the publisher's earlier runs
+            for k in [k for k in self._last if k[0] == key[0] and k[2] not in ("", run)]:
+                del self._last[k]
         if last is not None and msg.seq > last + 1:
             self.lost[msg.kind] += msg.seq - last - 1
         self._last[key] = msg.seq  # a smaller seq: the publisher restarted
