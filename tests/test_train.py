@@ -557,6 +557,17 @@ def test_config_yaml_is_kept(tmp_path, capsys):
                                  str(proj / "videos" / "clip.mp4"): {"crop": "0, 96, 0, 64"}}
     assert "# full HD" in cfg_path.read_text() and "# barn 3 project" in cfg_path.read_text()
 
+    # a project moved elsewhere: evaluate and export set its path, comments kept
+    moved = tmp_path / "moved" / "dots"
+    shutil.move(proj, moved)
+    assert main(["evaluate", str(moved), "--out", str(tmp_path / "ev2"), "--no-gallery"]) == 0
+    assert "train: 9 frames" in capsys.readouterr().out
+    text = (moved / "config.yaml").read_text()
+    assert "# full HD" in text and "# barn 3 project" in text and "# cameras on the NAS" in text
+    assert yaml.safe_load(text)["project_path"] == str(moved)
+    assert main(["export", str(moved), "--to", str(tmp_path / "m")]) == 0
+    assert (moved / "config.yaml").read_text() == text
+
 
 def test_sbatch_line_reproduces_the_options():
     """The printed cluster command, parsed back by the CLI, gives the run's options (only

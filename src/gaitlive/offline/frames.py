@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from gaitlive.fileio import atomic_write
+from gaitlive.offline.project import ProjectError, edit_dlc_config, write_dlc_config
 
 log = logging.getLogger(__name__)
 
@@ -251,20 +252,6 @@ def _top_up(chosen: Sequence[int], n: int, lo: int, hi: int) -> list[int]:
 # --------------------------------------------------------------------------------------
 
 
-def _yaml():
-    from deeplabcut.core.config.utils import get_yaml_dumper
-
-    return get_yaml_dumper()
-
-
-def _write_yaml_atomic(path: Path, data: Any) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            _yaml().dump(data, fh)
-
-    atomic_write(path, write)
-
-
 def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-side",
                    scorer: str | None = None) -> Path:
     """Return ``project/config.yaml``, creating a minimal DeepLabCut 3 project if absent.
@@ -314,7 +301,7 @@ def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-s
     })
     for sub in ("labeled-data", "videos", "training-datasets", "dlc-models-pytorch"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    _write_yaml_atomic(cfg_path, cfg)
+    write_dlc_config(cfg_path, cfg)
     log.info("created DeepLabCut project %s (profile %s, bodyparts %s)", cfg_path, prof.name,
              list(prof.bodyparts))
     return cfg_path
@@ -323,8 +310,10 @@ def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-s
 def _video_with_same_stem(config_path: Path, video: Path) -> str | None:
     """Another video of the project's ``video_sets`` whose frames go to the same
     ``labeled-data/<stem>`` folder as ``video``'s, if any."""
+    import yaml
+
     with open(config_path, encoding="utf-8") as fh:
-        cfg = _yaml().load(fh)
+        cfg = yaml.safe_load(fh)
     sets = cfg.get("video_sets") if isinstance(cfg, dict) else None
     target = video.expanduser().resolve()
     for k in sets or {}:
@@ -345,23 +334,24 @@ def register_video(config_path: str | os.PathLike[str], video: str | os.PathLike
     """
     config_path = Path(config_path)
     key = str(Path(video).expanduser().absolute())
-    yml = _yaml()
-    with open(config_path, encoding="utf-8") as fh:
-        cfg = yml.load(fh)
-    if not isinstance(cfg, dict):
-        raise FrameSelectionError(f"{config_path}: expected a DeepLabCut config mapping")
-    sets = cfg.get("video_sets")
-    if sets is None:
-        cfg["video_sets"] = sets = {}
-    if not isinstance(sets, dict):
-        raise FrameSelectionError(f"{config_path}: key 'video_sets' must be a mapping, "
-                                  f"got {type(sets).__name__}")
     target = Path(key).resolve()
-    if key in sets or any(Path(str(k)).expanduser().resolve() == target for k in sets):
-        return False
-    sets[key] = {"crop": f"0, {int(width)}, 0, {int(height)}"}
-    _write_yaml_atomic(config_path, cfg)
-    return True
+
+    def edit(cfg: Any) -> bool:
+        sets = cfg.get("video_sets")
+        if sets is None:
+            cfg["video_sets"] = sets = {}
+        if not isinstance(sets, dict):
+            raise FrameSelectionError(f"{config_path}: key 'video_sets' must be a mapping, "
+                                      f"got {type(sets).__name__}")
+        if key in sets or any(Path(str(k)).expanduser().resolve() == target for k in sets):
+            return False
+        sets[key] = {"crop": f"0, {int(width)}, 0, {int(height)}"}
+        return True
+
+    try:
+        return edit_dlc_config(config_path, edit)
+    except ProjectError as e:
+        raise FrameSelectionError(str(e)) from e
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

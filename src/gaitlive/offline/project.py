@@ -31,6 +31,9 @@ __all__ = [
     "atomic_write_text",
     "dlc_config_additions",
     "ensure_dlc_config",
+    "edit_dlc_config",
+    "write_dlc_config",
+    "resolve_snapshot",
 ]
 
 
@@ -334,6 +337,70 @@ def _null_representer() -> type:
     return Representer
 
 
+def _round_trip_yaml() -> Any:
+    """ruamel's round-trip YAML as gaitlive writes ``config.yaml``: comments and quotes
+    kept, long paths on one line, ``None`` as ``null``."""
+    from ruamel.yaml import YAML
+
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = True
+    rt.width = 1_000_000  # long paths stay on one line
+    rt.Representer = _null_representer()
+    return rt
+
+
+def write_dlc_config(config_path: str | Path, data: dict[str, Any]) -> None:
+    """Write a new DeepLabCut ``config.yaml`` atomically."""
+    import io
+
+    buf = io.StringIO()
+    _round_trip_yaml().dump(data, buf)
+    atomic_write_text(Path(config_path), buf.getvalue())
+
+
+def edit_dlc_config(config_path: str | Path, edit: Any) -> bool:
+    """Change a DeepLabCut ``config.yaml`` in place, keeping everything else (comments,
+    key order, quotes).
+
+    Parameters
+    ----------
+    config_path : str or Path
+        The file.
+    edit : callable
+        ``edit(data) -> bool`` changes the loaded mapping (a ruamel ``CommentedMap``) and
+        returns whether it changed anything.
+
+    Returns
+    -------
+    bool
+        Whether the file was written (atomically; not when ``edit`` changed nothing).
+
+    Raises
+    ------
+    ProjectError
+        The file is not valid YAML or not a mapping.
+    """
+    import io
+
+    from ruamel.yaml.error import YAMLError
+
+    path = Path(config_path)
+    rt = _round_trip_yaml()
+    try:
+        data = rt.load(path.read_text(encoding="utf-8"))
+    except YAMLError as e:
+        raise ProjectError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise ProjectError(f"{path}: expected a DeepLabCut config mapping, got "
+                           f"{type(data).__name__}")
+    if not edit(data):
+        return False
+    buf = io.StringIO()
+    rt.dump(data, buf)
+    atomic_write_text(path, buf.getvalue())
+    return True
+
+
 def ensure_dlc_config(info: ProjectInfo) -> dict[str, Any]:
     """Add to ``config.yaml`` only what DeepLabCut needs and the file lacks
     (:func:`dlc_config_additions`), keeping everything else, comments included.
@@ -346,36 +413,31 @@ def ensure_dlc_config(info: ProjectInfo) -> dict[str, Any]:
     dict
         The additions (empty: the file was not touched).
     """
-    import io
-
-    from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
 
     add = dlc_config_additions(info)
     if not add:
         return add
-    rt = YAML(typ="rt")
-    rt.preserve_quotes = True
-    rt.width = 1_000_000  # long paths stay on one line
-    rt.Representer = _null_representer()
-    data = rt.load(info.config_path.read_text(encoding="utf-8"))
-    if "project_path" in add:
-        data["project_path"] = add["project_path"]
-    vs = data.get("video_sets")
-    if not isinstance(vs, dict):
-        vs = CommentedMap()
-        data["video_sets"] = vs
-    for k in add.get("drop", []):
-        del vs[k]
-    for k, v in add.get("video_sets", {}).items():
-        vs[k] = CommentedMap(v)
-    if hasattr(vs, "fa"):
-        vs.fa.set_block_style()
-    buf = io.StringIO()
-    rt.dump(data, buf)
-    atomic_write_text(info.config_path, buf.getvalue())
+
+    def edit(data: Any) -> bool:
+        if "project_path" in add:
+            data["project_path"] = add["project_path"]
+        vs = data.get("video_sets")
+        if not isinstance(vs, dict):
+            vs = CommentedMap()
+            data["video_sets"] = vs
+        for k in add.get("drop", []):
+            del vs[k]
+        for k, v in add.get("video_sets", {}).items():
+            vs[k] = CommentedMap(v)
+        if hasattr(vs, "fa"):
+            vs.fa.set_block_style()
+        return True
+
+    edit_dlc_config(info.config_path, edit)
     info.cfg["project_path"] = str(info.path)
-    info.cfg["video_sets"] = yaml.safe_load(buf.getvalue()).get("video_sets")
+    info.cfg["video_sets"] = (yaml.safe_load(info.config_path.read_text(encoding="utf-8"))
+                              or {}).get("video_sets")
     what = [f"video_sets entry {k}" for k in add.get("video_sets", {})]
     if "project_path" in add:
         what.append(f"project_path {add['project_path']}")
@@ -404,6 +466,10 @@ def resolve_snapshot(info: ProjectInfo, *, shuffle: int = 1, trainset_index: int
     tuple
         ``(DLCLoader, Snapshot)``; ``Snapshot.path`` is the ``.pt`` file.
 
+    ``config.yaml`` gets what DeepLabCut needs (:func:`ensure_dlc_config`: the path of a
+    moved project, comments kept) only once the shuffle is known to be trained, so a failed
+    call writes nothing.
+
     Raises
     ------
     ProjectError
@@ -412,6 +478,14 @@ def resolve_snapshot(info: ProjectInfo, *, shuffle: int = 1, trainset_index: int
     from deeplabcut.pose_estimation_pytorch.apis.utils import get_model_snapshots
     from deeplabcut.pose_estimation_pytorch.data import DLCLoader
 
+    iteration = info.cfg.get("iteration", 0)
+    runs = (info.path / "dlc-models-pytorch" / f"iteration-{iteration}").glob(
+        f"*shuffle{shuffle}/train/pytorch_config.yaml")
+    if not any(runs):
+        raise ProjectError(f"{info.path}: shuffle {shuffle} is not trained (no "
+                           f"dlc-models-pytorch/iteration-{iteration}/*shuffle{shuffle}/train); "
+                           f"run 'gaitlive train {info.path}' first")
+    ensure_dlc_config(info)  # else DeepLabCut rewrites a moved project's path, comments lost
     try:
         loader = DLCLoader(config=str(info.config_path), shuffle=shuffle,
                            trainset_index=trainset_index, modelprefix="")
