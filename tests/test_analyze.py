@@ -293,6 +293,9 @@ def test_analyze_checks_every_input_before_analysing_any(tmp_path, capsys):
         assert not out.exists() or not any(out.iterdir())  # not even good.h5 analysed
         assert rc == 2
         assert why in _one_line_error(capsys, str(tmp_path / bad), "nothing was analysed")
+    for fps in ("0", "nan", "1e9"):  # 1e9 used to try to allocate terabytes
+        assert main(["analyze", str(good), "--fps", fps, "--out", str(out)]) == 2
+        assert "--fps: expected a frame rate > 0 and <= 1000" in capsys.readouterr().err
     rc = main(["analyze", str(good), "--fps", "30", "--out", str(out)])
     assert rc == 0 and (out / "good_passes.csv").exists()
 

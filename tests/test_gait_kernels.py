@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gaitlive.config import load_profile
+from gaitlive.config import GaitSettings, from_mapping, load_profile
 from gaitlive.gait import kernels
 from gaitlive.gait.reference import (
     _lift_cp_ref,
@@ -63,7 +63,8 @@ def test_skeleton_scale_invariant():
     assert b[2] == pytest.approx(0.37 * a[2], rel=1e-5)
 
 
-@pytest.mark.parametrize("case", ["all_nan", "one_missing", "low_likelihood", "zero_length"])
+@pytest.mark.parametrize("case", ["all_nan", "one_missing", "low_likelihood", "zero_length",
+                                  "infinite"])
 def test_skeleton_edge_cases_equal_reference(case):
     p = _standing_pose()
     if case == "all_nan":
@@ -76,6 +77,8 @@ def test_skeleton_edge_cases_equal_reference(case):
         p[BP["left_foot"], 2] = 0.2
     elif case == "zero_length":
         p[BP["left_hock"], :2] = p[BP["left_knee"], :2]  # knee-hock has zero length
+    elif case == "infinite":  # a broken pose file: inf is missing, like NaN
+        p[BP["left_hock"], 0] = np.inf
     a = _skel(kernels.skeleton_frame, p)
     b = _skel(skeleton_frame_ref, p)
     assert a[0] == b[0] and a[1] == b[1]
@@ -85,9 +88,11 @@ def test_skeleton_edge_cases_equal_reference(case):
     names = list(LAY.hist.angles)
     if case == "all_nan":
         assert a[0] == 0 and not a[1] and np.isnan(a[2]) and np.isnan(a[3]).all()
-    if case in ("one_missing", "zero_length"):
+    if case in ("one_missing", "zero_length", "infinite"):
         assert np.isnan(a[3][names.index("left_hock")])
         assert a[3][names.index("right_hock")] == pytest.approx(90.0)
+    if case == "infinite":
+        assert a[0] == 7 and not a[1] and np.isfinite(a[2])
     if case == "one_missing":
         # the missing segments are filled in by the mean of the present ones
         # (left hock gone: both left segments) -> right leg 30 + 40, x 4 / 2 segments / 2 legs
@@ -126,28 +131,21 @@ def _random_walk_poses(rng: np.random.Generator, n: int) -> np.ndarray:
     return p
 
 
-@pytest.mark.parametrize("restrike_s", [0.0, 0.4])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_gait_kernel_equals_reference_on_random_walks(seed, restrike_s):
-    import dataclasses
-
-    rng = np.random.default_rng(seed)
-    n = 260
-    poses = _random_walk_poses(rng, n)
-    # restrike_shift_s: side profiles keep the strike (0), the rear profile lets it move
-    prof = dataclasses.replace(PROFILE, gait=dataclasses.replace(PROFILE.gait,
-                                                                 restrike_shift_s=restrike_s))
+def _run_kernel_and_reference(poses: np.ndarray, prof) -> int:
+    """Feed ``poses`` to the numba kernel and the numpy reference side by side; assert
+    equal events and states on every frame; return the number of events."""
+    n = len(poses)
     params = kernel_params(prof, 30.0)
-    assert params[9] == round(restrike_s * 30)
+    lay = GaitLayout.from_profile(prof)
     a, b = _fresh_state(n), _fresh_state(n)
     n_events = 0
     for t in range(n):
         row_u = t - int(params[0] + params[1])
         out = []
         for fn, s in ((kernels.gait_frame, a), (gait_frame_ref, b)):
-            out.append(fn(t, poses[t], 0.5, 30.0, LAY.required_idx, LAY.angle_idx,
-                          LAY.seg_idx, LAY.n_scale_legs, LAY.foot_idx, LAY.hock_idx,
-                          LAY.body_idx, LAY.head_idx, params, s["ring"], s["ring_scale"],
+            out.append(fn(t, poses[t], 0.5, 30.0, lay.required_idx, lay.angle_idx,
+                          lay.seg_idx, lay.n_scale_legs, lay.foot_idx, lay.hock_idx,
+                          lay.body_idx, lay.head_idx, params, s["ring"], s["ring_scale"],
                           s["istate"], s["fstate"], s["hist"], t, row_u, s["events"],
                           s["tmp_angles"], s["tmp_ratios"]))
         assert out[0] == out[1] == int((a["events"][:, :2] >= 0).sum())  # events written
@@ -157,7 +155,45 @@ def test_gait_kernel_equals_reference_on_random_walks(seed, restrike_s):
     # inputs are float32: agree to float32 precision (events and states are exactly equal)
     np.testing.assert_allclose(a["hist"], b["hist"], rtol=1e-6, atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(a["fstate"], b["fstate"], rtol=1e-6, atol=1e-6, equal_nan=True)
-    assert n_events > 10  # the walk really produced strikes and lifts
+    return n_events
+
+
+@pytest.mark.parametrize("restrike_s", [0.0, 0.4])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gait_kernel_equals_reference_on_random_walks(seed, restrike_s):
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    poses = _random_walk_poses(rng, 260)
+    # restrike_shift_s: side profiles keep the strike (0), the rear profile lets it move
+    prof = dataclasses.replace(PROFILE, gait=dataclasses.replace(PROFILE.gait,
+                                                                 restrike_shift_s=restrike_s))
+    assert kernel_params(prof, 30.0)[9] == round(restrike_s * 30)
+    assert _run_kernel_and_reference(poses, prof) > 10  # the walk made strikes and lifts
+
+
+def test_gait_kernel_equals_reference_at_the_widest_windows_the_config_allows():
+    """The longest filter, fit and debounce windows still fit the 64-frame foot history
+    (a debounce of 100 frames used to write past the kernel's scratch buffer)."""
+    import dataclasses
+
+    g = dataclasses.replace(PROFILE.gait, smoothing_frames=31, fit_frames=31,
+                            min_stance_frames=30, min_swing_frames=30)
+    prof = dataclasses.replace(PROFILE, gait=g)
+    assert 2 * sum(kernel_params(prof, 30.0)[:2]) + 1 <= RING
+    # feet that stand and move in long spells, so the long debounces are passed
+    rng = np.random.default_rng(7)
+    p = np.tile(_standing_pose(), (400, 1, 1))
+    for k, phase in ((BP["left_foot"], 0), (BP["right_foot"], 60)):
+        x = p[0, k, 0]
+        for t in range(400):
+            if ((t + phase) // 60) % 2:
+                x += 2.0
+            p[t, k, 0] = x + rng.normal(0, 0.3)
+    assert _run_kernel_and_reference(p, prof) >= 1
+    for bad in ({"smoothing_frames": 33}, {"fit_frames": 33}, {"min_stance_frames": 31}):
+        with pytest.raises(ValueError, match=list(bad)[0]):
+            from_mapping(GaitSettings, bad, prefix="gait")
 
 
 def test_gait_kernel_all_nan_stream_stays_unknown():

@@ -422,3 +422,43 @@ def test_the_tracks_of_an_update_after_dropped_frames_are_listed_once():
         stage.update(f, pose)
     upd = stage.update(6, pose)  # frames 3-5 dropped upstream
     assert [(t.individual, t.pose_row) for t in upd.tracks] == [(0, 0)]
+
+
+def test_a_pass_ending_with_the_data_keeps_its_last_steps_and_no_strike_after_it():
+    """However the data ends (the stream stops, the file ends), the steps are those found
+    when frames without a bird follow, and no strike lies after the last frame seen."""
+    prof = load_profile("broiler-side")
+    sp = simulate_pass(severity=1, view="side", seed=3)
+    empty = np.full((6, *sp.poses.shape[1:]), np.nan, np.float32)
+    empty[..., 2] = 0.0
+    n_checked = 0
+    for end in range(90, 150):
+        steps_a, passes_a = GaitStage(prof, 30).run_series(sp.poses[:end])
+        steps_b, passes_b = GaitStage(prof, 30).run_series(np.concatenate([sp.poses[:end],
+                                                                           empty]))
+        key = [(s.foot, s.kind, s.strike_frame, s.lift_frame) for s in steps_a]
+        assert key == [(s.foot, s.kind, s.strike_frame, s.lift_frame) for s in steps_b], end
+        assert [p.n_steps for p in passes_a] == [p.n_steps for p in passes_b], end
+        assert all(s.strike_frame <= end - 1 for s in steps_a), end
+        assert all(p.end_frame <= end - 1 for p in passes_a)
+        n_checked += len(steps_a)
+    assert n_checked > 50
+
+
+def test_match_events_is_a_maximum_matching():
+    """Against an exact assignment (scipy) on random event lists: as many matches as
+    possible within the tolerance; nearest-first greedy matching fell short."""
+    from scipy.optimize import linear_sum_assignment
+
+    assert match_events([10, 12], [8, 11]) == (2, 0, 0)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        t = sorted(rng.choice(60, rng.integers(0, 12), replace=False).tolist())
+        d = rng.integers(0, 60, rng.integers(0, 12)).tolist()
+        tp, fp, fn = match_events(t, d, 2)
+        best = 0
+        if t and d:
+            ok = np.abs(np.subtract.outer(t, d)) <= 2
+            r, c = linear_sum_assignment(ok, maximize=True)
+            best = int(ok[r, c].sum())
+        assert (tp, fp, fn) == (best, len(d) - best, len(t) - best), (t, d)

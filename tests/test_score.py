@@ -83,6 +83,11 @@ def test_agreement_metrics_against_hand_computed_values():
     pi1 = (0.8 + 0.8) / 2
     pe = 2 * pi1 * (1 - pi1) / 1
     assert gwet_ac1(a, b) == pytest.approx((0.8 - pe) / (1 - pe))
+    # on a 0-5 scale K is 6, not the 3 scores seen: po 2/3, pi (1/3, 1/2, 1/6),
+    # pe = (2/9 + 1/4 + 5/36) / 5 = 11/90, AC1 = (60/90 - 11/90) / (79/90) = 49/79
+    a, b = [1, 2, 2, 2, 1, 3], [1, 1, 2, 2, 2, 3]
+    assert compute_agreement(a, b, labels=range(6))["gwet_ac1"] == pytest.approx(49 / 79)
+    assert gwet_ac1(a, b, range(6)) == pytest.approx(49 / 79)
 
 
 def test_shipped_models_load():
@@ -261,3 +266,32 @@ def test_cli_score_compare_output_folders_are_refused(tmp_path, capsys):
     assert main([*args, "--plot", str(tmp_path / "out" / "cm")]) == 0
     assert f"confusion matrix -> {tmp_path / 'out' / 'cm.png'}" in capsys.readouterr().out
     assert (tmp_path / "out" / "cm.png").stat().st_size > 1000
+
+
+def test_cli_score_fit_with_few_or_uninformative_passes(tmp_path, capsys):
+    """Keys keep their leading zeros under any --key name; a model is saved even when a
+    cross-validated figure is undefined (one predicted class); too few passes for the
+    folds is an error saying so."""
+    rng = np.random.default_rng(0)
+    n = 12
+    ids = [f"{i:03d}" for i in range(95, 95 + n)]  # 095 ... 106
+    pd.DataFrame({"video": ids, "cadence_hz": rng.normal(2, 0.1, n),
+                  "stance_fraction_left": rng.normal(0.6, 0.01, n)}
+                 ).to_csv(tmp_path / "p.csv", index=False)
+    pd.DataFrame({"clip": ids, "score": [0] * 9 + [1] * 3}).to_csv(tmp_path / "h.csv",
+                                                                   index=False)
+    assert main(["score", "fit", str(tmp_path / "p.csv"), str(tmp_path / "h.csv"),
+                 "--human-key", "clip", "--out", str(tmp_path / "m"), "--l2", "100"]) == 0
+    out = capsys.readouterr()
+    assert "12 passes joined" in out.out and "without a human score" not in out.err
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["meta"]["cv"]["spearman"] is None  # one predicted class: no correlation
+    assert main(["score", "fit", str(tmp_path / "p.csv"), str(tmp_path / "h.csv"),
+                 "--human-key", "clip", "--out", str(tmp_path / "m2"), "--folds", "12"]) == 0
+    capsys.readouterr()
+    pd.read_csv(tmp_path / "p.csv", dtype=str).head(4).to_csv(tmp_path / "p4.csv", index=False)
+    assert main(["score", "fit", str(tmp_path / "p4.csv"), str(tmp_path / "h.csv"),
+                 "--human-key", "clip", "--out", str(tmp_path / "m4"), "--folds", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "4 passes in 2 folds leave 2 passes to fit on" in err and "--folds 4" in err
+    assert not (tmp_path / "m4.json").exists()

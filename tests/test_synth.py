@@ -421,3 +421,15 @@ def test_project_is_the_same_with_parallel_workers(tmp_path: Path):
     for f in files:
         if f.suffix in (".png", ".csv"):
             assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+@pytest.mark.parametrize("severity", [4.0, 5.0])
+def test_every_foot_swings_between_its_stances(severity):
+    """The truth's stances of one foot never overlap and leave at least one frame of swing
+    (a lame bird's right foot strikes a varying time after its left)."""
+    for view in ("side", "rear"):
+        for seed in range(20):
+            sp = simulate_pass(severity=severity, view=view, seed=seed)
+            for foot in ("left", "right"):
+                strikes, lifts = np.asarray(sp.strikes[foot]), np.asarray(sp.lifts[foot])
+                assert (strikes[1:] - lifts[:-1] >= 2).all(), (view, seed, foot)

@@ -316,12 +316,15 @@ def read_input_poses(path: Path, profile: Profile, fps: float | None = None,
 def _video_fps(path: Path) -> float | None:
     import cv2
 
+    from gaitlive.gait.stage import MAX_FPS
+
     cap = cv2.VideoCapture(str(path))
     try:
         fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     finally:
         cap.release()
-    return float(fps) if fps and np.isfinite(fps) and fps > 0 else None
+    # a broken header (0, NaN, 90000) is no frame rate: the caller assumes one and says so
+    return float(fps) if fps and np.isfinite(fps) and 0 < fps <= MAX_FPS else None
 
 
 def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,

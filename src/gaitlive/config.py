@@ -133,13 +133,14 @@ class GaitSettings:
     # keeps it there, so a pose model's foot drifting during the stance cannot pull the
     # strike late (side view, where the end of a swing is plain in the image).
     restrike_shift_s: float = _field(0.4, lo=0.0, hi=10.0)
-    # samples of the least-squares foot velocity fit (odd)
-    fit_frames: int = _field(5, lo=3, hi=101)
+    # samples of the least-squares foot velocity fit (odd). The windows below all live in
+    # the gait kernel's 64 frames of foot history (gait.stage.RING), hence their limits.
+    fit_frames: int = _field(5, lo=3, hi=31)
     # tracks seen in fewer frames than this many seconds are dropped (false detections)
     min_pass_s: float = _field(0.3, lo=0.0, hi=600.0)
     # Frames a stance/swing state must persist before it is accepted (debounce).
-    min_stance_frames: int = _field(2, lo=1, hi=1000)
-    min_swing_frames: int = _field(2, lo=1, hi=1000)
+    min_stance_frames: int = _field(2, lo=1, hi=30)
+    min_swing_frames: int = _field(2, lo=1, hi=30)
     # Plausible step timing: a stance shorter than min_stance_s is no step, and a swing
     # shorter than min_swing_s joins the stances around it (pose-model noise splits and
     # fakes short stances; a bird does not step at 10 Hz). The swing of a lame bird can be
@@ -154,7 +155,7 @@ class GaitSettings:
     min_step_length: float = _field(0.0, lo=0.0, hi=10.0)
     # A pass whose cadence (steps/s) is above this is not scored (noise, not gait).
     max_cadence_hz: float = _field(4.0, lo=0.0, hi=1000.0)
-    smoothing_frames: int = _field(3, lo=1, hi=101)
+    smoothing_frames: int = _field(3, lo=1, hi=31)
     window_s: float = _field(4.0, lo=0.1, hi=600.0)
     min_steps: int = _field(4, lo=1, hi=1000)
     lost_s: float = _field(1.0, lo=0.0, hi=600.0)

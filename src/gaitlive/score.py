@@ -321,29 +321,40 @@ def cross_validated_predictions(X: np.ndarray, y: Sequence[int], features: Seque
     y = _integer_scores(y, "y")
     if folds < 2:
         raise ValueError(f"folds: expected at least 2, got {folds}")
-    splitter = LeaveOneOut() if folds >= len(y) else KFold(folds, shuffle=True,
-                                                          random_state=seed)
+    n = len(y)
+    smallest = n - math.ceil(n / min(folds, n)) if n else 0  # passes left to fit a fold on
+    if smallest < 3:
+        raise ValueError(
+            f"cross-validation: {n} passes in {min(folds, n)} folds leave {smallest} passes "
+            f"to fit on in a fold, and a score model needs at least 3; "
+            + (f"use more folds (--folds {n}: leave-one-out) or more passes"
+               if folds < n and n - 1 >= 3 else "score more passes (at least 4)"))
+    splitter = LeaveOneOut() if folds >= n else KFold(folds, shuffle=True, random_state=seed)
     pred = np.zeros(len(y), dtype=int)
     classes = sorted(set(classes) if classes is not None else set(y.tolist()))
     for tr, te in splitter.split(X):
         if len(set(y[tr].tolist())) < 2:
-            pred[te] = int(np.round(np.mean(y[tr])))
+            pred[te] = int(round_scores(np.mean(y[tr])))  # halves up, as everywhere
             continue
         m = fit_score_model(X[tr], y[tr], features, l2=l2, classes=classes)
         pred[te] = m.predict(X[te])[1]
     return pred
 
 
-def gwet_ac1(a: Sequence[int], b: Sequence[int]) -> float:
+def gwet_ac1(a: Sequence[int], b: Sequence[int],
+             categories: Sequence[int] | None = None) -> float:
     """Gwet's AC1 agreement coefficient of two raters (nominal categories).
 
     ``AC1 = (p_o - p_e) / (1 - p_e)`` with ``p_e = sum_k pi_k (1 - pi_k) / (K - 1)``,
-    ``pi_k`` the mean of the two raters' proportions of category ``k`` (Gwet 2008).
-    Unlike kappa it stays meaningful when one category dominates.
+    ``pi_k`` the mean of the two raters' proportions of category ``k`` and ``K`` the
+    number of categories of the scale (Gwet 2008): ``categories`` when given (with any
+    other score seen), else the scores seen. Unlike kappa it stays meaningful when one
+    category dominates.
     """
     a = np.asarray(a)
     b = np.asarray(b)
-    cats = np.union1d(a, b)
+    cats = np.union1d(np.union1d(a, b), np.asarray(categories if categories is not None
+                                                   else [], dtype=a.dtype))
     K = len(cats)
     po = float(np.mean(a == b))
     if K < 2:
@@ -393,7 +404,7 @@ def compute_agreement(auto: Sequence[int], human: Sequence[int],
         "kappa_quadratic": float(kappa),
         "spearman": float(rho.statistic) if rho is not None else float("nan"),
         "spearman_p": float(rho.pvalue) if rho is not None else float("nan"),
-        "gwet_ac1": gwet_ac1(a, h),
+        "gwet_ac1": gwet_ac1(a, h, labels),
         "labels": [int(x) for x in labels],
         "confusion": confusion_matrix(h, a, labels=labels).tolist(),
     }
@@ -436,8 +447,8 @@ def plot_confusion(ag: Mapping[str, Any], path: str | os.PathLike[str],
     ax.set_xlabel("automatic score")
     ax.set_ylabel("human score")
     kap = ag["kappa_quadratic"]
-    ax.set_title(title or f"n={ag['n']}  exact {ag['exact']:.0%}  "
-                          f"kappa {kap:.2f}" if math.isfinite(kap) else f"n={ag['n']}")
+    ax.set_title(title or (f"n={ag['n']}  exact {ag['exact']:.0%}  kappa {kap:.2f}"
+                           if math.isfinite(kap) else f"n={ag['n']}"))
     fig.tight_layout()
     path = Path(path)
     if not path.suffix:
@@ -460,9 +471,9 @@ NON_FEATURES = {"video", "individual", "pass_id", "start_frame", "end_frame", "n
                 "duration_s"}
 
 
-def read_table(path: str | os.PathLike[str]):  # -> pd.DataFrame
-    """Read a CSV table with every column that looks like an id kept as text (so that
-    ``001`` stays ``001``)."""
+def read_table(path: str | os.PathLike[str], keys: Sequence[str] = ()):  # -> pd.DataFrame
+    """Read a CSV table with the ``keys`` columns (any case) and every column that looks
+    like an id kept as text (so that ``001`` stays ``001``)."""
     import pandas as pd
 
     path = Path(path)
@@ -472,8 +483,8 @@ def read_table(path: str | os.PathLike[str]):  # -> pd.DataFrame
         head = pd.read_csv(path, nrows=0)
     except Exception as e:
         raise ScoreModelError(f"{path}: cannot read as CSV ({e})") from e
-    text = {c: str for c in head.columns
-            if c.lower() in ("video", "id", "file", "name", "pass", "key")}
+    names = {"video", "id", "file", "name", "pass", "key", *(k.lower() for k in keys if k)}
+    text = {c: str for c in head.columns if str(c).lower() in names}
     return pd.read_csv(path, dtype=text)
 
 

@@ -100,11 +100,13 @@ def run(args: argparse.Namespace) -> int:
         make_out_dir,
     )
     from gaitlive.commands import config_from_args
+    from gaitlive.gait.stage import MAX_FPS
     from gaitlive.paths import resolve_asset
     from gaitlive.score import load_score_model
 
-    if args.fps is not None and not args.fps > 0:
-        raise AnalyzeError(f"--fps: expected a positive number, got {args.fps}")
+    if args.fps is not None and not 0 < args.fps <= MAX_FPS:
+        raise AnalyzeError(f"--fps: expected a frame rate > 0 and <= {MAX_FPS:g}, got "
+                           f"{args.fps:g}")
     cfg = config_from_args(args)
     out = Path(args.out)
     inputs = check_inputs(args.inputs, out)  # every input, before any work

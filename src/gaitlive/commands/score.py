@@ -128,6 +128,7 @@ def run_fit(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
+    from gaitlive.fileio import jsonable
     from gaitlive.score import (
         compute_agreement,
         cross_validated_predictions,
@@ -147,8 +148,8 @@ def run_fit(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".json" and out.with_name(out.name + ".json").is_dir():
         raise ValueError(f"--out {args.out}: {out.name}.json is a folder; expected a file name")
     scale, note, fixed = _scale(args)
-    passes = pd.concat([read_table(p) for p in args.passes], ignore_index=True)
-    human = read_table(args.human)
+    passes = pd.concat([read_table(p, [args.key]) for p in args.passes], ignore_index=True)
+    human = read_table(args.human, [args.human_key or args.key])
     df, label = join_scores(passes, human, args.key, args.human_key, args.label,
                             args.passes[0], args.human, scale=scale, scale_note=note)
     feats = args.features.split(",") if args.features else feature_columns(df, exclude=[label])
@@ -174,7 +175,7 @@ def run_fit(args: argparse.Namespace) -> int:
     model = fit_score_model(X, y, feats, l2=args.l2, classes=classes, meta={
         "fitted_on": [str(p) for p in args.passes], "human": str(args.human),
         "label": label, "n": int(len(y)), "l2": args.l2,
-        "cv": {k: v for k, v in ag.items() if k != "confusion"}})
+        "cv": jsonable({k: v for k, v in ag.items() if k != "confusion"})})
     path = model.save(out)
     order = np.argsort(-np.abs(model.weights))[:8]
     print("largest weights: " + ", ".join(f"{feats[i]} {model.weights[i]:+.2f}"
@@ -216,8 +217,8 @@ def run_compare(args: argparse.Namespace) -> int:
         if p is not None and p.is_dir():
             raise ValueError(f"{opt}: {p} is a folder; expected a file name")
     scale, note, _ = _scale(args)
-    auto = read_table(args.auto)
-    human = read_table(args.human)
+    auto = read_table(args.auto, [args.key])
+    human = read_table(args.human, [args.human_key or args.key])
     df, label = join_scores(auto, human, args.key, args.human_key, args.label, args.auto,
                             args.human, suffix="_human", scale=scale, scale_note=note)
     col = args.auto_col

@@ -119,7 +119,7 @@ def _present(pose, k, pcutoff):
         return False
     x = pose[k, 0]
     y = pose[k, 1]
-    return pose[k, 2] >= pcutoff and x == x and y == y
+    return pose[k, 2] >= pcutoff and x - x == 0.0 and y - y == 0.0  # finite: not NaN, not inf
 
 
 @njit(cache=True)
@@ -385,7 +385,12 @@ def _dev(ring, f, half, k, R, leg, ax, ay, sig2, floor2, fmin, fmax):
 def _strike_cp(ring, R, leg, ax, ay, lo, hi, sig2, floor2, fmin, fmax):
     """Change point at a strike: the k in [lo, hi] that minimises ``sum_{f=k}^{hi}``
     :func:`_dev` (3-frame means, ``CP_K``), i.e. the foot sits on its foothold from k on
-    (frames after ``hi`` add the same to every k). Ties go to the later frame."""
+    (frames after ``hi`` add the same to every k). Ties go to the later frame. Frames at
+    the top of the window without a foot position (the data ended, the foot is lost) are
+    not candidates: they add nothing, so they would win every tie."""
+    while hi > lo and (ring[hi % R, leg, 0] != ring[hi % R, leg, 0]
+                       or ring[hi % R, leg, 1] != ring[hi % R, leg, 1]):
+        hi -= 1
     best = hi
     best_v = 0.0
     acc = 0.0
@@ -622,7 +627,8 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
                 oldest = t - R + 1
                 ia = N_FSTATE + 2 * leg
                 if cls == STANCE:
-                    ax, ay = _anchor(ring, start, t, R, leg, buf)
+                    a0 = start if start > oldest else oldest  # within the ring
+                    ax, ay = _anchor(ring, a0, t, R, leg, buf)
                     fstate[ia] = ax
                     fstate[ia + 1] = ay
                     if ax == ax:

@@ -10,8 +10,13 @@ __all__ = ["match_events"]
 
 def match_events(truth: Sequence[int], detected: Sequence[int], tol: int = 2
                  ) -> tuple[int, int, int]:
-    """Match detected event frames to true ones, greedily and one-to-one, within ``tol``
-    frames.
+    """Match detected event frames to true ones, one-to-one, within ``tol`` frames, so
+    that as many as possible are matched.
+
+    Both lists are walked in time order and each true event takes the earliest unmatched
+    detection within ``tol`` of it. With the same window for every event this is a
+    maximum matching (a nearest-first greedy is not: it can take a detection the next true
+    event needed).
 
     Parameters
     ----------
@@ -29,13 +34,19 @@ def match_events(truth: Sequence[int], detected: Sequence[int], tol: int = 2
     --------
     >>> match_events([10, 20, 30], [11, 19, 45])
     (2, 1, 1)
+    >>> match_events([10, 12], [8, 11])  # nearest-first would match 10-11 and miss 12
+    (2, 0, 0)
     """
-    det = sorted(detected)
-    used: set[int] = set()
-    tp = 0
-    for t in truth:
-        cands = [j for j, d in enumerate(det) if j not in used and abs(d - t) <= tol]
-        if cands:
-            used.add(min(cands, key=lambda j: abs(det[j] - t)))
+    t = sorted(truth)
+    d = sorted(detected)
+    i = j = tp = 0
+    while i < len(t) and j < len(d):
+        if abs(d[j] - t[i]) <= tol:
             tp += 1
-    return tp, len(det) - tp, len(truth) - tp
+            i += 1
+            j += 1
+        elif d[j] < t[i]:  # too early for this and every later true event
+            j += 1
+        else:  # no detection left can reach this true event
+            i += 1
+    return tp, len(d) - tp, len(t) - tp

@@ -93,7 +93,10 @@ def _dev_ref(ring: np.ndarray, f: int, half: int, k: float, leg: int, anchor: np
 
 
 def _strike_cp_ref(ring, leg, anchor, lo, hi, sig2, floor2, fmin, fmax) -> int:
-    """Strike change point: argmin over k in [lo, hi] of the suffix sum up to hi."""
+    """Strike change point: argmin over k in [lo, hi] of the suffix sum up to hi; trailing
+    frames without a foot position are not candidates."""
+    while hi > lo and not np.isfinite(ring[hi % ring.shape[0], leg]).all():
+        hi -= 1
     g = [_dev_ref(ring, f, 1, CP_K, leg, anchor, sig2, floor2, fmin, fmax)
          for f in range(hi, lo - 1, -1)]
     acc = np.cumsum(g)  # acc[i]: frames hi - i .. hi; ties go to the latest frame
@@ -216,7 +219,8 @@ def gait_frame_ref(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_sc
                 if cls == STANCE:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", RuntimeWarning)
-                        anchor = np.nanmedian(ring[np.arange(start, t + 1) % R, leg], axis=0)
+                        anchor = np.nanmedian(ring[np.arange(max(start, oldest), t + 1) % R,
+                                                   leg], axis=0)
                     fstate[ia:ia + 2] = anchor
                     if np.isfinite(anchor[0]):
                         start = _strike_cp_ref(ring, leg, anchor, max(start - MAX_EXTEND, oldest),

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["GaitStage", "GaitLayout", "ScorerLike"]
 
+#: the highest frame rate the stage takes (its history is sized in seconds)
+MAX_FPS = 1000.0
 RING = 64  # frames of foot history per bird: a whole stance (refined at its lift)
 
 
@@ -168,8 +170,8 @@ class GaitStage:
 
     def __init__(self, profile: Profile, fps: float, score_model: ScorerLike | None = None,
                  camera_id: str = "cam0", kernel: Any = None):
-        if not (fps > 0 and math.isfinite(fps)):
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        if not (0 < fps <= MAX_FPS):
+            raise ValueError(f"fps: expected a frame rate > 0 and <= {MAX_FPS:g}, got {fps!r}")
         self.profile = profile
         self.fps = float(fps)
         self.score_model = score_model
@@ -397,6 +399,7 @@ class GaitStage:
             tr.hist = grown
         u = frame - self.delay
         row_u = u - tr.start_frame
+        seen = frame if row >= 0 else tr.last_seen  # the last frame with this bird's pose
         n_events = self._kernel(frame, pose, *self._kconst, tr.ring, tr.ring_scale, tr.istate,
                                 tr.fstate, tr.hist, row_t, row_u if row_u >= 0 else -1,
                                 tr.events, tr.tmp_angles, tr.tmp_ratios)
@@ -428,7 +431,9 @@ class GaitStage:
                     if upd is not None:
                         upd.steps.append(StepEvent(tr.individual, tr.pass_id, legs[leg], "lift",
                                                    s0, l0, l0 / self.fps))
-            if ev[leg, 0] >= 0 and upd is not None:
+            # a strike is never on a frame after the bird was last seen (frames without
+            # a pose decide nothing; a pass ends there)
+            if ev[leg, 0] >= 0 and ev[leg, 0] <= seen and upd is not None:
                 s0 = int(ev[leg, 0])
                 upd.steps.append(StepEvent(tr.individual, tr.pass_id, legs[leg], "strike", s0,
                                            None, s0 / self.fps))
@@ -472,9 +477,11 @@ class GaitStage:
                           features=tr.rolling, n_steps=tr.n_steps, scale_px=float(tr.scale))
 
     def _finish(self, tr: _Track, upd: GaitUpdate) -> PassResult | None:
-        # drain the delayed contact decisions up to the last frame seen
+        # drain the delayed contact decisions: frames up to ``delay`` after the last one
+        # seen are still decided from it (a lift seen at the end), exactly as if frames
+        # without a bird had followed
         f = tr.next_frame
-        while f - self.delay <= tr.last_seen:
+        while f - self.delay <= tr.last_seen + self.delay:
             self._run(tr, f, tr.nan_pose, -1, upd)
             f += 1
         if tr.n_seen < self.min_pass_frames:

@@ -242,8 +242,10 @@ def _stance_times(rng: np.random.Generator, gp: GaitParams, t0: float, t1: float
     for foot, strikes, duty in (("left", left_strikes, gp.duty[0]),
                                 ("right", right_strikes, gp.duty[1])):
         dur = duty * periods * np.clip(1.0 + rng.normal(0.0, gp.stride_cv / 2, n), 0.85, 1.15)
-        # keep a swing of at least 30% of the nominal swing
-        dur = np.minimum(dur, periods - 0.3 * (1.0 - duty) * T)
+        # keep a swing of at least 30% of the nominal swing before the same foot's next
+        # strike (the right foot's strike-to-strike time is not ``periods``: its shift varies)
+        gaps = np.diff(strikes, append=strikes[-1] + periods[-1])
+        dur = np.minimum(dur, gaps - 0.3 * (1.0 - duty) * T)
         out[foot] = np.stack([strikes, strikes + dur], axis=1)
     return out
 
