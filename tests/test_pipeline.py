@@ -638,6 +638,19 @@ def test_a_second_run_into_the_same_folder_keeps_the_first_runs_outputs(tmp_path
     assert read_pose(moved[0] / "poses.h5").n_frames == 12
     assert read_pose(out / "poses.h5").n_frames == 5
     assert f"were moved to {moved[0]}" in capsys.readouterr().out
+    # a second run that cannot start (its port is taken) moves and writes nothing
+    ctx = zmq.Context()
+    taken = ctx.socket(zmq.PUB)
+    port = taken.bind_to_random_port("tcp://127.0.0.1")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    try:
+        rc = main([*argv[:-4], "--headless", "--out", str(out), "--endpoint",
+                   f"tcp://127.0.0.1:{port}"])
+    finally:
+        taken.close(linger=0)
+        ctx.term()
+    assert rc == 2 and "cannot bind" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_run_with_out_naming_a_file_is_a_clear_error(tmp_path, capsys):

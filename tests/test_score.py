@@ -286,6 +286,16 @@ def test_cli_score_fit_with_few_or_uninformative_passes(tmp_path, capsys):
     assert "12 passes joined" in out.out and "without a human score" not in out.err
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["meta"]["cv"]["spearman"] is None  # one predicted class: no correlation
+    # an existing model is not replaced without --force
+    saved = (tmp_path / "m.json").read_bytes()
+    for out in ("m", "m.json"):
+        assert main(["score", "fit", str(tmp_path / "p.csv"), str(tmp_path / "h.csv"),
+                     "--human-key", "clip", "--out", str(tmp_path / out)]) == 2
+        assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "m.json").read_bytes() == saved
+    assert main(["score", "fit", str(tmp_path / "p.csv"), str(tmp_path / "h.csv"),
+                 "--human-key", "clip", "--out", str(tmp_path / "m"), "--force"]) == 0
+    capsys.readouterr()
     assert main(["score", "fit", str(tmp_path / "p.csv"), str(tmp_path / "h.csv"),
                  "--human-key", "clip", "--out", str(tmp_path / "m2"), "--folds", "12"]) == 0
     capsys.readouterr()

@@ -343,6 +343,15 @@ def test_cli_synth_video(tmp_path: Path):
     f = int(np.flatnonzero(vis.any(axis=(1, 2)))[5])
     assert np.array_equal(next(render_frames(s, [f])).visible, vis[f])
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+    # the same clip again: refused without --force, nothing touched
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    argv = ["synth", "video", "--out", str(tmp_path), "--passes", "1", "--seed", "3",
+            "--severity", "1", "--size", "160x120", "--fps", "15", "--gap", "0.2", "0.4"]
+    assert cli_main(argv) == 2
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert cli_main([*argv, "--force"]) == 0
+    meta = json.loads((tmp_path / f"{stem}_truth.json").read_text())
+    assert meta["passes"][0]["severity"] == 1.0
 
 
 def test_visible_file_round_trip_and_errors(tmp_path: Path):

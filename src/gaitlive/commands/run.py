@@ -112,19 +112,42 @@ def _keep_previous_outputs(out_dir: Path) -> Path | None:
     return dest
 
 
+def _make_publisher(cfg: Any, args: argparse.Namespace, source: Any, stats: Any) -> Any:
+    """The publisher's sink, bound and started (None when publishing is off). Made before
+    anything is written or moved: a port already in use fails first."""
+    if not cfg.publish.enabled or args.no_publish:
+        return None
+    from gaitlive.pipeline import PublisherAdapter
+    from gaitlive.publish import Publisher
+
+    pub = Publisher(cfg.publish, cfg.camera_id, model=Path(cfg.model.path).name)
+    try:
+        pub.start()
+    except BaseException:
+        pub.close()
+        raise
+    print(f"publishing on {pub.endpoint} (side channel {pub.side_endpoint})", flush=True)
+    return PublisherAdapter(pub, stats, cfg.profile, camera_id=cfg.camera_id, fps=source.fps)
+
+
 def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: Path,
                 source: Any, runner: Any, stats: Any) -> None:
-    """Append the run's sinks to ``sinks`` (so a failure half-way still closes the ones made):
-    output files, the pass printer, the overlay (window or video) and the publisher."""
+    """Add the run's sinks to ``sinks`` (so a failure half-way still closes the ones made),
+    in this order: output files, the pass printer, the overlay (window or video), then
+    what ``sinks`` already holds (the publisher, made first by :func:`_make_publisher`)."""
     from gaitlive.pipeline import CallbackSink, OutputWriter
+
+    tail = len(sinks)
+
+    def add(sink: Any) -> None:
+        sinks.insert(len(sinks) - tail, sink)
 
     profile = cfg.profile
     card = getattr(runner, "card", None)
     n_ind = max(cfg.model.max_individuals, getattr(card, "individuals", 1))
-    sinks.append(OutputWriter(out_dir, profile.bodyparts, n_individuals=n_ind,
-                              camera_id=cfg.camera_id, fps=source.fps,
-                              scorer=Path(cfg.model.path).name))
-    sinks.append(CallbackSink(on_pass=lambda r: print(format_pass(r), flush=True)))
+    add(OutputWriter(out_dir, profile.bodyparts, n_individuals=n_ind, camera_id=cfg.camera_id,
+                     fps=source.fps, scorer=Path(cfg.model.path).name))
+    add(CallbackSink(on_pass=lambda r: print(format_pass(r), flush=True)))
     if not args.no_overlay:
         from gaitlive.overlay import OverlaySink, choose_overlay_mode
         from gaitlive.pipeline import OverlayAdapter
@@ -137,19 +160,10 @@ def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: P
             ov = OverlaySink(profile, mode.window, mode.video_path, source.fps,
                              cfg.overlay.queue_size, title=f"gaitlive {cfg.camera_id}",
                              lossless=lossless)
-            sinks.append(OverlayAdapter(ov, stats, cfg.camera_id))
+            add(OverlayAdapter(ov, stats, cfg.camera_id))
             where = " and ".join(x for x in ("a window" if mode.window else "",
                                              str(mode.video_path or "")) if x)
             print(f"overlay: {where} ({mode.reason})", flush=True)
-    if cfg.publish.enabled and not args.no_publish:
-        from gaitlive.pipeline import PublisherAdapter
-        from gaitlive.publish import Publisher
-
-        pub = Publisher(cfg.publish, cfg.camera_id, model=Path(cfg.model.path).name)
-        pub.start()
-        sinks.append(PublisherAdapter(pub, stats, profile, camera_id=cfg.camera_id,
-                                      fps=source.fps))
-        print(f"publishing on {pub.endpoint} (side channel {pub.side_endpoint})", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -208,7 +222,10 @@ def run(args: argparse.Namespace) -> int:
                          camera_id=cfg.camera_id)
         warm_up_gait(profile, source.fps)
         pipeline_stats = PipelineStats()
-        _keep_previous_outputs(out_dir)
+        publisher = _make_publisher(cfg, args, source, pipeline_stats)
+        if publisher is not None:
+            sinks.append(publisher)
+        _keep_previous_outputs(out_dir)  # only once nothing else can stop the run
         _make_sinks(sinks, cfg, args, out_dir, source, runner, pipeline_stats)
         shape = source.frame_shape
         init = None
@@ -257,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
 
         atomic_write_text(out_dir / "stats.json", json.dumps(jsonable(st.summary()), indent=1,
                                                              default=str, allow_nan=False))
-        print(f"outputs in {out_dir}: poses.h5, passes.csv, steps.csv, stats.json", flush=True)
+        written = [n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
+        print(f"outputs in {out_dir}: {', '.join(written)}", flush=True)
         if failed is not None:
             raise failed
         return 0

@@ -52,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--out", "-o", required=True,
                    help="model file to write (.json is appended when missing; an existing "
                         "folder is refused: give a file name, e.g. models/NAME)")
+    f.add_argument("--force", action="store_true",
+                   help="replace an existing model file (refused without it)")
     _join_args(f, "PASSES.csv")
     f.add_argument("--features", default=None,
                    help="comma-separated feature columns (default: every feature column "
@@ -147,6 +149,10 @@ def run_fit(args: argparse.Namespace) -> int:
     out = _output_file("--out", args.out)
     if out.suffix.lower() != ".json" and out.with_name(out.name + ".json").is_dir():
         raise ValueError(f"--out {args.out}: {out.name}.json is a folder; expected a file name")
+    target = out if out.suffix.lower() == ".json" else out.with_name(out.name + ".json")
+    if target.is_file() and not args.force:
+        raise ValueError(f"--out {args.out}: {target} already exists (a fitted score model); "
+                         f"give another name, or --force to replace it")
     scale, note, fixed = _scale(args)
     passes = pd.concat([read_table(p, [args.key]) for p in args.passes], ignore_index=True)
     human = read_table(args.human, [args.human_key or args.key])

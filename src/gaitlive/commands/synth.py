@@ -65,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--pecking", type=float, default=0.0,
                    help="probability that a pass's bird pecks at the litter as it walks")
     v.add_argument("--stem", default=None, help="file name stem (default synth-<view>-s<seed>)")
+    v.add_argument("--force", action="store_true",
+                   help="replace a clip of the same stem already in --out (refused without)")
     v.add_argument("--debug", action="store_true",
                    help="plain grey world without lighting, noise or compression")
     v.set_defaults(func=run)
@@ -122,11 +124,17 @@ def _run(args: argparse.Namespace) -> int:
             raise SynthArgError(f"--gap: expected 0 <= MIN <= MAX, got {args.gap}")
         w, h = _size(args.size)
         sev = _severities(args.severity, args.passes)
+        stem = args.stem or f"synth-{args.view}-s{args.seed}"
+        old = sorted(p.name for p in Path(args.out).glob(f"{stem}*")
+                     if p.is_file() and p.name.startswith((f"{stem}.", f"{stem}_truth")))
+        if old and not args.force:
+            raise SynthArgError(f"--out {args.out}: already holds the clip {stem!r} "
+                                f"({', '.join(old)}); give another --out or --stem, or "
+                                f"--force to replace it")
         seq = simulate_sequence(passes=args.passes, severities=sev, view=args.view,
                                 species=args.species, fps=args.fps, seed=args.seed, width=w,
                                 height=h, gap_s=tuple(args.gap), background=args.background,
                                 pecking=args.pecking)
-        stem = args.stem or f"synth-{args.view}-s{args.seed}"
         paths = write_video_set(seq, Path(args.out), stem, debug=args.debug, progress=True,
                                 extra={"command": "gaitlive synth video"})
         dt = time.perf_counter() - t0
