@@ -320,6 +320,16 @@ def test_demo_passes_through_the_pipeline_equal_offline_analysis(tmp_path):
     assert list(ours.foot) == list(theirs.foot)
     data = read_pose(tmp_path / "poses.h5")
     np.testing.assert_array_equal(np.nan_to_num(data.poses), np.nan_to_num(truth.poses))
+    # gaitlive report reads a run's output folder as it reads analyze's
+    from gaitlive.cli import main
+    from gaitlive.report import find_recordings, load_recording
+
+    assert find_recordings(tmp_path) == [""]
+    rec = load_recording(tmp_path, "", PROFILE)
+    assert len(rec.passes) == len(passes) and rec.poses is not None and rec.name
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "index.html").is_file()
+    assert len(list((tmp_path / "rep").glob(f"{tmp_path.name}_bird*_pass*.png"))) == len(passes)
 
 
 

@@ -8,6 +8,8 @@ Sources
   file ``<stem>*.h5`` (DeepLabCut layout). Each pass gets its joint angles over time (computed
   from the poses with the profile's angles), its gait diagram (stance bars per foot, as in
   step analysis) and its features and score; each recording gets a summary.
+* ``gaitlive run`` output folders: the same files without a stem (``passes.csv``,
+  ``steps.csv``, ``poses.h5``); the recording is named after the folder.
 * SQLite databases of pass scores: a ``gaitlive listen`` database or a publisher journal
   (the msgpack ``pass`` bodies). They hold no poses and no steps, so each pass gets its
   features and score only; the summary is made per day (from the wall-clock time).
@@ -168,11 +170,27 @@ def _fps_from_steps(steps: pd.DataFrame) -> float | None:
     return float(np.median(f[ok] / t[ok])) if ok.any() else None
 
 
+#: the stem of a ``gaitlive run`` output folder's recording (``passes.csv``, ``steps.csv``,
+#: ``poses.h5`` without a stem)
+RUN_STEM = ""
+
+
+def _recording_files(folder: Path, stem: str) -> tuple[Path, Path, str]:
+    """Passes file, steps file and pose-file stem of a recording."""
+    if stem == RUN_STEM:
+        return folder / "passes.csv", folder / "steps.csv", "poses"
+    return folder / f"{stem}_passes.csv", folder / f"{stem}_steps.csv", stem
+
+
 def find_recordings(folder: str | os.PathLike[str]) -> list[str]:
-    """Stems of the ``<stem>_passes.csv`` files in ``folder`` (sorted)."""
+    """Stems of the ``<stem>_passes.csv`` files in ``folder`` (sorted); ``[RUN_STEM]`` for
+    a ``gaitlive run`` output folder (``passes.csv``)."""
     folder = Path(folder)
-    return sorted(p.name[: -len("_passes.csv")] for p in folder.glob("*_passes.csv")
-                  if not p.name.startswith("."))
+    stems = sorted(p.name[: -len("_passes.csv")] for p in folder.glob("*_passes.csv")
+                   if not p.name.startswith("."))
+    if not stems and (folder / "passes.csv").is_file():
+        return [RUN_STEM]
+    return stems
 
 
 def load_recording(folder: str | os.PathLike[str], stem: str, profile: Profile | None = None,
@@ -190,11 +208,11 @@ def load_recording(folder: str | os.PathLike[str], stem: str, profile: Profile |
         lacks one.
     """
     folder = Path(folder)
-    ppath = folder / f"{stem}_passes.csv"
+    ppath, spath, pose_stem = _recording_files(folder, stem)
     if not ppath.is_file():
-        raise ReportError(f"{ppath}: passes file not found (expected gaitlive analyze output)")
+        raise ReportError(f"{ppath}: passes file not found (expected gaitlive analyze or "
+                          f"gaitlive run output)")
     passes = _read_csv(ppath, PASS_COLUMNS)
-    spath = folder / f"{stem}_steps.csv"
     sources = [ppath]
     if spath.is_file():
         steps = _read_csv(spath, STEP_COLUMNS)
@@ -206,17 +224,18 @@ def load_recording(folder: str | os.PathLike[str], stem: str, profile: Profile |
     for d in (folder, *(Path(p) for p in pose_dirs)):
         if d.is_file():
             d = d.parent
-        poses = _pose_file(d, stem, profile)
+        poses = _pose_file(d, pose_stem, profile)
         if poses is not None:
             break
     if poses is None:
-        log.warning("no pose file %s*.h5 in %s: no joint-angle plots (use --poses DIR)", stem,
-                    ", ".join(str(d) for d in (folder, *pose_dirs)))
+        log.warning("no pose file %s*.h5 in %s: no joint-angle plots (use --poses DIR)",
+                    pose_stem, ", ".join(str(d) for d in (folder, *pose_dirs)))
     else:
         sources.append(Path(poses.meta["path"]))
     fps = fps or (poses.fps if poses is not None else None) or _fps_from(passes, folder, stem) \
         or _fps_from_steps(steps)
-    return Recording(stem, passes, steps, poses, fps, sources)
+    name = stem if stem != RUN_STEM else (folder.resolve().name or "run")
+    return Recording(name, passes, steps, poses, fps, sources)
 
 
 def _decode_body(blob: Any) -> dict[str, Any]:
@@ -630,8 +649,8 @@ def build_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     """
     source = Path(source)
     if not source.exists():
-        raise ReportError(f"{source}: not found (expected a gaitlive analyze output folder or "
-                          f"a pass-score SQLite database)")
+        raise ReportError(f"{source}: not found (expected a gaitlive analyze or run output "
+                          f"folder or a pass-score SQLite database)")
     missing = [str(d) for d in pose_dirs if not Path(d).is_dir()]
     if missing:
         raise ReportError(f"--poses {', '.join(missing)}: not a folder (expected folders "
@@ -658,8 +677,9 @@ def _build(source: Path, out: Path, profile: Profile, fps: float | None,
             dbs = sorted(p for p in source.iterdir()
                          if p.suffix in (".sqlite", ".db", ".sqlite3"))
             if not dbs:
-                raise ReportError(f"{source}: no <stem>_passes.csv (gaitlive analyze output) "
-                                  f"and no .sqlite database in this folder")
+                raise ReportError(f"{source}: no <stem>_passes.csv (gaitlive analyze output), "
+                                  f"no passes.csv (gaitlive run output) and no .sqlite "
+                                  f"database in this folder")
             for db in dbs:
                 _report_database(db, out, profile, result)
         else:
