@@ -126,7 +126,14 @@ def test_missing_profile_file(tmp_path):
     d = _default()
     d["profile"] = "no-such-profile"
     p = _write(tmp_path, "bad.yaml", d)
-    with pytest.raises(ConfigError, match="no-such-profile.yaml: config file not found"):
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value) == (f"{p}: profile: unknown profile 'no-such-profile'; expected one of "
+                            "broiler-rear, broiler-side, cow-side, turkey-side or a profile "
+                            ".yaml file")
+    d["profile"] = "nope.yaml"  # a path: named as such
+    p = _write(tmp_path, "bad2.yaml", d)
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
         load_config(p)
 
 
@@ -175,8 +182,31 @@ def test_bad_endpoint(tmp_path):
 def test_not_yaml(tmp_path):
     p = tmp_path / "x.yaml"
     p.write_text("source: [unclosed\n")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML") as e:
         load_config(p)
+    assert "\n" not in str(e.value) and "line 2, column 1" in str(e.value)
+
+
+def test_a_bad_value_given_on_the_command_line_is_not_blamed_on_the_file(tmp_path, capsys):
+    from gaitlive.cli import main
+
+    for argv, err in ((["--endpoint", "tcp://127.0.0.1"], "--endpoint: expected a ZeroMQ"),
+                      (["--camera-id", "cam/1"], "--camera-id: expected 1-64 characters"),
+                      (["--profile", "nosuch"], "--profile: unknown profile 'nosuch'")):
+        assert main(["run", *argv, "--max-frames", "1", "--out", str(tmp_path / "o")]) == 2
+        text = capsys.readouterr().err
+        assert f"gaitlive run: error: {err}" in text and "default.yaml" not in text, text
+    with pytest.raises(ConfigError, match="publish.endpoint .given as 'x'.: expected"):
+        load_config(None, overrides={"publish.endpoint": "x"})
+
+
+def test_an_unknown_model_device_is_refused_when_loaded(tmp_path):
+    d = _default()
+    d["model"]["device"] = "gpu"
+    p = _write(tmp_path, "dev.yaml", d)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value) == f"{p}: model.device: expected auto, cpu, cuda or cuda:N, got 'gpu'"
 
 
 def test_cli_reports_config_error(tmp_path, capsys):
@@ -216,7 +246,7 @@ def test_a_camera_id_that_cannot_name_a_topic_is_refused_when_loaded(tmp_path):
 
 def test_a_zeromq_port_out_of_range_is_refused_when_loaded(tmp_path):
     # libzmq would bind some other port for 99999 and subscribers would never find it
-    with pytest.raises(ConfigError, match=r"publish\.endpoint: .*port 1-65535.*99999"):
+    with pytest.raises(ConfigError, match=r"publish\.endpoint .*: .*port 1-65535.*99999"):
         load_config(overrides={"publish.endpoint": "tcp://127.0.0.1:99999"})
 
 

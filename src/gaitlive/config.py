@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 
+#: the devices a model can run on (``model.device``, ``--device``)
+DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
 class ConfigError(ValueError):
     """A configuration file or value is invalid.
 
@@ -59,6 +64,7 @@ class ConfigError(ValueError):
     def __init__(self, message: str, *, file: str | Path | None = None, key: str | None = None):
         self.file = str(file) if file is not None else None
         self.key = key
+        self.message = message  # without the file and key
         prefix = ""
         if self.file:
             prefix += f"{self.file}: "
@@ -263,6 +269,9 @@ class ModelSettings:
     threads: int = _field(0, lo=0, hi=1024)
 
     def __post_init__(self) -> None:
+        if not DEVICE_RE.fullmatch(self.device):
+            raise ConfigError(f"expected auto, cpu, cuda or cuda:N, got {self.device!r}",
+                              key="device")
         if self.cropping and len(self.cropping) != 4:
             raise ConfigError(f"expected [x1, x2, y1, y2], got {list(self.cropping)}",
                               key="cropping")
@@ -554,7 +563,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
     except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML: {e}", file=path) from None
+        raise ConfigError(f"not valid YAML: {yaml_error_line(e)}", file=path) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -563,13 +572,33 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def yaml_error_line(e: Exception) -> str:
+    """A YAML parser error in one line: where (line, column) and what."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+def profile_names() -> list[str]:
+    """The profiles shipped in ``configs/`` (every YAML there but the run configs)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")
+                  if p.stem != "default" and "bodyparts:" in p.read_text(encoding="utf-8"))
+
+
 def _profile_path(name_or_path: str, relative_to: Path | None = None) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml"):
         if not p.is_absolute() and relative_to is not None and (relative_to / p).exists():
             return relative_to / p
         return p
-    return CONFIG_DIR / f"{name_or_path}.yaml"
+    path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown profile {name_or_path!r}; expected one of "
+                          f"{', '.join(profile_names())} or a profile .yaml file",
+                          key="profile")
+    return path
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
@@ -603,7 +632,8 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, file: Path | None
 
 
 def load_config(path: str | Path | None = None,
-                overrides: Mapping[str, Any] | None = None) -> Config:
+                overrides: Mapping[str, Any] | None = None,
+                labels: Mapping[str, str] | None = None) -> Config:
     """Load and validate a run configuration.
 
     Parameters
@@ -614,15 +644,32 @@ def load_config(path: str | Path | None = None,
         Dotted keys to replace after loading, e.g. ``{"source": "cam.mp4",
         "model.path": "models/x", "publish.endpoint": "tcp://127.0.0.1:6000"}`` (what the
         CLI's ``--source``, ``--model`` and ``--endpoint`` do). ``None`` values are ignored.
+    labels
+        How an error names an override's key, e.g. ``{"publish.endpoint": "--endpoint"}``
+        (default: the key and the value given): a bad value given on the command line is
+        not blamed on the file.
     """
     path = Path(path) if path is not None else CONFIG_DIR / "default.yaml"
     data = _read_yaml(path)
-    for k, v in (overrides or {}).items():
-        if v is not None:
-            _set_dotted(data, k, v, path)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for k, v in given.items():
+        _set_dotted(data, k, v, path)
+    try:
+        return _load(path, data)
+    except ConfigError as e:
+        if e.key in given:  # the value came from the command line, not from the file
+            label = (labels or {}).get(e.key) or f"{e.key} (given as {given[e.key]!r})"
+            raise ConfigError(e.message, key=label) from None
+        raise
+
+
+def _load(path: Path, data: dict[str, Any]) -> Config:
     prof = data.get("profile", "broiler-side")
     if isinstance(prof, str):
-        ppath = _profile_path(prof, relative_to=path.parent)
+        try:
+            ppath = _profile_path(prof, relative_to=path.parent)
+        except ConfigError as e:
+            raise ConfigError(e.message, file=path, key="profile") from None
         pdata = _read_yaml(ppath)
         profile = from_mapping(Profile, pdata, file=ppath)
     elif isinstance(prof, Mapping):

@@ -149,7 +149,9 @@ def _read_yaml(path: Path) -> Any:
         with open(path, encoding="utf-8") as f:
             return yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise ModelError(f"{path}: not valid YAML ({e})") from e
+        from gaitlive.config import yaml_error_line
+
+        raise ModelError(f"{path}: not valid YAML: {yaml_error_line(e)}") from None
 
 
 def _read_card(card_file: Path) -> dict[str, Any]:
@@ -434,7 +436,9 @@ class DLCLiveRunner(PoseRunner):
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelError(f"model.device: {device!r} requested but CUDA is not available "
                              f"(use 'auto' or 'cpu')")
-        if device != "cpu" and not device.startswith("cuda"):
+        from gaitlive.config import DEVICE_RE
+
+        if not DEVICE_RE.fullmatch(device):
             raise ModelError(f"model.device: expected auto, cpu, cuda or cuda:N, got {device!r}")
         return device
 

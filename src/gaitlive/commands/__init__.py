@@ -37,4 +37,9 @@ def config_from_args(args: argparse.Namespace):  # -> gaitlive.config.Config
         "publish.endpoint": getattr(args, "endpoint", None),
         "camera_id": getattr(args, "camera_id", None),
     }
-    return load_config(args.config, overrides=overrides)
+    return load_config(args.config, overrides=overrides, labels=OVERRIDE_OPTIONS)
+
+
+#: the config key each common option overrides, and the option's name in errors
+OVERRIDE_OPTIONS = {"profile": "--profile", "source": "--source", "model.path": "--model",
+                    "publish.endpoint": "--endpoint", "camera_id": "--camera-id"}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from gaitlive.config import yaml_error_line
 from gaitlive.fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ def open_project(path: str | Path, *, fix_paths: bool = True) -> ProjectInfo:
     try:
         cfg = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise ProjectError(f"{config_path}: not valid YAML ({e})") from e
+        raise ProjectError(f"{config_path}: not valid YAML: {yaml_error_line(e)}") from None
     if not isinstance(cfg, dict):
         raise ProjectError(f"{config_path}: expected a mapping")
     if cfg.get("multianimalproject"):
@@ -389,7 +390,7 @@ def edit_dlc_config(config_path: str | Path, edit: Any) -> bool:
     try:
         data = rt.load(path.read_text(encoding="utf-8"))
     except YAMLError as e:
-        raise ProjectError(f"{path}: not valid YAML ({e})") from e
+        raise ProjectError(f"{path}: not valid YAML: {yaml_error_line(e)}") from None
     if not isinstance(data, dict):
         raise ProjectError(f"{path}: expected a DeepLabCut config mapping, got "
                            f"{type(data).__name__}")
