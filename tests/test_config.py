@@ -256,3 +256,19 @@ def test_an_override_into_a_key_that_is_not_a_mapping_names_it(tmp_path):
     p = _write(tmp_path, "bad.yaml", d)
     with pytest.raises(ConfigError, match=r"model: expected a mapping \(to set model\.path"):
         load_config(p, overrides={"model.path": "models/gaitlive-corridor"})
+
+
+def test_a_missing_path_typed_by_the_user_is_named_from_the_current_folder(tmp_path,
+                                                                            monkeypatch, capsys):
+    from gaitlive.cli import main
+    from gaitlive.paths import PROJECT_ROOT, resolve_asset
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_asset("nosuch.json") == tmp_path / "nosuch.json"
+    assert resolve_asset("models/gaitlive-corridor") == PROJECT_ROOT / "models/gaitlive-corridor"
+    assert resolve_asset("nosuch.json", base=CONFIG_DIR) == PROJECT_ROOT / "nosuch.json"
+    cfg = load_config(None, overrides={"model.path": "nosuch"})
+    assert cfg.model.path == str(tmp_path / "nosuch")
+    assert load_config(None).model.path == str(PROJECT_ROOT / "models/gaitlive-corridor")
+    assert main(["run", "--model", "nosuch", "--max-frames", "1", "--out", "o"]) == 2
+    assert f"error: {tmp_path / 'nosuch'}: model path does not exist" in capsys.readouterr().err

@@ -655,7 +655,11 @@ def load_config(path: str | Path | None = None,
     for k, v in given.items():
         _set_dotted(data, k, v, path)
     try:
-        return _load(path, data)
+        cfg = _load(path, data)
+        if "model.path" in given:  # typed on the command line: from here, not the config's
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+                cfg.model, path=str(resolve_asset(str(given["model.path"])))))
+        return cfg
     except ConfigError as e:
         if e.key in given:  # the value came from the command line, not from the file
             label = (labels or {}).get(e.key) or f"{e.key} (given as {given[e.key]!r})"

@@ -32,7 +32,9 @@ def resolve_asset(path: str | os.PathLike[str], base: Path | None = None) -> Pat
 
     Absolute paths are returned as they are. A relative path is tried against the current
     directory, then ``base`` (e.g. the folder of the config that named it), then the project
-    root; the first that exists wins, else the path under the project root is returned.
+    root; the first that exists wins. When none exists, the path is returned as the user
+    typed it, from the current directory (so an error names what was typed), or, for a path
+    a config file named (``base`` given), under the project root.
     """
     p = Path(path).expanduser()
     if p.is_absolute():
@@ -44,4 +46,4 @@ def resolve_asset(path: str | os.PathLike[str], base: Path | None = None) -> Pat
     for c in candidates:
         if c.exists():
             return c.resolve()
-    return (PROJECT_ROOT / p).resolve()
+    return (PROJECT_ROOT / p if base is not None else Path.cwd() / p).resolve()

@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     model_file = args.score_model if args.score_model is not None else profile.score.model
     score_model = None
     if model_file and model_file.lower() != "none":
-        base = Path(profile_file).parent if (profile_file := cfg.file) else None
+        # the profile's model relative to its config; --score-model as typed (from here)
+        base = Path(cfg.file).parent if cfg.file and args.score_model is None else None
         score_model = load_score_model(resolve_asset(model_file, base=base))
     make_out_dir(out)
     tables: list[pd.DataFrame] = []
