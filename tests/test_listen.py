@@ -258,7 +258,8 @@ def test_listen_cli_errors_are_clear():
     for args, what in ((["foo"], "subscriber endpoint: expected a ZeroMQ endpoint"),
                        (["tcp://127.0.0.1:70000"], "port 1-65535"),
                        (["--duration", "-1"], "--duration: expected seconds > 0"),
-                       (["--timeout", "0"], "--timeout: expected seconds > 0")):
+                       (["--timeout", "0"], "--timeout: expected seconds > 0"),
+                       (["--side-channel", "foo"], "--side-channel: expected a ZeroMQ endpoint")):
         r = subprocess.run([*GAITLIVE, "listen", *args], capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 2 and what in r.stderr and "Traceback" not in r.stderr, r.stderr
@@ -406,3 +407,132 @@ def test_publisher_restarted_under_a_new_id_is_another_stream(tmp_path):
     assert _rows(farm, "SELECT publisher_id, seq, pass_id FROM scores ORDER BY pass_id") == [
         ("old", 1, 0), ("new", 1, 1), ("new", 2, 2)]
     assert listener.open_gaps() == []
+
+
+# --------------------------------------------------------------------------------------
+# outputs that are not a listener's: refused before anything in them changes
+# --------------------------------------------------------------------------------------
+
+
+def test_listen_refuses_a_csv_that_is_not_its_own_and_leaves_it_unchanged(tmp_path):
+    p = tmp_path / "human_scores.csv"
+    data = b"video,score\nbarn1,2\nbarn2,3"  # no final line end: must not be "repaired"
+    p.write_bytes(data)
+    r = subprocess.run([*GAITLIVE, "listen", "--csv", str(p), "--duration", "0.1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gaitlive listen: error: --csv ")  # nothing else
+    assert "human_scores.csv" in err[0] and "not a gaitlive listen CSV" in err[0]
+    assert ",".join(PASS_COLUMNS) in err[0] and "'video,score'" in err[0]
+    assert p.read_bytes() == data  # barn2,3 is still there
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["human_scores.csv"]
+
+
+def test_csv_repairs_a_cut_short_last_row_of_its_own_file_and_logs_it(tmp_path, caplog):
+    p = tmp_path / "scores.csv"
+    store = CSVStore(p)
+    msg = M.decode(M.encode("pass", "cam0", M.encode_header("p", "e1", 1, 0.0, 1.0),
+                            M.pass_body(synthetic_pass(0, "cam0"))))
+    assert store.add_pass(msg)
+    store.close()
+    whole = p.read_bytes()
+    with open(p, "ab") as fh:  # a crash in the middle of the next row
+        fh.write(b"p,e1,2,cam0,1.5")
+    with caplog.at_level(logging.WARNING, logger="gaitlive.publish.listen"):
+        store = CSVStore(p)
+    store.close()
+    assert p.read_bytes() == whole and store.has("p", "e1", 1)
+    assert "removing a last line cut short (15 bytes)" in caplog.text
+    # only the header, its line end lost: the header is kept and completed
+    q = tmp_path / "header.csv"
+    q.write_text(",".join(PASS_COLUMNS))
+    CSVStore(q).close()
+    assert q.read_text().splitlines() == [",".join(PASS_COLUMNS)]
+
+
+def _foreign_dbs(tmp_path: Path) -> dict[str, Path]:
+    """A publisher journal, another program's database, one with a ``scores`` table of its
+    own columns, and a listen database with a table that is not a listener's."""
+    out = {}
+    s = _settings(tmp_path, journal=str(tmp_path / "gaitlive-journal.sqlite"))
+    with Publisher(s, "cam0") as pub:
+        for i in range(3):
+            pub.publish_pass(synthetic_pass(i, "cam0"))
+        _until(lambda: pub.stats()["pass_seq"] == 3, 5, "journal")
+    out["journal"] = Path(s.journal)
+    for name, sql in (("other", "CREATE TABLE herd (bird TEXT, weight REAL);"
+                                "INSERT INTO herd VALUES ('a', 2.5);"),
+                      ("scores", "CREATE TABLE scores (video TEXT, score REAL);"
+                                 "INSERT INTO scores VALUES ('barn1', 2);")):
+        out[name] = tmp_path / f"{name}.sqlite"
+        with sqlite3.connect(out[name]) as db:
+            db.executescript(sql)
+        db.close()
+    out["extra"] = tmp_path / "extra.sqlite"
+    SQLiteStore(out["extra"]).close()
+    with sqlite3.connect(out["extra"]) as db:
+        db.execute("CREATE TABLE passes (x)")
+    db.close()
+    return out
+
+
+def test_listen_refuses_a_journal_or_another_database_and_leaves_it_byte_identical(tmp_path):
+    dbs = _foreign_dbs(tmp_path)
+    for kind, p in dbs.items():
+        before = p.read_bytes()
+        others = {x.name for x in tmp_path.iterdir()}
+        r = subprocess.run([*GAITLIVE, "listen", "--sqlite", str(p), "--duration", "0.5"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2, (kind, r.stderr)
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in r.stderr, (kind, r.stderr)
+        assert err[0].startswith(f"gaitlive listen: error: --sqlite {p}: not a gaitlive listen "
+                                 f"database (it has tables "), (kind, err)
+        assert "give a new file or an earlier listen database" in err[0]
+        assert p.read_bytes() == before, kind  # no scores/streams/gaps/steps added
+        assert {x.name for x in tmp_path.iterdir()} == others, kind  # no -wal/-shm left
+    assert "(it has tables passes, streams: no scores table)" in subprocess.run(
+        [*GAITLIVE, "listen", "--sqlite", str(dbs["journal"])], capture_output=True,
+        text=True, timeout=60).stderr
+    with sqlite3.connect(dbs["journal"]) as db:  # the journal is still only a journal
+        assert {r[0] for r in db.execute("SELECT name FROM sqlite_master")} >= {"passes"}
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name='scores'").fetchall()
+    db.close()
+
+
+def test_listen_database_new_empty_or_earlier_is_accepted(tmp_path):
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    earlier = tmp_path / "earlier.sqlite"
+    store = SQLiteStore(earlier)
+    msg = M.decode(M.encode("pass", "cam0", M.encode_header("p", "e1", 1, 0.0, 1.0),
+                            M.pass_body(synthetic_pass(0, "cam0"))))
+    store.add_pass(msg)
+    store.close()
+    for p in (tmp_path / "sub" / "new.sqlite", empty, earlier):
+        store = SQLiteStore(p)
+        store.close()
+        assert _rows(p, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name") == [
+            ("gaps",), ("scores",), ("steps",), ("streams",)]
+    assert SQLiteStore(earlier).has("p", "e1", 1)
+
+
+def test_stored_side_channels_that_are_not_endpoints_cause_no_traceback(tmp_path, caplog):
+    # a streams row whose side channel is not text, a number (what a journal's created_wall
+    # column gave) or a bad address: skipped or a retried failure, never an exception
+    p = tmp_path / "farm.sqlite"
+    SQLiteStore(p).close()
+    with sqlite3.connect(p) as db:
+        db.executemany("INSERT INTO streams VALUES (?, ?, ?, ?)",
+                       [("p0", "e0", "cam0", b"\x01\x02"), ("p1", "e1", "cam0", 1712345678.25),
+                        ("p2", "e2", "cam0", "garbage")])
+    db.close()
+    store = SQLiteStore(p)
+    assert [s[3] for s in store.known_streams()] == ["", "1712345678.25", "garbage"]
+    listener = Listener("tcp://127.0.0.1:1", store, ["pass"], request_timeout_s=0.2)
+    with caplog.at_level(logging.WARNING, logger="gaitlive.publish.listen"):
+        assert listener.run(0.5) == 0
+    store.close()
+    assert "expected a ZeroMQ endpoint" in caplog.text and "'garbage'" in caplog.text
+    assert "'1712345678.25'" in caplog.text

@@ -572,3 +572,67 @@ def test_close_returns_when_the_drawing_thread_died_with_a_full_queue(tmp_path):
     closer = threading.Thread(target=lambda: (sink.close(timeout=2.0), done.set()), daemon=True)
     closer.start()
     assert done.wait(5.0), "close() blocked on the full queue of a dead thread"
+
+
+def _view(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    import sys
+
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "gaitlive.cli", "view", "tcp://127.0.0.1:1",
+                        "--profile", "broiler-side", "--headless", *args],
+                       capture_output=True, text=True, timeout=timeout)
+    return r, time.monotonic() - t0
+
+
+def test_view_out_is_checked_before_anything_arrives(tmp_path):
+    # no publisher: the old viewer waited the whole --duration and only then failed (or
+    # overwrote the existing video); each of these is a one-line error at once
+    existing = tmp_path / "yesterday.avi"
+    existing.write_bytes(b"an earlier recording")
+    (tmp_path / "folder.avi").mkdir()
+    (tmp_path / "notes.txt").write_text("a file")
+    for out, what in ((tmp_path / "v.txt", "expected a video file name ending in .mp4 or .avi"),
+                      (tmp_path / "folder.avi", "is a folder"),
+                      (tmp_path / "notes.txt" / "v.avi", "is a file, not a folder"),
+                      (existing, "the file already exists (give a new file name, or --force")):
+        r, took = _view("--out", str(out), "--duration", "30")
+        err = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(err) == 1, (out, r.stderr)
+        assert err[0].startswith(f"gaitlive view: error: --out {out}: ") and what in err[0], err
+        assert took < 25, (out, took)
+    assert existing.read_bytes() == b"an earlier recording"
+    assert not (tmp_path / "v.txt").exists()
+    r, _ = _view("--out", str(tmp_path / "new" / "v.mp4"), "--force", "--duration", "0.3")
+    assert r.returncode == 1 and "nothing to draw" in r.stderr  # a new folder is fine
+    r, _ = _view("--force", "--frames", "1")  # --force without --out: said, not ignored
+    assert r.returncode == 2 and "--out" in r.stderr
+
+
+def test_view_force_replaces_an_existing_video_only_once_frames_are_drawn(tmp_path):
+    from gaitlive.overlay import RemoteViewer
+    from gaitlive.publish import messages as M
+
+    out = tmp_path / "view.avi"
+    out.write_bytes(b"an earlier recording")
+    with pytest.raises(ValueError, match="already exists"):
+        RemoteViewer("tcp://127.0.0.1:1", PROFILE, camera="cam0", window=False, out_path=out)
+    # --force with nothing received: the earlier file is kept
+    r, _ = _view("--out", str(out), "--force", "--duration", "0.3")
+    assert r.returncode == 1 and out.read_bytes() == b"an earlier recording"
+    v = RemoteViewer("tcp://127.0.0.1:1", PROFILE, camera="cam0", window=False, out_path=out,
+                     overwrite=True)
+    assert out.read_bytes() == b"an earlier recording"  # nothing written yet
+    bg = np.full((240, 320, 3), 80, np.uint8)
+    jpg = cv2.imencode(".jpg", bg)[1].tobytes()
+    try:
+        for i in range(3):
+            header = M.encode_header("pub", "epoch", i + 1, time.monotonic(), time.time())
+            v.handle(M.decode(M.encode("frame", "cam0", header,
+                                       dict(M.frame_body(i, jpg), drawn=True))))
+    finally:
+        v.close()
+    cap = cv2.VideoCapture(str(out))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 3

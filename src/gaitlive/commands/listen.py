@@ -22,8 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default %(default)s; --csv logs pass only)")
     p.add_argument("--camera", default=None, help="only this camera id (default: all)")
     out = p.add_mutually_exclusive_group()
-    out.add_argument("--sqlite", metavar="FILE", help="log to this SQLite database")
-    out.add_argument("--csv", metavar="FILE", help="log pass scores to this CSV file")
+    out.add_argument("--sqlite", metavar="FILE", help="log to this SQLite database (new, or "
+                     "an earlier listen database; any other database is refused, untouched)")
+    out.add_argument("--csv", metavar="FILE", help="log pass scores to this CSV file (new, "
+                     "or an earlier listen CSV; any other CSV is refused, untouched)")
     out.add_argument("--print", action="store_true",
                      help="print every message as a JSON line (default)")
     p.add_argument("--side-channel", metavar="EP", default=None,
@@ -54,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
                          f"stopped), got {args.duration}")
     if not args.timeout > 0:
         raise ValueError(f"--timeout: expected seconds > 0, got {args.timeout}")
+    if args.side_channel is not None:
+        from gaitlive.publish.messages import validate_endpoint
+
+        validate_endpoint(args.side_channel, "--side-channel", wildcard=False)
     if bool(args.curve_server_key) != bool(args.curve_client_cert):
         raise ValueError("--curve-server-key and --curve-client-cert go together (CURVE "
                          "needs the publisher's public key and this subscriber's certificate)")

@@ -4,7 +4,8 @@ Subscribes to the run's published frames (``frame`` topic, JPEG; turn on ``publi
 in the run's config), poses, steps, pass scores and status, and draws the live overlay
 (skeletons, foot prints, scores, heads-up line) over the frames. Without frames the poses
 are drawn on a dark canvas. In a window by default ('q' or Esc quits); ``--headless --out
-FILE`` writes the viewer's output to a video file instead.
+FILE`` writes the viewer's output to a video file instead (.mp4 or .avi; checked before
+anything is received; an existing file is refused unless ``--force``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--headless", action="store_true",
                    help="no window: write the viewer output to --out")
     p.add_argument("--out", "-o", default=None, metavar="FILE",
-                   help="also write the viewer output to this video (.mp4 or .avi)")
+                   help="also write the viewer output to this video (.mp4 or .avi; an "
+                        "existing file is refused unless --force)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out video (when the first frame is drawn)")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of the stream (default: from the run's status, else 30)")
     p.add_argument("--duration", type=float, default=None, metavar="S",
@@ -62,6 +66,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--frames: expected an integer > 0, got {args.frames}")
     if args.headless and not args.out:
         raise ValueError("--headless: expected --out FILE (where the viewer output goes)")
+    if args.out:
+        from gaitlive.overlay.viewer import check_video_out
+
+        check_video_out(args.out, overwrite=args.force)  # before waiting for any frame
+    elif args.force:
+        raise ValueError("--force: expected --out FILE (it only allows replacing that video)")
     window = not args.headless
     if window and not display_available():
         raise ValueError("no display available (DISPLAY is not set); expected --headless "
@@ -76,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile) if args.profile else load_config(args.config).profile
     viewer = RemoteViewer(args.endpoint, profile, camera=args.camera, window=window,
                           out_path=Path(args.out) if args.out else None, fps=args.fps,
-                          draw=not args.no_draw, security=security)
+                          draw=not args.no_draw, security=security, overwrite=args.force)
     stats = viewer.run(duration_s=args.duration, max_frames=args.frames,
                        idle_timeout_s=args.idle_timeout)
     if stats.rendered == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
@@ -15,6 +16,7 @@ import cv2
 import numpy as np
 
 from gaitlive.config import Profile
+from gaitlive.fileio import check_output_dir
 from gaitlive.gait.events import GaitUpdate, PassResult, StepEvent, TrackState
 from gaitlive.overlay.draw import annotate
 from gaitlive.overlay.state import OverlayState
@@ -23,7 +25,31 @@ from gaitlive.overlay.window import Window
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RemoteViewer", "ViewStats"]
+__all__ = ["RemoteViewer", "ViewStats", "check_video_out", "VIDEO_OUT_SUFFIXES"]
+
+#: the video files the viewer writes (the codec follows the suffix: .avi MJPG, else mp4v)
+VIDEO_OUT_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+
+def check_video_out(path: str | os.PathLike[str], *, overwrite: bool = False,
+                    what: str = "--out") -> Path:
+    """Return ``path`` as a :class:`~pathlib.Path` if a video can be written there, else
+    raise a one-line ``ValueError`` naming ``what``: a suffix the viewer writes
+    (:data:`VIDEO_OUT_SUFFIXES`), not a folder, its folder existing (or possible to create)
+    and writable, and no existing file unless ``overwrite``. Creates and changes nothing."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{what} {p}: is a folder (expected a video file name ending in "
+                         f".mp4 or .avi)")
+    if p.suffix.lower() not in VIDEO_OUT_SUFFIXES:
+        raise ValueError(f"{what} {p}: expected a video file name ending in .mp4 or .avi "
+                         f"(.mkv and .mov work too), got "
+                         f"{repr(p.suffix) if p.suffix else 'no suffix'}")
+    check_output_dir(p.parent, f"{what} {p}: its folder")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise ValueError(f"{what} {p}: the file already exists (give a new file name, or "
+                         f"--force to replace it)")
+    return p
 
 
 @dataclass
@@ -73,18 +99,23 @@ class RemoteViewer:
         CURVE client settings (:class:`gaitlive.publish.keys.ClientSecurity`) or ``None``.
     canvas_size
         ``(width, height)`` of the dark canvas used when no frames arrive.
+    overwrite
+        Replace an existing ``out_path`` (``--force``); otherwise an existing file is an
+        error. ``out_path`` is checked (:func:`check_video_out`) before anything connects;
+        an existing file is replaced only when the first frame is written.
     """
 
     def __init__(self, endpoint: str, profile: Profile, *, camera: str | None = None,
                  window: bool = True, out_path: Path | None = None, fps: float | None = None,
                  draw: bool = True, security: Any = None,
-                 canvas_size: tuple[int, int] = (640, 480), title: str = "gaitlive view"
-                 ) -> None:
+                 canvas_size: tuple[int, int] = (640, 480), title: str = "gaitlive view",
+                 overwrite: bool = False) -> None:
         from gaitlive.publish.subscriber import Subscriber
 
         self.profile = profile
         self.window = window
-        self.out_path = Path(out_path) if out_path is not None else None
+        self.out_path = (check_video_out(out_path, overwrite=overwrite)
+                         if out_path is not None else None)
         self.fixed_fps = fps
         self.draw = draw
         self.title = title

@@ -53,6 +53,16 @@ PASS_COLUMNS = ("publisher_id", "epoch", "seq", "camera_id", "t_wall", "received
                 "score_class", "confidence", "scored", "reason", "model", "features")
 
 
+#: the tables of a listen database and their columns (what :class:`SQLiteStore` creates)
+LISTEN_TABLES: dict[str, tuple[str, ...]] = {
+    "scores": PASS_COLUMNS,
+    "streams": ("publisher_id", "epoch", "camera_id", "side_channel"),
+    "gaps": ("publisher_id", "epoch", "first_seq", "last_seq", "reason", "t_wall"),
+    "steps": ("publisher_id", "epoch", "seq", "camera_id", "t_wall", "individual", "pass_id",
+              "foot", "kind", "strike_frame", "lift_frame", "t"),
+}
+
+
 class ListenError(ValueError):
     """A listener output cannot be opened or is not one of ours."""
 
@@ -154,7 +164,12 @@ class SQLiteStore(ScoreStore):
         super().__init__()
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._check_existing()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ListenError(f"--sqlite {self.path}: cannot create its folder "
+                                  f"{self.path.parent} ({e.strerror or e})") from None
             db = self._db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
                                             check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
@@ -173,9 +188,10 @@ class SQLiteStore(ScoreStore):
             """)
             for pub, epoch, seq in db.execute("SELECT publisher_id, epoch, seq FROM scores"):
                 self._seqs.setdefault((pub, epoch), set()).add(seq)
-            for pub, epoch, cam, side in db.execute("SELECT * FROM streams"):
-                self._cameras[(pub, epoch)] = cam
-                if side:
+            for pub, epoch, cam, side in db.execute(
+                    "SELECT publisher_id, epoch, camera_id, side_channel FROM streams"):
+                self._cameras[(pub, epoch)] = cam if isinstance(cam, str) else ""
+                if side and isinstance(side, str):
                     self._sides[(pub, epoch)] = side
             for pub, epoch, a, b in db.execute(
                     "SELECT publisher_id, epoch, first_seq, last_seq FROM gaps"):
@@ -183,6 +199,43 @@ class SQLiteStore(ScoreStore):
         except sqlite3.DatabaseError as e:
             raise ListenError(f"--sqlite {self.path}: not a gaitlive listen database "
                               f"({e})") from None
+
+    def _check_existing(self) -> None:
+        """Raise :class:`ListenError` when ``path`` is a database with tables that are not a
+        listen database's (a publisher journal, another program's data): nothing of ours is
+        added to it. Opened read-only, so the file is left exactly as it was."""
+        if self.path.is_dir():
+            raise ListenError(f"--sqlite {self.path}: is a folder (expected a database file)")
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return  # new (or empty) file: ours to create
+        # read-only; without a -wal file everything is in the main file, and immutable=1
+        # reads it without creating -wal/-shm files beside it
+        wal = self.path.with_name(self.path.name + "-wal")
+        uri = self.path.resolve().as_uri() + ("?mode=ro" if wal.exists() else
+                                              "?mode=ro&immutable=1")
+        db = sqlite3.connect(uri, uri=True, timeout=10.0)
+        try:
+            tables = [r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                if not r[0].startswith("sqlite_")]
+            if not tables:
+                return
+            others = [t for t in tables if t not in LISTEN_TABLES]
+            why = ("no scores table" if "scores" not in tables else
+                   f"table {others[0]} is not one of a listen database's" if others else "")
+            for name, cols in LISTEN_TABLES.items():
+                if why:
+                    break
+                if name in tables:
+                    have = tuple(r[1] for r in db.execute(f"PRAGMA table_info({name})"))
+                    if have != cols:
+                        why = f"table {name} has columns {','.join(have)}"
+        finally:
+            db.close()
+        if why:
+            raise ListenError(f"--sqlite {self.path}: not a gaitlive listen database (it has "
+                              f"tables {', '.join(tables)}: {why}); give a new file or an "
+                              f"earlier listen database")
 
     @staticmethod
     def _type(col: str) -> str:
@@ -229,15 +282,18 @@ class CSVStore(ScoreStore):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ListenError(f"--csv {self.path}: cannot create its folder "
+                              f"{self.path.parent} ({e.strerror or e})") from None
+        if self.path.is_dir():
+            raise ListenError(f"--csv {self.path}: is a folder (expected a CSV file)")
         if self.path.exists() and self.path.stat().st_size > 0:
+            self._check_header()  # before anything is changed: another CSV is left alone
             self._repair_tail()
             with open(self.path, newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
-                if tuple(reader.fieldnames or ()) != PASS_COLUMNS:
-                    raise ListenError(f"--csv {self.path}: expected a gaitlive listen CSV with "
-                                      f"columns {','.join(PASS_COLUMNS)}, got "
-                                      f"{reader.fieldnames}")
                 for i, row in enumerate(reader, start=2):
                     try:
                         key = (row["publisher_id"], row["epoch"])
@@ -254,14 +310,35 @@ class CSVStore(ScoreStore):
         self._writer = csv.DictWriter(self._fh, PASS_COLUMNS)
         self._gaps_path = self.path.with_name(self.path.name + ".gaps.csv")
 
+    def _check_header(self) -> None:
+        """Raise :class:`ListenError` unless the file's first line is a listen CSV's
+        header (read only: a file that is not ours is never modified)."""
+        with open(self.path, "rb") as fh:
+            first = fh.readline(64 * 1024)
+        header = next(csv.reader([first.decode("utf-8", "replace")]), [])
+        if tuple(header) != PASS_COLUMNS:
+            got = ",".join(header)
+            got = got if len(got) <= 120 else got[:117] + "..."
+            raise ListenError(f"--csv {self.path}: not a gaitlive listen CSV (expected the "
+                              f"columns {','.join(PASS_COLUMNS)}, got {got!r}); give a new "
+                              f"file or an earlier listen CSV")
+
     def _repair_tail(self) -> None:
+        """Remove a last line cut short by a crash in the middle of a row (a listen CSV's
+        rows always end with a line end); the header line is kept."""
         with open(self.path, "rb+") as fh:
             data = fh.read()
-            if data and not data.endswith(b"\n"):
-                cut = data.rfind(b"\n") + 1
-                log.warning("%s: removing a last line cut short (%d bytes)", self.path,
-                            len(data) - cut)
-                fh.truncate(cut)
+            if not data or data.endswith(b"\n"):
+                return
+            header_end = data.find(b"\n") + 1
+            if header_end == 0:  # only the header, its line end lost
+                log.warning("%s: adding the line end missing after the header", self.path)
+                fh.write(b"\r\n")
+                return
+            cut = data.rfind(b"\n") + 1
+            log.warning("%s: removing a last line cut short (%d bytes)", self.path,
+                        len(data) - cut)
+            fh.truncate(cut)
 
     def _write_pass(self, row: dict[str, Any]) -> None:
         self._writer.writerow(row)
@@ -411,10 +488,17 @@ class Listener:
         self._epoch_of[pub] = epoch
         return st
 
+    @staticmethod
+    def _side_of(msg: M.Message) -> str:
+        """The side channel a message advertises ("" when none, or not a string)."""
+        side = msg.side_channel
+        return side if isinstance(side, str) else ""
+
     def _handle_pass(self, msg: M.Message, via: str) -> None:
         st = self._stream(msg.publisher_id, msg.epoch, msg.camera_id)
-        if msg.side_channel and msg.side_channel != st.side:
-            st.side = msg.side_channel
+        side = self._side_of(msg)
+        if side and side != st.side:
+            st.side = side
         self.store.note_stream(st.pub, st.epoch, st.camera, st.side)
         if self.store.add_pass(msg):
             self.stored += 1
@@ -431,8 +515,9 @@ class Listener:
 
     def _handle_status(self, msg: M.Message) -> None:
         st = self._stream(msg.publisher_id, msg.epoch, msg.camera_id)
-        if msg.side_channel and msg.side_channel != st.side:
-            st.side = msg.side_channel
+        side = self._side_of(msg)
+        if side and side != st.side:
+            st.side = side
             self.store.note_stream(st.pub, st.epoch, st.camera, st.side)
         seq = msg.body.get("pass_seq", 0)
         if isinstance(seq, int) and seq > st.target:
@@ -453,6 +538,12 @@ class Listener:
     def _client(self, endpoint: str) -> SideChannelClient:
         c = self._clients.get(endpoint)
         if c is None:
+            try:  # a bad address (a stored or advertised one) is a failed request, retried
+                M.validate_endpoint(endpoint, "side channel", wildcard=False)
+            except (M.MessageError, TypeError, AttributeError) as e:
+                raise SideChannelError(str(e) if isinstance(e, M.MessageError) else
+                                       f"side channel: expected an endpoint, got "
+                                       f"{endpoint!r}") from None
             c = self._clients[endpoint] = SideChannelClient(
                 endpoint, self._ctx, security=self.security, timeout_s=self.request_timeout_s)
         return c
