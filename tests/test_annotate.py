@@ -531,3 +531,15 @@ def test_deeplabcut_check_labels_folders_are_not_frames_to_label(project):
     shutil.copytree(project / "labeled-data" / "vidA", project / "labeled-data" / "vidA_labeled")
     s = AnnotationSession(project)
     assert sorted({f.video for f in s.frames}) == ["vidA", "vidB"]
+
+
+def test_a_file_given_as_the_project_is_named_a_file(tmp_path, capsys):
+    from gaitlive.cli import main
+
+    notes = tmp_path / "f.txt"
+    notes.write_text("not a project\n")
+    for extra in ([], ["--stats"]):
+        assert main(["annotate", str(notes), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"gaitlive annotate: error: {notes}: a file, not a project folder" in err, err
+        assert "not found" not in err and len(err.strip().splitlines()) == 1

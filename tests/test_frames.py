@@ -210,3 +210,45 @@ def test_cli(tmp_path, corridor_video):
                           str(tmp_path / "p")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.startswith("gaitlive frames: error:") and "missing.avi" in bad.stderr
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--start", "0.9", "--stop", "0.1"],
+     "--start 0.9 --stop 0.1: expected fractions of the video with 0 <= start < stop <= 1"),
+    (["--seed", "-1"], "--seed: expected a random seed from 0 to 4294967295, got -1"),
+    (["--step", "0"], "--step: expected >= 1"),
+    (["--resize-width", "0"], "--resize-width: expected >= 1 pixel, got 0"),
+    (["-n", "0"], "-n/--num: number of frames to pick must be >= 1, got 0")])
+def test_bad_options_are_refused_before_the_project_is_made(tmp_path, corridor_video, capsys,
+                                                            args, why):
+    from gaitlive.cli import main
+
+    assert main(["frames", str(corridor_video), "--project", str(tmp_path / "p2"), *args]) == 2
+    err = capsys.readouterr().err
+    assert f"gaitlive frames: error: {why}" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "p2").exists()
+    with pytest.raises(FrameSelectionError):  # the API too
+        extract_frames(corridor_video, tmp_path / "p2", 3, seed=-1)
+    assert not (tmp_path / "p2").exists()
+
+
+def test_existing_project_with_bad_bodyparts_is_refused_as_annotate_does(tmp_path,
+                                                                         corridor_video):
+    from gaitlive.offline.annotate import AnnotationError, AnnotationSession
+
+    project = tmp_path / "p"
+    ensure_project(project, scorer="bob")
+    cfg = project / "config.yaml"
+    for bad in ("3", "[head, head]", "[]"):
+        text = "\n".join(f"bodyparts: {bad}" if ln.startswith("bodyparts:") else ln
+                         for ln in cfg.read_text().splitlines()
+                         if not ln.startswith("- ")) + "\n"
+        cfg.write_text(text)
+        with pytest.raises(AnnotationError) as annotate_err:
+            AnnotationSession(project)
+        with pytest.raises(FrameSelectionError) as frames_err:
+            extract_frames(corridor_video, project, 3)
+        assert str(frames_err.value) == str(annotate_err.value)
+        assert str(frames_err.value).startswith(f"{cfg}: key 'bodyparts'")
+        assert cfg.read_text() == text and not any((project / "labeled-data").iterdir())

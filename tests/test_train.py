@@ -609,3 +609,99 @@ def test_bad_training_options_are_refused_before_any_work(tmp_path, capsys, args
     assert main(["train", str(proj), "--epochs", "1", *args]) == 2
     assert f"gaitlive train: error: {why}" in capsys.readouterr().err
     assert sorted(p.relative_to(proj) for p in proj.rglob("*")) == before  # nothing written
+
+
+# -- options checked before any work: --device, --net, --resume, evaluate --out ----------
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def _trained(tmp_path: Path, capsys) -> tuple[Path, Path]:
+    proj = make_project(tmp_path / "dots", n=8)
+    assert main(["train", str(proj), "--epochs", "1", *TINY]) == 0
+    capsys.readouterr()
+    return proj, next(proj.glob("dlc-models-pytorch/iteration-0/*/train"))
+
+
+def test_bad_device_or_net_leaves_a_trained_project_as_it_was(tmp_path, capsys):
+    """On a trained project, a --device that is not a torch device or not on this machine
+    (cuda:99: no machine has it) or a --net DeepLabCut does not know is a one-line error
+    before anything happens: the earlier run is not moved aside."""
+    proj, train_dir = _trained(tmp_path, capsys)
+    before = _tree(proj)
+    bad_args = [(["--device", "gpu"], "--device gpu: expected a torch device: auto, cpu, "
+                                      "cuda, cuda:N or mps"),
+                (["--device", "cuda:99"], "--device cuda:99: "),
+                (["--net", "cspnext_ss"], "--net cspnext_ss: not a DeepLabCut net type for "
+                                          "the PyTorch engine (did you mean cspnext_s?)")]
+    if not __import__("torch").cuda.is_available():
+        bad_args.append((["--device", "cuda"], "--device cuda: CUDA is not available here"))
+    for bad, why in bad_args:
+        assert main(["train", str(proj), "--epochs", "1", *TINY, *bad]) == 2
+        err = capsys.readouterr().err
+        assert f"gaitlive train: error: {why}" in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert _tree(proj) == before and not list(train_dir.glob("previous-*"))
+
+
+def test_resume_without_a_snapshot_is_an_error(tmp_path, capsys):
+    proj, train_dir = _trained(tmp_path, capsys)
+    for snap in train_dir.glob("snapshot*.pt"):
+        snap.unlink()
+    before = _tree(proj)
+    assert main(["train", str(proj), "--epochs", "2", *TINY, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"gaitlive train: error: --resume: no snapshot in {train_dir} to resume from; run " \
+        "without --resume to start training" in err, err
+    assert _tree(proj) == before and not any(train_dir.glob("snapshot*.pt"))
+
+
+def test_evaluate_checks_out_and_device_first_and_runs_a_model_on_the_device(tmp_path, capsys):
+    """evaluate: --out a file (or under one) and a --device that is not a device are
+    one-line errors before any evaluation; with --model the --device is used (not silently
+    the CPU): cuda:99 is refused, cpu runs."""
+    proj, _ = _trained(tmp_path, capsys)
+    before = _tree(proj)
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "ev"):
+        assert main(["evaluate", str(proj), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"gaitlive evaluate: error: --out {out}: {tmp_path / 'afile'} is a file, not " \
+            "a folder" in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["evaluate", str(proj), "--device", "gpu", "--out", str(tmp_path / "ev")]) == 2
+    assert "gaitlive evaluate: error: --device gpu: expected a torch device" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists() and _tree(proj) == before
+    assert not any(proj.glob("evaluation-results*"))
+    model = tmp_path / "model"
+    assert main(["export", str(proj), "--to", str(model)]) == 0
+    capsys.readouterr()
+    for dev in ("gpu", "cuda:99"):
+        assert main(["evaluate", str(proj), "--model", str(model), "--device", dev,
+                     "--out", str(tmp_path / "ev")]) == 2
+        assert f"gaitlive evaluate: error: --device {dev}: " in capsys.readouterr().err
+    assert main(["evaluate", str(proj), "--model", str(model), "--out", str(tmp_path / "afile"),
+                 "--device", "cpu"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()
+    assert main(["evaluate", str(proj), "--model", str(model), "--device", "cpu", "--out",
+                 str(tmp_path / "ev"), "--no-gallery"]) == 0
+    assert "heldout: 8 frames" in capsys.readouterr().out
+
+
+def test_train_a_file_that_is_not_a_project_and_evaluate_help(tmp_path, capsys):
+    notes = tmp_path / "f.txt"
+    notes.write_text("some notes\n")
+    assert main(["train", str(notes), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"gaitlive train: error: {notes}: not a DeepLabCut project; expected a project " \
+        "folder with config.yaml, or its config.yaml" in err, err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "output folder for metrics.csv and gallery.png (default: the shuffle's DeepLabCut " \
+        "evaluation folder" in out and "with --model: MODEL/evaluation)" in out

@@ -160,6 +160,12 @@ def _continued(a: argparse.Namespace, rounds: tuple[FineTune, ...]) -> dict[str,
     return card
 
 
+def _has_snapshot(project: Path) -> bool:
+    """Whether a training run of ``project`` saved a snapshot to resume from (a run that
+    stopped before its first snapshot starts afresh)."""
+    return any((project / "dlc-models-pytorch").glob("iteration-*/*/train/snapshot-*.pt"))
+
+
 def _train(project: Path, opts: Any, no_train: bool) -> Any:
     """Train (resuming when the project has a training folder), or with ``no_train`` take
     the newest snapshot as it is."""
@@ -251,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.time()
         res = _train(train_dir, TrainOptions(
             epochs=a.epochs, lr=a.lr, seed=a.seed, eval_interval=2,
-            resume=(train_dir / "dlc-models-pytorch").is_dir(), **common), a.no_train)
+            resume=_has_snapshot(train_dir), **common), a.no_train)
         log.info("stage 1: trained to epoch %d (%.0f min this run)", res.epochs_done,
                  (time.time() - t) / 60)
         export_project(train_dir, prev, half=True, resize=a.scale, name="gaitlive-corridor")
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.time()
         res = _train(project, TrainOptions(
             epochs=ft.epochs, lr=ft.lr, seed=ft.seed, eval_interval=100,
-            init_weights=str(prev), resume=(project / "dlc-models-pytorch").is_dir(),
+            init_weights=str(prev), resume=_has_snapshot(project),
             **common), a.no_train)
         log.info("fine-tune %d: trained to epoch %d (%.0f min this run)", k, res.epochs_done,
                  (time.time() - t) / 60)

@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.pcutoff is not None and not 0.0 <= args.pcutoff <= 1.0:
         raise AnnotationError(f"--pcutoff must be in [0, 1], got {args.pcutoff}")
+    from pathlib import Path
+
+    project = Path(args.project).expanduser()
+    if project.is_file():  # before a --model is loaded
+        raise AnnotationError(f"{project.resolve()}: a file, not a project folder; expected "
+                              f"a DeepLabCut project folder (with labeled-data/, see "
+                              f"'gaitlive frames')")
     predictor = None
     if args.model and not args.stats:
         from gaitlive.pose import load_runner

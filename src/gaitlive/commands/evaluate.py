@@ -32,7 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shuffle", type=int, default=1)
     p.add_argument("--snapshot", default="-1",
                    help="snapshot index (-1: best if kept, else last)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto",
+                   help="auto | cpu | cuda | cuda:N | mps (default auto: cuda when torch finds "
+                        "a GPU, else cpu; with --model: where the exported model runs, mps "
+                        "excepted)")
     p.add_argument("--pcutoff", type=float, default=None,
                    help="likelihood cutoff (default: project config pcutoff; 0.6 with --model)")
     p.add_argument("--pck", type=float, default=0.1,
@@ -60,14 +63,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --model: also run this exported model on the same frames and "
                         "report the paired differences (OTHER minus MODEL) with 95 %% "
                         "intervals")
-    p.add_argument("--out", default=None, help="output folder for metrics.csv and gallery.png")
+    p.add_argument("--out", default=None,
+                   help="output folder for metrics.csv and gallery.png (default: the "
+                        "shuffle's DeepLabCut evaluation folder, evaluation-results-pytorch/...; "
+                        "with --model: MODEL/evaluation)")
     p.add_argument("--no-gallery", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from gaitlive.fileio import check_output_dir
     from gaitlive.offline.evaluate import evaluate_model, evaluate_project
+    from gaitlive.offline.train import check_device
 
+    # options first: a bad one must not cost a whole evaluation
+    check_device(args.device)
+    if args.out:
+        check_output_dir(args.out)
     if not 0 < args.pck <= 1:
         raise ValueError(f"--pck: expected a fraction in (0, 1], got {args.pck}")
     if args.resize is not None:
@@ -97,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 from gaitlive.config import ModelSettings
 
                 settings = ModelSettings(path=model, resize=args.resize, warmup_frames=0)
-            return evaluate_model(model, args.project, settings=settings, pcutoff=pcutoff,
+            return evaluate_model(model, args.project, settings=settings, device=args.device,
+                                  pcutoff=pcutoff,
                                   pck_fraction=args.pck, body_length=args.body_length,
                                   out_dir=out, gallery=not args.no_gallery,
                                   crop_margin=args.crop_margin, min_crop=tuple(args.min_crop),

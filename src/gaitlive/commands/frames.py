@@ -39,10 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gaitlive.offline.frames import FrameSelectionError, extract_frames
+    from gaitlive.offline.frames import FrameSelectionError, check_pick_options, extract_frames
 
-    if args.num < 1:
-        raise FrameSelectionError(f"-n/--num must be >= 1, got {args.num}")
+    # every option before any video is read or the project made
+    check_pick_options(args.num, algo=args.algo, seed=args.seed, step=args.step,
+                       resize_width=args.resize_width, start=args.start, stop=args.stop,
+                       flags=True)
     total = 0
     failed: list[str] = []
     for video in args.videos:

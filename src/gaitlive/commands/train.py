@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "hrnet_w32 ...; default: the --init-weights model's, else cspnext_s)")
     p.add_argument("--epochs", type=int, default=200, help="total epochs (default 200)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--device", default="auto",
+                   help="auto | cpu | cuda | cuda:N | mps (default auto: cuda when torch "
+                        "finds a GPU, else cpu)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--pretrained", dest="pretrained", action="store_true", default=None,
                    help="start from ImageNet weights (needs the DeepLabCut model hub)")
@@ -68,10 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """The :class:`TrainOptions` of parsed ``gaitlive train`` arguments."""
-    from gaitlive.offline.train import TrainOptions
+    from gaitlive.offline.train import TrainOptions, check_device
 
     if args.epochs < 1:
         raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")
+    # the name only: a --device the cluster has is checked there (train_project checks it)
+    check_device(args.device, available=False)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size: expected an integer >= 1, got {args.batch_size}")
     # checked before anything is moved aside or written: a bad value costs nothing

@@ -25,6 +25,7 @@ Body length of a frame (:func:`compute_body_length`), configurable:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from gaitlive.fileio import atomic_write_bytes
+from gaitlive.fileio import atomic_write_bytes, check_output_dir, output_dir
 
 log = logging.getLogger(__name__)
 
@@ -590,21 +591,22 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
     evaluation files); the metrics, ``metrics.csv`` and ``gallery.png`` (test frames) are
     written to ``out_dir`` (default: the shuffle's DeepLabCut evaluation folder).
     """
-    import torch
     from deeplabcut.core.config import ProjectConfig
     from deeplabcut.pose_estimation_pytorch.apis.evaluation import evaluate_snapshot
     from deeplabcut.pose_estimation_pytorch.apis.utils import get_scorer_name, get_scorer_uid
 
     from gaitlive.offline.project import open_project, resolve_snapshot
+    from gaitlive.offline.train import check_device
 
     # the settings first: a bad one must not cost a whole DeepLabCut evaluation
+    device = check_device(device)
+    if out_dir:
+        check_output_dir(out_dir)
     _check_settings(open_project(project, fix_paths=False).bodyparts, pck_fraction,
                     body_length, pcutoff)
     info = open_project(project)
     loader, snapshot = resolve_snapshot(info, shuffle=shuffle, trainset_index=trainset_index,
                                         snapshot_index=snapshot_index)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     loader.model_cfg["device"] = device
     cfg = ProjectConfig.from_any(str(info.config_path))
     scorer = get_scorer_name(cfg=cfg, shuffle=shuffle, train_fraction=loader.train_fraction,
@@ -632,7 +634,7 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
         splits[split] = compute_pose_metrics(gt[rows], pred[rows], bodyparts, pcutoff=pc,
                                              pck_fraction=pck_fraction,
                                              body_length=body_length)
-    out = Path(out_dir) if out_dir else loader.evaluation_folder
+    out = output_dir(out_dir) if out_dir else loader.evaluation_folder
     csv = write_metrics_csv(out / "metrics.csv", splits, bodyparts,
                             source={"shuffle": str(shuffle), "snapshot": snapshot.path.name})
     gal = None
@@ -685,7 +687,7 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
                    crop_margin: int | None = None,
                    min_crop: tuple[int, ...] = (),
                    crop_step: int = 1, bird_size: int = 0,
-                   max_input_pixels: int = 0) -> EvaluationResult:
+                   max_input_pixels: int = 0, device: str | None = None) -> EvaluationResult:
     """Evaluate an exported model, as ``gaitlive run`` runs it, on a labelled project.
 
     Parameters
@@ -711,13 +713,22 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
     max_input_pixels : int, optional
         With ``crop_margin``: scale a crop larger than this many pixels down, as
         ``presence.max_input_pixels`` does live. 0: off.
+    device : str, optional
+        Where the model runs (``auto``, ``cpu``, ``cuda``, ``cuda:N``); overrides
+        ``settings.device``. The DLC-Live runner does not take ``mps``.
     """
     import cv2
 
     from gaitlive.config import ModelSettings
+    from gaitlive.offline.train import check_device
     from gaitlive.pose import load_runner, read_model_card
     from gaitlive.presence import bird_scale, capped_scale, crop_around, scaled_crop_params
 
+    if device is not None and check_device(device) == "mps":
+        raise ValueError(f"--device {device}: the DLC-Live runner of an exported model runs "
+                         f"on auto, cpu, cuda or cuda:N")
+    default_out = (Path(model).parent if Path(model).is_file() else Path(model)) / "evaluation"
+    check_output_dir(out_dir or default_out)
     images, gt, bodyparts, info = load_labels(labels)
     _check_settings(bodyparts, pck_fraction, body_length, pcutoff)
     card = read_model_card(model)
@@ -728,6 +739,8 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
                              f"{model} (it has {list(card.bodyparts)})")
     if settings is None:
         settings = ModelSettings(path=str(model), resize=card.resize or 1.0, warmup_frames=0)
+    if device is not None:
+        settings = dataclasses.replace(settings, device=device)
     if max_frames is not None:
         images, gt = images[:max_frames], gt[:max_frames]
     if crop_margin is not None and crop_margin < 0:
@@ -757,7 +770,7 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
         runner.close()
     m = compute_pose_metrics(gt, pred, bodyparts, pcutoff=pcutoff, pck_fraction=pck_fraction,
                              body_length=body_length)
-    out = Path(out_dir) if out_dir else Path(model) / "evaluation"
+    out = output_dir(out_dir or default_out)
     csv = write_metrics_csv(out / "metrics.csv", {"heldout": m}, bodyparts)
     gal = write_gallery(out / "gallery.png", images, gt, pred, bodyparts,
                         pcutoff=pcutoff) if gallery else None

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FrameSelectionError",
     "PickResult",
+    "check_pick_options",
     "compute_frame_picks",
     "default_scorer",
     "ensure_project",
@@ -167,6 +168,40 @@ def _quiet():
             log.debug("deeplabcut: %s", line.strip())
 
 
+#: ``gaitlive frames`` option of each :func:`check_pick_options` argument
+_FLAGS = {"n": "-n/--num", "algo": "--algo", "seed": "--seed", "step": "--step",
+          "resize_width": "--resize-width", "start": "--start", "stop": "--stop"}
+
+
+def check_pick_options(n: int, *, algo: str = "kmeans", seed: int | None = 0, step: int = 1,
+                       resize_width: int = 30, start: float = 0.0, stop: float = 1.0,
+                       flags: bool = False) -> None:
+    """Raise a one-line :class:`FrameSelectionError` for a bad frame-selection setting
+    (see :func:`compute_frame_picks`), naming it as the argument (or, with ``flags``, as
+    the ``gaitlive frames`` option); nothing is read or written."""
+    def name(arg: str) -> str:
+        return _FLAGS[arg] if flags else arg
+
+    if algo not in ALGORITHMS:
+        raise FrameSelectionError(f"{name('algo')}: unknown frame selection algorithm "
+                                  f"{algo!r}; expected one of {list(ALGORITHMS)}")
+    if n < 1:
+        raise FrameSelectionError(f"{name('n')}: number of frames to pick must be >= 1, "
+                                  f"got {n}")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise FrameSelectionError(f"{name('seed')}: expected a random seed from 0 to "
+                                  f"{2**32 - 1}, got {seed}")
+    if step < 1:
+        raise FrameSelectionError(f"{name('step')}: expected >= 1 (every STEP-th frame), "
+                                  f"got {step}")
+    if resize_width < 1:
+        raise FrameSelectionError(f"{name('resize_width')}: expected >= 1 pixel, got "
+                                  f"{resize_width}")
+    if not 0.0 <= start < stop <= 1.0:
+        raise FrameSelectionError(f"{name('start')} {start} {name('stop')} {stop}: expected "
+                                  f"fractions of the video with 0 <= start < stop <= 1")
+
+
 def compute_frame_picks(cap: Any, n: int, *, algo: str = "kmeans", seed: int | None = 0,
                         step: int = 1, resize_width: int = 30, start: float = 0.0,
                         stop: float = 1.0) -> list[int]:
@@ -199,18 +234,8 @@ def compute_frame_picks(cap: Any, n: int, *, algo: str = "kmeans", seed: int | N
     """
     from deeplabcut.utils import frameselectiontools as fst
 
-    if algo not in ALGORITHMS:
-        raise FrameSelectionError(f"unknown frame selection algorithm {algo!r}; "
-                                  f"expected one of {list(ALGORITHMS)}")
-    if n < 1:
-        raise FrameSelectionError(f"number of frames to pick must be >= 1, got {n}")
-    if step < 1:
-        raise FrameSelectionError(f"step: expected >= 1 (every STEP-th frame), got {step}")
-    if resize_width < 1:
-        raise FrameSelectionError(f"resize_width: expected >= 1 pixel, got {resize_width}")
-    if not 0.0 <= start < stop <= 1.0:
-        raise FrameSelectionError(f"expected 0 <= start < stop <= 1, got start={start} "
-                                  f"stop={stop}")
+    check_pick_options(n, algo=algo, seed=seed, step=step, resize_width=resize_width,
+                       start=start, stop=stop)
     n_frames = len(cap)
     lo = int(math.floor(n_frames * start))
     hi = min(int(math.ceil(n_frames * stop)), n_frames)
@@ -273,7 +298,14 @@ def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-s
     if cfg_path.is_file():
         from gaitlive.dlcio import read_project_config
 
-        read_project_config(cfg_path)  # validates: a DLC config with bodyparts
+        cfg = read_project_config(cfg_path)  # validates: a DLC config with bodyparts
+        if not cfg.get("multianimalproject"):  # (a multi-animal one has 'MULTI!')
+            from gaitlive.offline.annotate import AnnotationError, project_bodyparts
+
+            try:  # the check 'gaitlive annotate' makes: a list of distinct names
+                project_bodyparts(root)
+            except AnnotationError as e:
+                raise FrameSelectionError(str(e)) from None
         return cfg_path
     if root.exists() and not root.is_dir():
         raise FrameSelectionError(f"{root}: expected a project folder, got a file")
@@ -391,6 +423,8 @@ def extract_frames(video: str | os.PathLike[str], project: str | os.PathLike[str
     FrameSelectionError
         When the video cannot be read (the message names the file).
     """
+    check_pick_options(n, algo=algo, seed=seed, step=step, resize_width=resize_width,
+                       start=start, stop=stop)  # before the project is made
     video = Path(video).expanduser()
     cap = open_video(video)
     try:

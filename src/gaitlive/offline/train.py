@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TrainOptions", "TrainResult", "train_project", "shuffle_paths", "hub_reachable",
            "sbatch_command", "sbatch_unreproduced", "latest_snapshot", "move_previous_run",
-           "RANDOM_INIT"]
+           "check_device", "check_net", "net_types", "RANDOM_INIT"]
 
 #: File name of the randomly initialised snapshot used instead of ImageNet weights.
 RANDOM_INIT = "random-init.pt"
@@ -111,6 +111,100 @@ class TrainResult:
     epochs_done: int
     options: TrainOptions | None = None  # as trained (architecture, pretrained resolved)
     previous_run: Path | None = None  # where an earlier run's snapshots were moved
+
+
+#: What ``--device`` takes (:func:`check_device`).
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def check_device(device: str, what: str = "--device", *, available: bool = True) -> str:
+    """Check a torch device name (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) before
+    any work, and that the machine has it.
+
+    Parameters
+    ----------
+    device : str
+        The name as given.
+    what : str
+        The option it came from (named in the error).
+    available : bool
+        Also check that torch finds the device here (a CUDA GPU with that index, Apple's
+        MPS); False: the name only (a command line for another machine).
+
+    Returns
+    -------
+    str
+        ``device``, with ``auto`` resolved (``cuda`` when torch finds a CUDA GPU, else
+        ``cpu``) when ``available``.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``what``: not a device name, or the device is not on this machine.
+    """
+    import re
+
+    m = re.fullmatch(r"(auto|cpu|mps|cuda)(?::(\d+))?", str(device))
+    if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise ValueError(f"{what} {device}: expected a torch device: {DEVICES}")
+    if not available:
+        return str(device)
+    import torch
+
+    kind = m.group(1)
+    if kind == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{what} {device}: CUDA is not available here (torch finds no "
+                             f"NVIDIA GPU or driver); use --device cpu or auto")
+        n = torch.cuda.device_count()
+        if int(m.group(2) or 0) >= n:
+            raise ValueError(f"{what} {device}: no such GPU; torch finds {n} CUDA device(s) "
+                             f"here (cuda:0 to cuda:{n - 1})")
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{what} {device}: Apple's MPS is not available here; use "
+                             f"--device cpu or auto")
+    return str(device)
+
+
+def net_types() -> list[str]:
+    """DeepLabCut's net types for its PyTorch engine
+    (``deeplabcut.pose_estimation_pytorch.available_models()``)."""
+    from deeplabcut.pose_estimation_pytorch import available_models
+
+    return list(available_models())
+
+
+def check_net(net: str, what: str = "--net") -> str:
+    """``net`` when it is one of DeepLabCut's PyTorch net types (:func:`net_types`), else
+    a one-line :class:`ProjectError` naming ``what`` and the known ones."""
+    known = net_types()
+    if net in known:
+        return net
+    import difflib
+
+    close = difflib.get_close_matches(str(net), known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise ProjectError(f"{what} {net}: not a DeepLabCut net type for the PyTorch engine"
+                       f"{hint}; expected one of {', '.join(known)}")
+
+
+def _check_project_file(project: str | Path) -> None:
+    """A file given as the project must be a DeepLabCut ``config.yaml`` (a mapping with
+    bodyparts); other files get a one-line error saying what was expected."""
+    p = Path(project).expanduser()
+    if not p.is_file() or p.name == "config.yaml":  # open_project says what is wrong
+        return
+    try:
+        cfg = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        cfg = None
+    if not (isinstance(cfg, dict) and ("bodyparts" in cfg or "multianimalbodyparts" in cfg)):
+        raise ProjectError(f"{p.resolve()}: not a DeepLabCut project; expected a project "
+                           f"folder with config.yaml, or its config.yaml")
 
 
 def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
@@ -561,15 +655,23 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
 
     Raises
     ------
+    ValueError
+        ``opts.device`` is not a torch device or not on this machine (checked first).
     ProjectError
-        The project has no labels, labels unknown bodyparts, has corrupt images;
-        ``--resume`` was asked for a shuffle that has no training folder or with another
-        architecture than its snapshot's; the ``--init-weights`` model has other bodyparts
+        ``opts.net`` is not a DeepLabCut PyTorch net type (checked first); ``project`` is
+        a file that is not a DeepLabCut config; the project has no labels, labels unknown
+        bodyparts, has corrupt images; ``--resume`` was asked for a shuffle that has no
+        training folder or no snapshot, or with another architecture than its snapshot's; the ``--init-weights`` model has other bodyparts
         or another architecture than asked for. Nothing is written before these checks.
     """
     import torch
 
     opts = opts or TrainOptions()
+    # options first (before the project is read, let alone an earlier run moved aside)
+    device = check_device(opts.device)
+    if opts.net is not None:
+        check_net(opts.net)
+    _check_project_file(project)
     if opts.threads:
         import cv2
 
@@ -588,7 +690,10 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     if opts.resume and paths is not None and opts.net is None and init is None:
         shuffle_net = (yaml.safe_load(paths[1].read_text(encoding="utf-8")) or {}).get("net_type")
         opts = replace(opts, net=shuffle_net if isinstance(shuffle_net, str) else None)
+    asked_net = opts.net
     opts = resolve_architecture(opts, init)
+    if init is not None and opts.net != asked_net:  # the --init-weights model's net
+        check_net(str(opts.net), f"{init.path}: --init-weights: net")
     resume_from: tuple[Path, int] | None = None
     if opts.resume:
         if paths is None:
@@ -596,7 +701,8 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
                                f"folder yet; train it without --resume first")
         resume_from = latest_snapshot(paths[0])
         if resume_from is None:
-            log.warning("%s: no snapshot to resume from; training from the start", paths[0])
+            raise ProjectError(f"--resume: no snapshot in {paths[0]} to resume from; run "
+                               f"without --resume to start training")
     pretrained = opts.pretrained
     if pretrained is None:
         pretrained = hub_reachable()
@@ -675,9 +781,6 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     run_cfg = loader.model_cfg
     run_cfg["train_settings"]["epochs"] = remaining
     fix_seeds(opts.seed + start)
-    device = opts.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     note = sbatch_unreproduced(opts)
     print(f"To train this on a SLURM cluster:\n  {sbatch_command(info.path, opts)}"
           + (f"\n  (no command-line flag for {', '.join(note)}: the job would use the "
