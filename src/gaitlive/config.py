@@ -50,8 +50,10 @@ __all__ = [
 ]
 
 
-#: the devices a model can run on (``model.device``, ``--device``)
-DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
+#: every torch device name gaitlive takes (``--device``, ``model.device``); group 1 is a
+#: CUDA index. The live runner takes all but ``mps`` (:data:`RUNNER_DEVICES`).
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(?::(\d+))?")
+RUNNER_DEVICES = "auto, cpu, cuda or cuda:N"
 
 
 class ConfigError(ValueError):
@@ -269,9 +271,8 @@ class ModelSettings:
     threads: int = _field(0, lo=0, hi=1024)
 
     def __post_init__(self) -> None:
-        if not DEVICE_RE.fullmatch(self.device):
-            raise ConfigError(f"expected auto, cpu, cuda or cuda:N, got {self.device!r}",
-                              key="device")
+        if not DEVICE_RE.fullmatch(self.device) or self.device == "mps":
+            raise ConfigError(f"expected {RUNNER_DEVICES}, got {self.device!r}", key="device")
         if self.cropping and len(self.cropping) != 4:
             raise ConfigError(f"expected [x1, x2, y1, y2], got {list(self.cropping)}",
                               key="cropping")

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "ModelError",
+    "check_device",
     "ModelCard",
     "PoseRunner",
     "DLCLiveRunner",
@@ -70,6 +71,67 @@ Crop = tuple[int, int, int, int]  # x1, x2, y1, y2 (pixels, end exclusive)
 class ModelError(ValueError):
     """A model path is not a usable pose model (the message names the path and what was
     expected)."""
+
+
+#: What ``--device`` takes (:func:`check_device`).
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def check_device(device: str, what: str = "--device", *, available: bool = True,
+                 runner: bool = False) -> str:
+    """Check a torch device name (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) before
+    any work, and that the machine has it.
+
+    Parameters
+    ----------
+    device : str
+        The name as given.
+    what : str
+        The option it came from (named in the error).
+    available : bool
+        Also check that torch finds the device here (a CUDA GPU with that index, Apple's
+        MPS); False: the name only (a command line for another machine).
+    runner : bool
+        A device for the live runner (DLC-Live), which does not take ``mps``.
+
+    Returns
+    -------
+    str
+        ``device``, with ``auto`` resolved (``cuda`` when torch finds a CUDA GPU, else
+        ``cpu``) when ``available``.
+
+    Raises
+    ------
+    ValueError
+        One line naming ``what``: not a device name, or the device is not on this machine.
+    """
+    from gaitlive.config import DEVICE_RE, RUNNER_DEVICES
+
+    m = DEVICE_RE.fullmatch(str(device))
+    if m is None or (runner and device == "mps"):
+        raise ValueError(f"{what} {device}: expected a torch device: "
+                         f"{RUNNER_DEVICES if runner else DEVICES}")
+    if not available:
+        return str(device)
+    import torch
+
+    kind = str(device).split(":")[0]
+    if kind == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{what} {device}: CUDA is not available here (torch finds no "
+                             f"NVIDIA GPU or driver); use --device cpu or auto")
+        n = torch.cuda.device_count()
+        if int(m.group(1) or 0) >= n:
+            raise ValueError(f"{what} {device}: no such GPU; torch finds {n} CUDA device(s) "
+                             f"here (cuda:0 to cuda:{n - 1})")
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{what} {device}: Apple's MPS is not available here; use "
+                             f"--device cpu or auto")
+    return str(device)
 
 
 # --------------------------------------------------------------------------------------
@@ -429,18 +491,10 @@ class DLCLiveRunner(PoseRunner):
                 log.warning("model.device=%r is ignored for TensorFlow models (TensorFlow "
                             "places operations itself)", device)
             return "tensorflow"
-        import torch
-
-        if device in ("auto", ""):
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelError(f"model.device: {device!r} requested but CUDA is not available "
-                             f"(use 'auto' or 'cpu')")
-        from gaitlive.config import DEVICE_RE
-
-        if not DEVICE_RE.fullmatch(device):
-            raise ModelError(f"model.device: expected auto, cpu, cuda or cuda:N, got {device!r}")
-        return device
+        try:
+            return check_device(device or "auto", "model.device", runner=True)
+        except ValueError as e:
+            raise ModelError(str(e)) from None
 
     def _build(self) -> Any:
         import os

@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gaitlive.fileio import check_output_dir
     from gaitlive.offline.evaluate import evaluate_model, evaluate_project
-    from gaitlive.offline.train import check_device
+    from gaitlive.pose import check_device
 
     # options first: a bad one must not cost a whole evaluation
     check_device(args.device)

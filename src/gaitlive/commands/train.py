@@ -70,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """The :class:`TrainOptions` of parsed ``gaitlive train`` arguments."""
-    from gaitlive.offline.train import TrainOptions, check_device
+    from gaitlive.offline.train import TrainOptions
+    from gaitlive.pose import check_device
 
     if args.epochs < 1:
         raise ValueError(f"--epochs: expected an integer >= 1, got {args.epochs}")

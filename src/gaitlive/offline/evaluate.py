@@ -596,7 +596,7 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
     from deeplabcut.pose_estimation_pytorch.apis.utils import get_scorer_name, get_scorer_uid
 
     from gaitlive.offline.project import open_project, resolve_snapshot
-    from gaitlive.offline.train import check_device
+    from gaitlive.pose import check_device
 
     # the settings first: a bad one must not cost a whole DeepLabCut evaluation
     device = check_device(device)
@@ -720,8 +720,7 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
     import cv2
 
     from gaitlive.config import ModelSettings
-    from gaitlive.offline.train import check_device
-    from gaitlive.pose import load_runner, read_model_card
+    from gaitlive.pose import check_device, load_runner, read_model_card
     from gaitlive.presence import bird_scale, capped_scale, crop_around, scaled_crop_params
 
     if device is not None and check_device(device) == "mps":

@@ -47,6 +47,7 @@ from gaitlive.offline.project import (
     set_backbone_size,
     validate_labels,
 )
+from gaitlive.pose import check_device
 
 log = logging.getLogger(__name__)
 
@@ -111,63 +112,6 @@ class TrainResult:
     epochs_done: int
     options: TrainOptions | None = None  # as trained (architecture, pretrained resolved)
     previous_run: Path | None = None  # where an earlier run's snapshots were moved
-
-
-#: What ``--device`` takes (:func:`check_device`).
-DEVICES = "auto, cpu, cuda, cuda:N or mps"
-
-
-def check_device(device: str, what: str = "--device", *, available: bool = True) -> str:
-    """Check a torch device name (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) before
-    any work, and that the machine has it.
-
-    Parameters
-    ----------
-    device : str
-        The name as given.
-    what : str
-        The option it came from (named in the error).
-    available : bool
-        Also check that torch finds the device here (a CUDA GPU with that index, Apple's
-        MPS); False: the name only (a command line for another machine).
-
-    Returns
-    -------
-    str
-        ``device``, with ``auto`` resolved (``cuda`` when torch finds a CUDA GPU, else
-        ``cpu``) when ``available``.
-
-    Raises
-    ------
-    ValueError
-        One line naming ``what``: not a device name, or the device is not on this machine.
-    """
-    import re
-
-    m = re.fullmatch(r"(auto|cpu|mps|cuda)(?::(\d+))?", str(device))
-    if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
-        raise ValueError(f"{what} {device}: expected a torch device: {DEVICES}")
-    if not available:
-        return str(device)
-    import torch
-
-    kind = m.group(1)
-    if kind == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"{what} {device}: CUDA is not available here (torch finds no "
-                             f"NVIDIA GPU or driver); use --device cpu or auto")
-        n = torch.cuda.device_count()
-        if int(m.group(2) or 0) >= n:
-            raise ValueError(f"{what} {device}: no such GPU; torch finds {n} CUDA device(s) "
-                             f"here (cuda:0 to cuda:{n - 1})")
-    if kind == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError(f"{what} {device}: Apple's MPS is not available here; use "
-                             f"--device cpu or auto")
-    return str(device)
 
 
 def net_types() -> list[str]:
