@@ -21,7 +21,14 @@ from gaitlive.config import PublishSettings
 from gaitlive.publish import Publisher
 from gaitlive.publish import messages as M
 from gaitlive.publish.demo import synthetic_pass
-from gaitlive.publish.listen import PASS_COLUMNS, CSVStore, Listener, PrintStore, SQLiteStore
+from gaitlive.publish.listen import (
+    PASS_COLUMNS,
+    CSVStore,
+    Listener,
+    ListenError,
+    PrintStore,
+    SQLiteStore,
+)
 
 GAITLIVE = [sys.executable, "-m", "gaitlive.cli"]
 
@@ -427,6 +434,13 @@ def test_listen_refuses_a_csv_that_is_not_its_own_and_leaves_it_unchanged(tmp_pa
     assert ",".join(PASS_COLUMNS) in err[0] and "'video,score'" in err[0]
     assert p.read_bytes() == data  # barn2,3 is still there
     assert sorted(x.name for x in tmp_path.iterdir()) == ["human_scores.csv"]
+    # a gap file beside a new listen CSV that is not a listen gap file is not appended to
+    gaps = tmp_path / "scores.csv.gaps.csv"
+    gaps.write_bytes(b"cow,weight\n7,650\n")
+    with pytest.raises(ListenError, match="its gap file .* is not a gaitlive listen gap file"):
+        CSVStore(tmp_path / "scores.csv")
+    assert gaps.read_bytes() == b"cow,weight\n7,650\n"
+    assert not (tmp_path / "scores.csv").exists()
 
 
 def test_csv_repairs_a_cut_short_last_row_of_its_own_file_and_logs_it(tmp_path, caplog):

@@ -53,11 +53,13 @@ PASS_COLUMNS = ("publisher_id", "epoch", "seq", "camera_id", "t_wall", "received
                 "score_class", "confidence", "scored", "reason", "model", "features")
 
 
+#: columns of the unfillable gaps (the ``gaps`` table, ``<file>.gaps.csv``)
+GAP_COLUMNS = ("publisher_id", "epoch", "first_seq", "last_seq", "reason", "t_wall")
 #: the tables of a listen database and their columns (what :class:`SQLiteStore` creates)
 LISTEN_TABLES: dict[str, tuple[str, ...]] = {
     "scores": PASS_COLUMNS,
     "streams": ("publisher_id", "epoch", "camera_id", "side_channel"),
-    "gaps": ("publisher_id", "epoch", "first_seq", "last_seq", "reason", "t_wall"),
+    "gaps": GAP_COLUMNS,
     "steps": ("publisher_id", "epoch", "seq", "camera_id", "t_wall", "individual", "pass_id",
               "foot", "kind", "strike_frame", "lift_frame", "t"),
 }
@@ -289,6 +291,15 @@ class CSVStore(ScoreStore):
                               f"{self.path.parent} ({e.strerror or e})") from None
         if self.path.is_dir():
             raise ListenError(f"--csv {self.path}: is a folder (expected a CSV file)")
+        self._gaps_path = self.path.with_name(self.path.name + ".gaps.csv")
+        if self._gaps_path.is_file() and self._gaps_path.stat().st_size > 0:
+            with open(self._gaps_path, "rb") as fh:
+                first = fh.readline(64 * 1024).decode("utf-8", "replace")
+            if tuple(next(csv.reader([first]), [])) != GAP_COLUMNS:
+                raise ListenError(f"--csv {self.path}: its gap file {self._gaps_path} is not a "
+                                  f"gaitlive listen gap file (expected the columns "
+                                  f"{','.join(GAP_COLUMNS)}); move it away or give another "
+                                  f"--csv")
         if self.path.exists() and self.path.stat().st_size > 0:
             self._check_header()  # before anything is changed: another CSV is left alone
             self._repair_tail()
@@ -308,7 +319,6 @@ class CSVStore(ScoreStore):
             csv.writer(self._fh).writerow(PASS_COLUMNS)
             self._fh.flush()
         self._writer = csv.DictWriter(self._fh, PASS_COLUMNS)
-        self._gaps_path = self.path.with_name(self.path.name + ".gaps.csv")
 
     def _check_header(self) -> None:
         """Raise :class:`ListenError` unless the file's first line is a listen CSV's
@@ -350,7 +360,7 @@ class CSVStore(ScoreStore):
         with open(self._gaps_path, "a", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             if new:
-                w.writerow(("publisher_id", "epoch", "first_seq", "last_seq", "reason", "t_wall"))
+                w.writerow(GAP_COLUMNS)
             w.writerow((pub, epoch, first, last, reason, time.time()))
 
     def close(self) -> None:
