@@ -284,10 +284,12 @@ def test_analyze_checks_every_input_before_analysing_any(tmp_path, capsys):
                       PoseData(poses=sp.poses, bodyparts=BODYPARTS, scorer="DLC_x"))
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
     out = tmp_path / "X"
     for bad, why in (("missing.h5", "input not found"),
                      ("notes.txt", "unsupported input '.txt'"),
-                     ("empty.mp4", "the file is empty")):
+                     ("empty.mp4", "the file is empty"),
+                     ("garbage.mp4", "cannot be read as a video")):
         rc = main(["analyze", str(good), str(tmp_path / bad), "--fps", "30",
                    "--out", str(out)])
         assert not out.exists() or not any(out.iterdir())  # not even good.h5 analysed

@@ -295,6 +295,28 @@ def test_a_large_bird_gets_a_scaled_crop_with_scaled_margin_and_min_crop():
     assert res.scale == 1.0 and (res.crop[1] - res.crop[0], res.crop[3] - res.crop[2]) == (100, 64)
 
 
+def test_the_gate_sizes_crops_for_the_runners_model_resize():
+    """The settings are in pixels of the network's input, which sees a frame pixel at
+    ``model.resize``: with resize 0.5 the bird above (48 px, 24 px in the network) needs
+    only scale 2^(-1/2), and the crop in frame pixels is the same as at resize 1 with scale
+    2^(-3/2): the network sees the same input."""
+    from gaitlive.presence import SIZE_WINDOW
+
+    bg, rng = background(12), np.random.default_rng(12)
+    gate = PresenceGate(settings(hold_frames=0, margin=16, min_crop=(100, 60), crop_step=8,
+                                 bird_size=20), warmup_frames=3, resize=0.5)
+    for _ in range(10):
+        gate.update(render(bg, rng))
+    pose = pose_at(160, 120)
+    for _ in range(SIZE_WINDOW):
+        gate.observe(pose)
+        res = gate.update(render(bg, rng))
+    assert res.scale == 2 ** -0.5
+    assert (res.crop[1] - res.crop[0], res.crop[3] - res.crop[2]) == (283, 170)
+    with pytest.raises(ValueError, match="resize"):
+        PresenceGate(settings(), resize=0.0)
+
+
 def test_before_a_pose_the_moving_blob_sizes_the_bird():
     bg, rng = background(13), np.random.default_rng(13)
     gate = PresenceGate(settings(hold_frames=5, bird_size=25), warmup_frames=10)

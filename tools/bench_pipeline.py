@@ -48,7 +48,7 @@ from gaitlive.gait.stage import GaitStage
 from gaitlive.paths import DEFAULT_MODEL, DEMO_VIDEO
 from gaitlive.pipeline import OutputWriter, Pipeline
 from gaitlive.pose import load_runner
-from gaitlive.presence import PresenceGate
+from gaitlive.presence import PresenceGate, runner_resize
 
 log = logging.getLogger("bench_pipeline")
 
@@ -112,7 +112,7 @@ def pipeline_run(video: str, runner: Any, cfg: Any, n: int, *, realtime: bool,
     gate = None
     if presence:
         gate = PresenceGate(dataclasses.replace(cfg.presence, crop=crop),
-                            pcutoff=cfg.profile.pcutoff)
+                            pcutoff=cfg.profile.pcutoff, resize=runner_resize(runner))
     with tempfile.TemporaryDirectory() as tmp:
         writer = OutputWriter(tmp, runner.bodyparts, fps=src.fps)
         gait = None

@@ -199,7 +199,21 @@ def _input_problem(path: Path) -> str | None:
         return f"{path}: unsupported input {suffix!r}; {_EXPECTED_INPUT}"
     if path.stat().st_size == 0:
         return f"{path}: the file is empty; {_EXPECTED_INPUT}"
+    if suffix in VIDEO_SUFFIXES and not _video_opens(path):
+        return (f"{path}: cannot be read as a video (OpenCV decodes no frame from it: a "
+                f"corrupt file or an unsupported codec); {_EXPECTED_INPUT}")
     return None
+
+
+def _video_opens(path: Path) -> bool:
+    """Whether OpenCV opens ``path`` and decodes its first frame (cheap: one frame)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
 
 
 def check_out_dir(out: Path) -> None:
@@ -354,11 +368,12 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
         raise
     gate = None
     if presence is not None and presence.enabled:
-        from gaitlive.presence import PresenceGate
+        from gaitlive.presence import PresenceGate, runner_resize
 
-        gate = PresenceGate(presence, pcutoff=profile.pcutoff)
+        gate = PresenceGate(presence, pcutoff=profile.pcutoff, resize=runner_resize(runner))
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
+        runner.close()
         raise AnalyzeError(f"{path}: cannot open the video")
     n_total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     poses: list[np.ndarray] = []

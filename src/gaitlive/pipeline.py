@@ -44,7 +44,7 @@ from gaitlive.capture import Capture, FrameSlot
 from gaitlive.config import Config
 from gaitlive.frames import FrameEvent, FrameRecord, empty_pose
 from gaitlive.gait.events import GaitUpdate, PassResult, Stance, StanceCollector, StepEvent
-from gaitlive.presence import PresenceGate
+from gaitlive.presence import PresenceGate, runner_resize
 
 log = logging.getLogger(__name__)
 
@@ -634,7 +634,8 @@ class Pipeline:
                     sinks: Sequence[Sink] = (), init_frame: np.ndarray | None = None,
                     stats: PipelineStats | None = None) -> Pipeline:
         """A pipeline with the config's presence gating, queue size and real-time mode."""
-        presence = PresenceGate(cfg.presence, pcutoff=cfg.profile.pcutoff) \
+        presence = PresenceGate(cfg.presence, pcutoff=cfg.profile.pcutoff,
+                                resize=runner_resize(runner, cfg.model.resize)) \
             if cfg.presence.enabled else None
         return cls(capture, runner, gait=gait, presence=presence, sinks=sinks,
                    queue_size=cfg.queue_size, realtime=capture.realtime or

@@ -69,7 +69,7 @@ from gaitlive.config import PresenceSettings
 log = logging.getLogger(__name__)
 
 __all__ = ["PresenceGate", "PresenceResult", "Box", "bird_scale", "capped_scale", "crop_around",
-           "grow_to", "pad_box", "points_box", "scaled_crop_params"]
+           "grow_to", "pad_box", "points_box", "runner_resize", "scaled_crop_params"]
 
 #: x1, x2, y1, y2 in full-frame pixels (the crop order dlclive uses)
 Box = tuple[int, int, int, int]
@@ -136,9 +136,14 @@ class PresenceGate:
 
     def __init__(self, settings: PresenceSettings, *, warmup_frames: int = 10,
                  max_area_fraction: float = 0.6, learning_rate: float = -1.0,
-                 pcutoff: float = 0.6):
+                 pcutoff: float = 0.6, resize: float = 1.0):
+        if not (resize > 0.0 and math.isfinite(resize)):
+            raise ValueError(f"resize: expected a factor > 0, got {resize!r}")
         self.settings = settings
         self.pcutoff = float(pcutoff)
+        # the runner's model.resize: the settings are in pixels of the network's input, a
+        # frame pixel is ``resize`` of them before the gate's own ``scale``
+        self.resize = float(resize)
         self.warmup_frames = int(warmup_frames)
         self.max_area_fraction = float(max_area_fraction)
         self.learning_rate = float(learning_rate)
@@ -239,7 +244,8 @@ class PresenceGate:
                          if b is not None]
                 crop = self._at_least(_union(parts), w, h) if parts else None
             box = crop if crop is not None else (0, w, 0, h)
-            scale = capped_scale(box[1] - box[0], box[3] - box[2],
+            r = self.resize
+            scale = capped_scale(int((box[1] - box[0]) * r), int((box[3] - box[2]) * r),
                                  self.scale if crop is not None else 1.0, s.max_input_pixels)
         self.frames += 1
         self.run_frames += int(run)
@@ -276,7 +282,7 @@ class PresenceGate:
         """``scale`` from the median recent bird size (see the module docstring)."""
         if self.settings.bird_size and self._sizes:
             size = float(np.median(self._sizes))
-            scale = bird_scale(size, self.settings.bird_size)
+            scale = bird_scale(size * self.resize, self.settings.bird_size)
             if scale != self.scale:
                 # said once at INFO (a model trained on larger animals needs bird_size 0)
                 level = logging.INFO if not self._scaled_before and scale < 1 else logging.DEBUG
@@ -287,7 +293,7 @@ class PresenceGate:
 
     def _crop_params(self) -> tuple[int, tuple[int, ...], int]:
         s = self.settings
-        return scaled_crop_params(s.margin, s.min_crop, s.crop_step, self.scale)
+        return scaled_crop_params(s.margin, s.min_crop, s.crop_step, self.scale * self.resize)
 
     def _grow(self, box: Box, w: int, h: int) -> Box:
         return pad_box(box, self._crop_params()[0], w, h)
@@ -304,6 +310,15 @@ class PresenceGate:
 SIZE_WINDOW = 9
 #: smallest scale the gate asks for (a bird 8x larger than ``bird_size``)
 MIN_SCALE = 0.125
+
+
+def runner_resize(runner: object, default: float = 1.0) -> float:
+    """The ``model.resize`` a pose runner applies to every input (``default`` for a runner
+    without one, e.g. poses read from a file): what :class:`PresenceGate` needs to size its
+    crops in pixels of the network's input."""
+    settings = getattr(runner, "settings", None)
+    resize = getattr(settings, "resize", None)
+    return float(resize) if isinstance(resize, (int, float)) and resize > 0 else default
 
 
 def bird_scale(size: float, bird_size: float) -> float:

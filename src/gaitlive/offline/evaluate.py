@@ -753,15 +753,17 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
             if img is None:
                 raise ValueError(f"{p}: corrupt or unreadable image")
             crop, scale = None, 1.0
-            if crop_margin is not None:
+            if crop_margin is not None:  # as the live presence gate crops (its settings are
+                r = settings.resize  # in pixels of the network's input: frame px x resize)
                 if bird_size:
                     pts = gt[i][np.isfinite(gt[i]).all(axis=1)]
                     if len(pts):
-                        scale = bird_scale(float(np.ptp(pts, axis=0).max()), bird_size)
-                margin, mc, step = scaled_crop_params(crop_margin, min_crop, crop_step, scale)
+                        scale = bird_scale(float(np.ptp(pts, axis=0).max()) * r, bird_size)
+                margin, mc, step = scaled_crop_params(crop_margin, min_crop, crop_step,
+                                                      scale * r)
                 crop = crop_around(gt[i], margin, mc, img.shape[1], img.shape[0], step)
-                scale = capped_scale(crop[1] - crop[0], crop[3] - crop[2], scale,
-                                     max_input_pixels)
+                scale = capped_scale(int((crop[1] - crop[0]) * r), int((crop[3] - crop[2]) * r),
+                                     scale, max_input_pixels)
             pose = runner.get_pose(img, crop=crop, scale=scale)
             best = int(np.argmax(np.nan_to_num(pose[..., 2], nan=-1).mean(axis=1)))
             pred[i] = pose[best][col]
