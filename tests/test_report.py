@@ -234,3 +234,58 @@ def test_report_cli(tmp_path):
                         str(tmp_path / "missing")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "gaitlive report: error:" in r.stderr and "missing: not found" in r.stderr
+
+
+def test_report_picks_its_own_pose_file_in_the_profiles_order(tmp_path):
+    """``<stem>.h5`` or DeepLabCut's ``<stem>DLC....h5``, never another recording's
+    ``<stem>_b.h5``; bodyparts in another order are put in the profile's, as analyze does."""
+    from gaitlive.report import load_recording
+
+    data = make_analyze_output(tmp_path)
+    other = data["poses"].copy()
+    other[..., 0] += 1000.0  # another video's poses, far off
+    write_pose(tmp_path / "barn1_b.h5", PoseData(other, PROFILE.bodyparts, ("bird",), fps=FPS))
+    rec = load_recording(tmp_path, "barn1", PROFILE)
+    assert Path(rec.poses.meta["path"]).name == "barn1DLC_gaitlive.h5"
+    np.testing.assert_array_equal(rec.poses.poses, data["poses"])
+    # the same poses, bodyparts listed backwards, in a --poses folder
+    (tmp_path / "barn1DLC_gaitlive.h5").unlink()
+    (tmp_path / "ro").mkdir()
+    rev = list(reversed(PROFILE.bodyparts))
+    write_pose(tmp_path / "ro" / "barn1.h5",
+               PoseData(data["poses"][:, :, ::-1].copy(), rev, ("bird",), fps=FPS))
+    rec = load_recording(tmp_path, "barn1", PROFILE, pose_dirs=[tmp_path / "ro"])
+    assert rec.poses.bodyparts == PROFILE.bodyparts
+    np.testing.assert_array_equal(rec.poses.poses, data["poses"])
+
+
+def test_report_database_keeps_each_runs_steps_apart(tmp_path):
+    """Two runs (epochs) of one camera both have pass 1 of bird 3: each pass's gait diagram
+    shows its own stances. The file name has characters a SQLite URI would misread."""
+    path = tmp_path / "day #2 100%.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE scores (publisher_id TEXT, epoch TEXT, seq INTEGER, "
+               "camera_id TEXT, t_wall REAL, received_wall REAL, individual INTEGER, "
+               "pass_id INTEGER, start_frame INTEGER, end_frame INTEGER, n_steps INTEGER, "
+               "score REAL, score_class INTEGER, confidence REAL, scored INTEGER, reason TEXT, "
+               "model TEXT, features TEXT)")
+    db.execute("CREATE TABLE steps (publisher_id TEXT, epoch TEXT, seq INTEGER, "
+               "camera_id TEXT, t_wall REAL, individual INTEGER, pass_id INTEGER, foot TEXT, "
+               "kind TEXT, strike_frame INTEGER, lift_frame INTEGER, t REAL)")
+    t = dt.datetime(2026, 3, 1, 9, 0).timestamp()
+    for seq, (epoch, right) in enumerate((("e1", 11), ("e2", 5)), start=1):
+        db.execute("INSERT INTO scores VALUES ('p', ?, ?, 'cam0', ?, ?, 3, 1, 0, 60, 4, 1.0, "
+                   "1, 0.9, 1, '', 'm', ?)", (epoch, seq, t + seq, t + seq,
+                                              json.dumps({"cadence_hz": 2.0})))
+        for foot, a, b in (("left", 0, 11), ("right", 10, 10 + right)):
+            db.execute("INSERT INTO steps VALUES ('p', ?, 1, 'cam0', ?, 3, 1, ?, 'lift', ?, ?, "
+                       "0)", (epoch, t, foot, a, b))
+    db.commit()
+    db.close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    res = build_report(path, tmp_path / "rep", PROFILE)
+    assert len(res.pass_pngs) == 2
+    ratios = sorted(rgb_count(img, RIGHT_BAR) / rgb_count(img, LEFT_BAR)
+                    for img in (cv2.imread(str(p)) for p in res.pass_pngs))
+    assert ratios == [pytest.approx(6 / 12, rel=0.08), pytest.approx(12 / 12, rel=0.08)]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "rep") == before

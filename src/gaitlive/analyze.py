@@ -173,8 +173,7 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
     from gaitlive.gait.stage import GaitStage
 
     _check_bodyparts(data.bodyparts, profile, source if source is not None else "the poses")
-    order = [data.bodyparts.index(b) for b in profile.bodyparts]
-    poses = data.poses[:, :, order]
+    poses = data.select(profile.bodyparts).poses
     stage = GaitStage(profile, fps=fps, score_model=score_model, camera_id=camera_id)
     return stage.run_series(poses, data.frame_index)
 

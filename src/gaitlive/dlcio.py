@@ -17,6 +17,7 @@ In memory everything is the gaitlive pose layout (see :mod:`gaitlive.frames`):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -101,6 +102,25 @@ class PoseData:
     @property
     def n_frames(self) -> int:
         return int(self.poses.shape[0])
+
+    def select(self, bodyparts: Sequence[str]) -> PoseData:
+        """These poses with only ``bodyparts``, in that order (a file may list its
+        bodyparts in another order, or have more).
+
+        Raises
+        ------
+        ValueError
+            Naming the bodyparts the poses lack.
+        """
+        missing = [b for b in bodyparts if b not in self.bodyparts]
+        if missing:
+            raise ValueError(f"the poses lack the bodyparts {missing}; they have "
+                             f"{list(self.bodyparts)}")
+        if tuple(bodyparts) == self.bodyparts:
+            return self
+        order = [self.bodyparts.index(b) for b in bodyparts]
+        return dataclasses.replace(self, poses=self.poses[:, :, order],
+                                   bodyparts=tuple(bodyparts))
 
 
 # --------------------------------------------------------------------------------------

@@ -126,19 +126,31 @@ def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
     return df
 
 
-def _pose_file(folder: Path, stem: str, profile: Profile | None) -> PoseData | None:
-    cands = sorted(p for p in folder.glob(f"{stem}*.h5") if not p.name.startswith("."))
-    cands.sort(key=lambda p: (p.stem != stem, len(p.name)))
+def _pose_file(folder: Path, stem: str, profile: Profile | None, *, exact: bool = True
+               ) -> PoseData | None:
+    """The pose file of recording ``stem`` in ``folder``: ``<stem>.h5`` (``exact``), else
+    DeepLabCut's ``<stem>DLC_....h5`` form; never another recording's (``<stem>_b.h5``).
+    Its bodyparts are put in the profile's order (a file may list them in another order,
+    or have more, as ``gaitlive analyze`` accepts)."""
+    if exact:
+        cands = [folder / f"{stem}.h5"]
+    else:
+        cands = sorted((p for p in folder.glob(f"{stem}DLC*.h5") if not p.name.startswith(".")),
+                       key=lambda p: (len(p.name), p.name))
     for p in cands:
+        if not p.is_file():
+            continue
         try:
             data = read_pose(p)
         except DLCFileError as e:
             log.debug("skipping %s: %s", p, e)
             continue
-        if profile is not None and data.bodyparts != profile.bodyparts:
-            log.warning("%s: bodyparts %s do not match profile %r; not used", p,
-                        list(data.bodyparts), profile.name)
-            continue
+        if profile is not None:
+            try:
+                data = data.select(profile.bodyparts)
+            except ValueError as e:
+                log.warning("%s: %s (profile %r); not used", p, e, profile.name)
+                continue
         data.meta.setdefault("path", str(p))
         return data
     return None
@@ -221,15 +233,18 @@ def load_recording(folder: str | os.PathLike[str], stem: str, profile: Profile |
         log.warning("%s not found: no gait diagrams", spath)
         steps = pd.DataFrame(columns=STEP_COLUMNS)
     poses = None
-    for d in (folder, *(Path(p) for p in pose_dirs)):
-        if d.is_file():
-            d = d.parent
-        poses = _pose_file(d, pose_stem, profile)
+    dirs = [Path(p).parent if Path(p).is_file() else Path(p) for p in (folder, *pose_dirs)]
+    for exact in (True, False):  # <stem>.h5 anywhere before <stem>DLC....h5
+        for d in dirs:
+            poses = _pose_file(d, pose_stem, profile, exact=exact)
+            if poses is not None:
+                break
         if poses is not None:
             break
     if poses is None:
-        log.warning("no pose file %s*.h5 in %s: no joint-angle plots (use --poses DIR)",
-                    pose_stem, ", ".join(str(d) for d in (folder, *pose_dirs)))
+        log.warning("no usable pose file %s.h5 (or %sDLC...h5) in %s: no joint-angle plots "
+                    "(use --poses DIR)", pose_stem, pose_stem,
+                    ", ".join(str(d) for d in (folder, *pose_dirs)))
     else:
         sources.append(Path(poses.meta["path"]))
     fps = fps or (poses.fps if poses is not None else None) or _fps_from(passes, folder, stem) \
@@ -269,7 +284,7 @@ def read_pass_database(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.is_file():
         raise ReportError(f"{path}: database not found")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
     except sqlite3.DatabaseError as e:
         raise ReportError(f"{path}: not an SQLite database ({e})") from None
@@ -461,8 +476,10 @@ def plot_pass(rec: Recording, row: pd.Series | dict[str, Any], profile: Profile,
     legs = list(profile.gait.legs)
     st = rec.steps
     mine = st[(st["individual"].astype(str) == str(ind)) & (st["pass_id"].astype(str) == str(pid))]
-    if "camera_id" in mine.columns and isinstance(row.get("camera_id"), str):
-        mine = mine[mine["camera_id"].astype(str) == row["camera_id"]]
+    # a database holds several runs (publishers, epochs) whose pass ids restart at 0
+    for key in ("camera_id", "publisher_id", "epoch"):
+        if key in mine.columns and isinstance(row.get(key), str):
+            mine = mine[mine[key].astype(str) == row[key]]
     if len(mine):  # strike events whose lift is known too: keep the complete stance
         mine = mine.assign(_lift=pd.to_numeric(mine["lift_frame"], errors="coerce"))
         mine = mine.sort_values("_lift", na_position="first").drop_duplicates(
@@ -744,7 +761,7 @@ def _read_db_steps(path: Path) -> pd.DataFrame:
     """The ``steps`` table of a ``gaitlive listen`` database, if it has one."""
     empty = pd.DataFrame(columns=STEP_COLUMNS)
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
         try:
             cols = [r[1] for r in db.execute('PRAGMA table_info("steps")')]
             if not set(STEP_COLUMNS) <= set(cols):

@@ -94,7 +94,8 @@ class Journal:
             if readonly:
                 if not self.path.is_file():
                     raise JournalError(f"{self.path}: journal not found")
-                self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                self._db = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=ro",
+                                           uri=True,
                                            timeout=10.0, isolation_level=None,
                                            check_same_thread=False)
             else:
