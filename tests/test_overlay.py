@@ -636,3 +636,20 @@ def test_view_force_replaces_an_existing_video_only_once_frames_are_drawn(tmp_pa
     while cap.read()[0]:
         n += 1
     assert n == 3
+
+
+def test_video_out_keeps_the_last_row_and_column_of_odd_sized_frames(tmp_path):
+    from gaitlive.overlay.video import VideoOut
+
+    img = np.zeros((49, 65, 3), np.uint8)
+    img[-1, :] = 255
+    img[:, -1] = 255
+    out = VideoOut(tmp_path / "odd.mp4", 10.0)
+    for _ in range(3):
+        out.write(img)
+    out.close()
+    cap = cv2.VideoCapture(str(tmp_path / "odd.mp4"))
+    ok, got = cap.read()
+    cap.release()
+    assert ok and got.shape == (50, 66, 3)
+    assert got[48, 10].mean() > 200 and got[10, 64].mean() > 200

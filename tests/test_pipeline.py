@@ -590,6 +590,32 @@ def test_recorder_rejects_a_bad_fourcc(tmp_path):
 
     with pytest.raises(RecordError, match=r"record.fourcc.*'mp4'"):
         Recorder(RecordSettings(dir=str(tmp_path), fourcc="mp4"))
+    # four characters, but no encoder in this OpenCV build: refused before the run starts
+    with pytest.raises(RecordError, match=r"record.fourcc 'ZZZZ': this OpenCV build cannot"):
+        Recorder(RecordSettings(dir=str(tmp_path), fourcc="ZZZZ"))
+    assert not list(tmp_path.iterdir())  # the probe file is gone
+
+
+def test_recorder_keeps_every_pixel_of_odd_sized_frames_and_counts_lost_frames(tmp_path):
+    rec = Recorder(RecordSettings(enabled=True, dir=str(tmp_path / "rec"), fourcc="mp4v"),
+                   camera_id="camO", fps=10.0)
+    rec.start()
+    img = np.zeros((49, 65, 3), np.uint8)
+    img[-1, :] = 255  # the last row and column, which mp4v would drop
+    img[:, -1] = 255
+    for i in range(5):
+        rec.submit(FrameRecord(index=i, t_capture=float(i), t_wall=1e9 + i / 10, image=img))
+    rec.close()
+    assert rec.error is None and rec.written == 5
+    cap = cv2.VideoCapture(str(rec.segments[0]))
+    ok, got = cap.read()
+    cap.release()
+    assert ok and got.shape == (50, 66, 3)
+    assert got[48, 10].mean() > 200 and got[10, 64].mean() > 200  # still there
+    # a recording that stopped on an error counts the frames it did not write
+    rec.error = RuntimeError("disk full")
+    rec.submit(FrameRecord(index=9, t_capture=9.0, t_wall=1e9 + 1, image=img))
+    assert rec.dropped == 1
 
 
 # ------------------------------------------------------------------------ the CLI

@@ -113,3 +113,15 @@ def validate_pose_series(poses: np.ndarray, name: str = "poses") -> np.ndarray:
         raise ValueError(f"{name}: expected shape (n_frames, n_individuals, n_keypoints, 3), "
                          f"got {a.shape}")
     return a.astype(np.float32, copy=False)
+
+
+def even_size(image: np.ndarray) -> np.ndarray:
+    """``image`` grown by one replicated row and/or column to even sides.
+
+    MPEG-4 encoders (OpenCV's ``mp4v``) need even frame sides and silently drop an odd last
+    row or column; padding keeps every pixel of the frame (at the top left, where its
+    coordinates stay the same)."""
+    h, w = image.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return image
+    return np.pad(image, ((0, h % 2), (0, w % 2)) + ((0, 0),) * (image.ndim - 2), mode="edge")

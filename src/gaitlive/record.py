@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from gaitlive.config import RecordSettings
-from gaitlive.frames import FrameEvent, FrameRecord
+from gaitlive.frames import FrameEvent, FrameRecord, even_size
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class Recorder(threading.Thread):
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise RecordError(f"record.dir: cannot create {self.dir} ({e})") from e
+        self._check_codec()
         self._q: queue.Queue[FrameRecord | None] = queue.Queue(maxsize=queue_size)
         self._seg: _Segment | None = None
         self.written = 0
@@ -101,9 +102,30 @@ class Recorder(threading.Thread):
         self.segments: list[Path] = []
         self.error: BaseException | None = None
 
+    def _check_codec(self) -> None:
+        """Write a tiny probe file with the FourCC: an encoder this OpenCV build lacks is an
+        error before the run starts, not a recording that silently stops."""
+        probe = self.dir / f".probe-{os.getpid()}{segment_extension(self.settings.fourcc)}"
+        writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*self.settings.fourcc),
+                                 self.fps, (64, 48))
+        try:
+            ok = writer.isOpened()
+            if ok:
+                writer.write(np.zeros((48, 64, 3), np.uint8))
+        finally:
+            writer.release()
+            probe.unlink(missing_ok=True)
+        if not ok:
+            raise RecordError(f"record.fourcc {self.settings.fourcc!r}: this OpenCV build "
+                              f"cannot write it to {self.dir} (try 'mp4v' or 'MJPG')")
+
     def submit(self, record: FrameRecord) -> None:
-        """Queue a frame for recording; never blocks (drops and counts when full)."""
-        if record.event != FrameEvent.FRAME or record.image is None or self.error is not None:
+        """Queue a frame for recording; never blocks (drops and counts when full, and every
+        frame once the recording stopped on an error)."""
+        if record.event != FrameEvent.FRAME or record.image is None:
+            return
+        if self.error is not None:
+            self.dropped += 1
             return
         try:
             self._q.put_nowait(record)
@@ -142,6 +164,7 @@ class Recorder(threading.Thread):
         assert image is not None
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        image = even_size(image)  # the encoder would drop an odd last row or column
         size = (image.shape[1], image.shape[0])
         seg = self._seg
         if seg is not None and (rec.t_wall - seg.t_start >= self.settings.segment_s

@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gaitlive.frames import even_size
+
 __all__ = ["VideoOut"]
 
 
@@ -18,7 +20,8 @@ class VideoOut:
     """A ``cv2.VideoWriter`` that opens on the first frame and keeps its size.
 
     The codec follows the suffix of ``path`` (``.avi``: MJPG, else mp4v); frames of another
-    size are resized to the first frame's.
+    size are resized to the first frame's; odd sides get one more replicated row or column
+    (:func:`gaitlive.frames.even_size`: the encoder would drop the last one).
     """
 
     def __init__(self, path: Path, fps: float) -> None:
@@ -30,6 +33,7 @@ class VideoOut:
 
     def write(self, image: np.ndarray) -> None:
         """Append one BGR frame (opens the file on the first)."""
+        image = even_size(image)
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.size = (image.shape[1], image.shape[0])
