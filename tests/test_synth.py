@@ -169,11 +169,23 @@ def test_rear_view_bird_shrinks_walking_away():
 
 
 def test_sequence_passes_gaps_and_background_bird():
+    from gaitlive.synth.world import _project_actor
+
     s = simulate_sequence(passes=3, view="side", seed=29, background=1.0, gap_s=(1.0, 1.5))
-    assert s.poses.shape[1:] == (2, 8, 3)
+    assert s.poses.shape[1:] in ((2, 8, 3), (3, 8, 3))
     main = [p for p in s.passes if p.individual == 0]
-    bg = [p for p in s.passes if p.individual == 1]
+    bg = [p for p in s.passes if p.individual >= 1]
     assert len(main) == 3 and len(bg) >= 1 and all(p.background for p in bg)
+    # every bird's truth is its own: background birds that overlap in time get different
+    # individuals, so none overwrites another's poses
+    for a in s.actors:
+        got = s.poses[a.frame0:a.frame0 + a.n_frames, a.individual]
+        np.testing.assert_array_equal(np.nan_to_num(got),
+                                      np.nan_to_num(_project_actor(s.camera, a.walk)))
+    bgs = sorted((a.individual, a.frame0, a.frame0 + a.n_frames) for a in s.actors
+                 if a.background)
+    for (i, _, e), (j, b0, _) in zip(bgs[:-1], bgs[1:], strict=True):
+        assert i != j or e <= b0
     for a, b in zip(main[:-1], main[1:], strict=True):
         assert b.start_frame - a.end_frame > s.fps  # an empty corridor stretch
         gap = s.poses[a.end_frame + 1:b.start_frame, 0, :, 2]
@@ -300,7 +312,8 @@ def test_pose_and_truth_files_read_back(tmp_path: Path):
     assert np.allclose(csv.to_numpy(), df.to_numpy(), equal_nan=True)
     back = read_pose(paths["h5"])
     assert np.array_equal(back.poses, s.poses, equal_nan=True)
-    assert back.individuals == ("bird1", "bird2")
+    assert back.individuals == tuple(f"bird{i + 1}" for i in range(s.poses.shape[1]))
+    assert len(back.individuals) >= 2
     meta = json.loads(paths["json"].read_text())
     assert meta["n_frames"] == s.n_frames and meta["bodyparts"] == list(BODYPARTS)
     p0 = meta["passes"][0]
@@ -372,6 +385,8 @@ def test_cli_rejects_bad_values(tmp_path: Path, capsys):
     assert cli_main(["synth", "video", "--out", str(tmp_path), "--size", "big"]) == 2
     assert "--size" in capsys.readouterr().err
     assert cli_main(["synth", "video", "--out", str(tmp_path), "--severity", "7"]) == 2
+    for seed in ("-1", str(2 ** 32)):  # would alias another seed's clip
+        assert cli_main(["synth", "video", "--out", str(tmp_path), "--seed", seed]) == 2
     assert "--severity" in capsys.readouterr().err
     assert cli_main(["synth", "project", "--out", str(tmp_path), "--views", "top"]) == 2
     assert "top" in capsys.readouterr().err
@@ -442,3 +457,23 @@ def test_every_foot_swings_between_its_stances(severity):
             for foot in ("left", "right"):
                 strikes, lifts = np.asarray(sp.strikes[foot]), np.asarray(sp.lifts[foot])
                 assert (strikes[1:] - lifts[:-1] >= 2).all(), (view, seed, foot)
+
+
+def test_truth_cadence_counts_the_steps_whose_stance_is_not_listed():
+    """Side view, 15 fps, severity 5 (seed 87): 19 strikes are listed (stances partly out of
+    view are not) but the bird made 21 steps between the first and the last: 20 intervals
+    in 222 frames = 1.351 steps/s (counting the listed ones gave 1.216)."""
+    sp = simulate_pass(severity=5.0, view="side", seed=87, fps=15)
+    strikes = sorted(sp.strikes["left"] + sp.strikes["right"])
+    assert len(strikes) == 19 and strikes[-1] - strikes[0] == 222
+    assert sp.passes[0].cadence_hz == pytest.approx(20 * 15 / 222)
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 3))
+def test_rear_view_birds_walk_between_the_side_walls(seed):
+    """Body and feet stay inside the corridor's half-width for the whole walk (a heading
+    drawn at random used to take 1 in 5 birds into a wall)."""
+    for severity in (0.0, 5.0):
+        sp = simulate_pass(severity=severity, view="rear", seed=seed)
+        kp = sp.actors[0].walk.keypoints  # world metres (n, 8, 3); y across the corridor
+        assert np.nanmax(np.abs(kp[..., 1])) < sp.corridor["half_width"], (seed, severity)

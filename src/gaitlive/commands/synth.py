@@ -108,6 +108,9 @@ def _run(args: argparse.Namespace) -> int:
     log = logging.getLogger("gaitlive.synth")
     cmd = args.synth_command
     t0 = time.perf_counter()
+    if getattr(args, "seed", None) is not None and not 0 <= args.seed < 2 ** 32:
+        # numpy's generators take 32-bit words: 2^32 would give the clip of seed 0
+        raise SynthArgError(f"--seed: expected 0 to {2 ** 32 - 1}, got {args.seed}")
     if cmd == "video":
         from gaitlive.synth import simulate_sequence
         from gaitlive.synth.export import write_video_set

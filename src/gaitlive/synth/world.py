@@ -7,6 +7,7 @@ rendering options, and the same seed always gives byte-identical truth.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -260,7 +261,11 @@ def _pass_truth(actor: Actor, poses: np.ndarray, cam: Camera, fps: float, view: 
     events.sort(key=lambda e: e[0])
     all_strikes = [e[0] for e in events]
     if len(all_strikes) >= 2:
-        cadence = (len(all_strikes) - 1) * fps / (all_strikes[-1] - all_strikes[0])
+        # every step between the first and last listed strike counts, also one whose
+        # stance is not listed (partly out of view): steps / time
+        a, b = all_strikes[0], all_strikes[-1]
+        n_on = sum(1 for foot in FEET for (f0, _f1, _h) in walk.stances[foot] if a <= f0 <= b)
+        cadence = (n_on - 1) * fps / (b - a)
     else:
         cadence = float("nan")
     stance_fraction: dict[str, float] = {}
@@ -299,7 +304,8 @@ def _pass_truth(actor: Actor, poses: np.ndarray, cam: Camera, fps: float, view: 
 def _main_actor(cam: Camera, view: str, *, seed: int, pass_id: int, frame0: int,
                 severity: float, species: str, plumage: str | None, size: float | None,
                 fps: float, direction: int | None = None, pad_s: float = 0.0,
-                pecks: float = 0.0) -> tuple[Actor, str]:
+                pecks: float = 0.0,
+                corridor: dict[str, float] | None = None) -> tuple[Actor, str]:
     rng_b = _rng(seed, _BIRD, pass_id)
     bird = make_bird(rng_b, species, plumage, size)
     gp = gait_params(severity, bird, _rng(seed, _GAIT, pass_id))
@@ -323,6 +329,16 @@ def _main_actor(cam: Camera, view: str, *, seed: int, pass_id: int, frame0: int,
         s_bottom = _solve_along(cam, origin, u, 0.0, 0.0, 12.0, 1, cam.height - 0.5)
         s_start = s_bottom - 0.25 * bird.size
         s_end = s_start + rng_l.uniform(1.6, 2.8) * bird.size
+        if corridor is not None:
+            # the whole walk stays between the side walls: body and feet (about 0.2 bird
+            # sizes to either side of the path, sway included) never reach them
+            room = corridor["half_width"] - 0.2 * bird.size
+            y0 = float(np.clip(origin[1], -max(room, 0.0), max(room, 0.0)))
+            reach = max(abs(s_start), abs(s_end), 1e-6)
+            lim = max(room - abs(y0), 0.0) / reach
+            sin_psi = float(np.clip(np.sin(psi), -lim, lim))
+            u = np.array([np.sqrt(1.0 - sin_psi ** 2), sin_psi, 0.0])
+            origin = np.array([0.0, y0, 0.0])
         dname = "away"
     dur = (s_end - s_start) / gp.speed + 2.0 * pad_s
     n = int(np.ceil(dur * fps)) + 1
@@ -349,12 +365,11 @@ def _background_actor(cam: Camera, view: str, *, seed: int, k: int, frame0: int,
         origin = np.array([0.0, y, 0.0])
         s_a = _solve_along(cam, origin, u, 0.1, -12.0, 12.0, 0, -0.5)
         s_b = _solve_along(cam, origin, u, 0.1, -12.0, 12.0, 0, cam.width - 0.5)
-        s_start = min(s_a, s_b) - 0.35 * bird.size
+        s_start = min(s_a, s_b) - 0.35 * bird.size  # enters from outside the image
         s_end = max(s_a, s_b) + 0.35 * bird.size
-        # enter from the left or the right at a random point of the crossing
-        s_start = s_start + rng.uniform(0.0, 0.3) * (s_end - s_start)
     else:
-        x = corridor["end"] - rng.uniform(0.2, 0.5)
+        # beyond the end wall, seen through the doorway (never through the side walls)
+        x = corridor["end"] + rng.uniform(0.15, 0.45)
         u = np.array([0.0, d, 0.0])
         origin = np.array([x, 0.0, 0.0])
         half = corridor["half_width"]
@@ -401,7 +416,8 @@ def simulate_sequence(*, passes: int = 3, severities: list[float] | None = None,
     background
         Probability that a background bird walks past during each pass (side view: further
         back, smaller and out of focus; rear view: across the far end of the corridor).
-        Background birds are individual 1 of the pose array.
+        Background birds are individual 1 of the pose array (2, 3, ... for one that
+        overlaps another in time).
     lead_s
         Empty seconds at the start of the clip (added to the first gap).
     pecking
@@ -438,7 +454,8 @@ def simulate_sequence(*, passes: int = 3, severities: list[float] | None = None,
             pk = float(prng.uniform(0.3, 1.0)) if prng.random() < pecking else 0.0
         act, dname = _main_actor(cam, view, seed=seed, pass_id=i, frame0=frame,
                                  severity=float(sev), species=sp, plumage=plumage,
-                                 size=_bird_size(seed, i, sp), fps=fps, pecks=pk)
+                                 size=_bird_size(seed, i, sp), fps=fps, pecks=pk,
+                                 corridor=corridor)
         actors.append(act)
         dirs.append(dname)
         frame += act.n_frames
@@ -451,7 +468,15 @@ def simulate_sequence(*, passes: int = 3, severities: list[float] | None = None,
             bg = _background_actor(cam, view, seed=seed, k=i, frame0=f0, n_max=n_total - f0,
                                    species=sp, fps=fps, corridor=corridor)
             bg_actors.append(bg)
-    n_ind = 2 if bg_actors else 1
+    # a background bird that overlaps another in time gets the next individual
+    ends: list[int] = []  # per individual 1, 2, ...: the frame after its last bird
+    for k, bg in enumerate(bg_actors):
+        slot = next((i for i, e in enumerate(ends) if e <= bg.frame0), len(ends))
+        if slot == len(ends):
+            ends.append(0)
+        ends[slot] = bg.frame0 + bg.n_frames
+        bg_actors[k] = dataclasses.replace(bg, individual=1 + slot)
+    n_ind = 1 + len(ends)
     poses = np.full((n_total, n_ind, len(BODYPARTS), 3), np.nan, np.float32)
     poses[..., 2] = 0.0
     truths: list[PassTruth] = []
@@ -508,13 +533,14 @@ def simulate_pass(*, severity: float, view: str = "side", species: str = "broile
     else:
         scale = float(size)  # the camera is set up for this bird
     cam = make_camera(view, seed, width, height, scale=scale)
+    corridor = corridor_layout(view, seed, scale)
     act, dname = _main_actor(cam, view, seed=seed, pass_id=0, frame0=0,
                              severity=float(severity), species=species, plumage=plumage,
-                             size=size, fps=fps, direction=direction, pad_s=pad_s)
+                             size=size, fps=fps, direction=direction, pad_s=pad_s,
+                             corridor=corridor)
     p = _project_actor(cam, act.walk)
     tr = _pass_truth(act, p, cam, fps, view, dname)
     if tr is None:
         raise RuntimeError(f"seed {seed}: the bird never came into view")
     return SynthPass(poses=p[:, None].copy(), passes=[tr], camera=cam, actors=[act],
-                     view=view, fps=float(fps), seed=int(seed),
-                     corridor=corridor_layout(view, seed, scale))
+                     view=view, fps=float(fps), seed=int(seed), corridor=corridor)
