@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import csv
+import gc
 import logging
 import math
 import queue
@@ -706,6 +707,13 @@ class Pipeline:
                 self._fail("pose", e)
                 return False
             log.info("pose model initialised in %.2f s", time.perf_counter() - t0)
+        # The model, dlclive and its engines leave ~10^6 long-lived objects; a full
+        # garbage collection scans them all (0.3-0.5 s) in whichever thread allocates,
+        # which stalled one inference and cost ~10 live frames. Collect once now and move
+        # what exists to the permanent generation (gc.freeze), so later collections only
+        # scan what the run itself creates.
+        gc.collect()
+        gc.freeze()
         self.stats.t_start = time.monotonic()
         self._threads = [threading.Thread(target=self._guard, args=("pose", self._pose_loop),
                                           name="gaitlive-pose", daemon=True),
