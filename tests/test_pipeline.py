@@ -635,14 +635,19 @@ def test_run_with_a_missing_camera_index_is_a_clear_error(capsys):
     assert "gaitlive run: error: camera index 97: no such camera" in err
 
 
+def _image_folder(folder: Path, n: int = 12) -> Path:
+    """A folder of ``n`` real PNG frames of rising grey levels (an image-folder source)."""
+    folder.mkdir()
+    for i in range(n):
+        cv2.imwrite(str(folder / f"f{i:03d}.png"), np.full((H, W, 3), 40 + 10 * i, np.uint8))
+    return folder
+
+
 def test_run_on_a_folder_with_a_corrupt_image_keeps_what_it_scored(tmp_path, tiny_model,
                                                                     capsys):
     from gaitlive.cli import main
 
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i in range(12):
-        cv2.imwrite(str(frames / f"f{i:03d}.png"), np.full((H, W, 3), 40 + 10 * i, np.uint8))
+    frames = _image_folder(tmp_path / "frames")
     (frames / "f012.png").write_bytes(b"truncated")
     out = tmp_path / "out"
     rc = main(["run", "--config", str(_run_config(tmp_path)), "--source", str(frames),
@@ -662,10 +667,7 @@ def test_a_second_run_into_the_same_folder_keeps_the_first_runs_outputs(tmp_path
                                                                         capsys):
     from gaitlive.cli import main
 
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i in range(12):
-        cv2.imwrite(str(frames / f"f{i:03d}.png"), np.full((H, W, 3), 40 + 10 * i, np.uint8))
+    frames = _image_folder(tmp_path / "frames")
     out = tmp_path / "out"
     argv = ["run", "--config", str(_run_config(tmp_path)), "--source", str(frames),
             "--model", str(tiny_model), "--no-realtime", "--headless", "--no-publish",

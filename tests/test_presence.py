@@ -260,23 +260,30 @@ def test_bird_scale_levels():
         assert size * s <= 170 < size * s * 2 ** 0.25  # the fewest steps that fit
 
 
-def test_a_large_bird_gets_a_scaled_crop_with_scaled_margin_and_min_crop():
-    """``bird_size``: a bird whose confident keypoints span more than it is scaled down by
-    the gate's ``scale``, and margin, min_crop and crop_step (network pixels) grow by
-    1 / scale in frame pixels, so the network sees the crop it was trained on."""
+def _large_bird_gate(resize: float = 1.0):
+    """A gate (bird_size 20, margin 16, min_crop 100x60, crop_step 8) after it saw the
+    48 px bird of :func:`pose_at` for a full size window: its last result and the gate."""
     from gaitlive.presence import SIZE_WINDOW
 
     bg, rng = background(12), np.random.default_rng(12)
     gate = PresenceGate(settings(hold_frames=0, margin=16, min_crop=(100, 60), crop_step=8,
-                                 bird_size=20), warmup_frames=3)
+                                 bird_size=20), warmup_frames=3, resize=resize)
     for _ in range(10):
         gate.update(render(bg, rng))
-    # pose_at spans 2*RX = 48 px: 48 / 20 = 2.4 -> scale 2^(-5/4) = 0.42 (48 * 0.42 = 20.2
-    # > 20 -> one more level: 2^(-6/4) = 0.354)
     pose = pose_at(160, 120)
     for _ in range(SIZE_WINDOW):
         gate.observe(pose)
         res = gate.update(render(bg, rng))
+    return res, gate
+
+
+def test_a_large_bird_gets_a_scaled_crop_with_scaled_margin_and_min_crop():
+    """``bird_size``: a bird whose confident keypoints span more than it is scaled down by
+    the gate's ``scale``, and margin, min_crop and crop_step (network pixels) grow by
+    1 / scale in frame pixels, so the network sees the crop it was trained on."""
+    # pose_at spans 2*RX = 48 px: 48 / 20 = 2.4 -> scale 2^(-5/4) = 0.42 (48 * 0.42 = 20.2
+    # > 20 -> one more level: 2^(-6/4) = 0.354)
+    res, gate = _large_bird_gate()
     k = 2 ** -1.5
     assert res.scale == k and gate.scale == k
     x1, x2, y1, y2 = res.crop
@@ -285,6 +292,7 @@ def test_a_large_bird_gets_a_scaled_crop_with_scaled_margin_and_min_crop():
     assert (x2 - x1, y2 - y1) == (283, 170)
     assert x1 <= 160 - RX and x2 >= 160 + RX and y1 <= 120 - RY and y2 >= 120 + RY
     # off (0): scale 1, the crop as before
+    bg, rng, pose = background(12), np.random.default_rng(12), pose_at(160, 120)
     gate = PresenceGate(settings(hold_frames=0, margin=16, min_crop=(100, 60), crop_step=8),
                         warmup_frames=3)
     for _ in range(10):
@@ -300,17 +308,7 @@ def test_the_gate_sizes_crops_for_the_runners_model_resize():
     ``model.resize``: with resize 0.5 the bird above (48 px, 24 px in the network) needs
     only scale 2^(-1/2), and the crop in frame pixels is the same as at resize 1 with scale
     2^(-3/2): the network sees the same input."""
-    from gaitlive.presence import SIZE_WINDOW
-
-    bg, rng = background(12), np.random.default_rng(12)
-    gate = PresenceGate(settings(hold_frames=0, margin=16, min_crop=(100, 60), crop_step=8,
-                                 bird_size=20), warmup_frames=3, resize=0.5)
-    for _ in range(10):
-        gate.update(render(bg, rng))
-    pose = pose_at(160, 120)
-    for _ in range(SIZE_WINDOW):
-        gate.observe(pose)
-        res = gate.update(render(bg, rng))
+    res, _ = _large_bird_gate(resize=0.5)
     assert res.scale == 2 ** -0.5
     assert (res.crop[1] - res.crop[0], res.crop[3] - res.crop[2]) == (283, 170)
     with pytest.raises(ValueError, match="resize"):

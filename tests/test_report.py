@@ -177,6 +177,21 @@ def _pass(individual, pass_id, score, **feat) -> PassResult:
                       scored=score is not None, camera_id="cam0")
 
 
+def _listen_db(path: Path) -> sqlite3.Connection:
+    """A database with a gaitlive listen database's scores (JSON features) and steps
+    tables, empty."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE scores (publisher_id TEXT, epoch TEXT, seq INTEGER, "
+               "camera_id TEXT, t_wall REAL, received_wall REAL, individual INTEGER, "
+               "pass_id INTEGER, start_frame INTEGER, end_frame INTEGER, n_steps INTEGER, "
+               "score REAL, score_class INTEGER, confidence REAL, scored INTEGER, reason TEXT, "
+               "model TEXT, features TEXT)")
+    db.execute("CREATE TABLE steps (publisher_id TEXT, epoch TEXT, seq INTEGER, "
+               "camera_id TEXT, t_wall REAL, individual INTEGER, pass_id INTEGER, foot TEXT, "
+               "kind TEXT, strike_frame INTEGER, lift_frame INTEGER, t REAL)")
+    return db
+
+
 def test_report_from_journal_and_listen_database(tmp_path):
     day1 = dt.datetime(2026, 3, 1, 9, 0).timestamp()
     day2 = dt.datetime(2026, 3, 2, 15, 30).timestamp()
@@ -194,15 +209,7 @@ def test_report_from_journal_and_listen_database(tmp_path):
     assert rgb_count(s1, score_colour(0.0)) > 300 and rgb_count(s1, score_colour(5.0)) > 300
     assert rgb_count(s1, score_colour(2.0)) == 0  # day 2's pass is not in day 1's summary
     # a gaitlive listen database: a scores table with JSON features, and a steps table
-    db = sqlite3.connect(tmp_path / "listen.sqlite")
-    db.execute("CREATE TABLE scores (publisher_id TEXT, epoch TEXT, seq INTEGER, "
-               "camera_id TEXT, t_wall REAL, received_wall REAL, individual INTEGER, "
-               "pass_id INTEGER, start_frame INTEGER, end_frame INTEGER, n_steps INTEGER, "
-               "score REAL, score_class INTEGER, confidence REAL, scored INTEGER, reason TEXT, "
-               "model TEXT, features TEXT)")
-    db.execute("CREATE TABLE steps (publisher_id TEXT, epoch TEXT, seq INTEGER, "
-               "camera_id TEXT, t_wall REAL, individual INTEGER, pass_id INTEGER, foot TEXT, "
-               "kind TEXT, strike_frame INTEGER, lift_frame INTEGER, t REAL)")
+    db = _listen_db(tmp_path / "listen.sqlite")
     db.execute("INSERT INTO scores VALUES ('p', 'e', 1, 'cam0', ?, ?, 3, 1, 0, 60, 4, 1.0, "
                "1, 0.9, 1, '', 'm', ?)", (day1, day1, json.dumps({"cadence_hz": 2.0})))
     for foot, a, b in (("left", 0, 11), ("right", 10, 21), ("left", 20, 31)):
@@ -263,15 +270,7 @@ def test_report_database_keeps_each_runs_steps_apart(tmp_path):
     """Two runs (epochs) of one camera both have pass 1 of bird 3: each pass's gait diagram
     shows its own stances. The file name has characters a SQLite URI would misread."""
     path = tmp_path / "day #2 100%.sqlite"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE scores (publisher_id TEXT, epoch TEXT, seq INTEGER, "
-               "camera_id TEXT, t_wall REAL, received_wall REAL, individual INTEGER, "
-               "pass_id INTEGER, start_frame INTEGER, end_frame INTEGER, n_steps INTEGER, "
-               "score REAL, score_class INTEGER, confidence REAL, scored INTEGER, reason TEXT, "
-               "model TEXT, features TEXT)")
-    db.execute("CREATE TABLE steps (publisher_id TEXT, epoch TEXT, seq INTEGER, "
-               "camera_id TEXT, t_wall REAL, individual INTEGER, pass_id INTEGER, foot TEXT, "
-               "kind TEXT, strike_frame INTEGER, lift_frame INTEGER, t REAL)")
+    db = _listen_db(path)
     t = dt.datetime(2026, 3, 1, 9, 0).timestamp()
     for seq, (epoch, right) in enumerate((("e1", 11), ("e2", 5)), start=1):
         db.execute("INSERT INTO scores VALUES ('p', ?, ?, 'cam0', ?, ?, 3, 1, 0, 60, 4, 1.0, "

@@ -132,15 +132,12 @@ def _make_publisher(cfg: Any, args: argparse.Namespace, source: Any, stats: Any)
 
 def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: Path,
                 source: Any, runner: Any, stats: Any) -> None:
-    """Add the run's sinks to ``sinks`` (so a failure half-way still closes the ones made),
-    in this order: output files, the pass printer, the overlay (window or video), then
-    what ``sinks`` already holds (the publisher, made first by :func:`_make_publisher`)."""
+    """Append the run's sinks to ``sinks`` (so a failure half-way still closes the ones
+    made): output files, the pass printer and the overlay (window or video). The publisher
+    is made before them (:func:`_make_publisher`)."""
     from gaitlive.pipeline import CallbackSink, OutputWriter
 
-    tail = len(sinks)
-
-    def add(sink: Any) -> None:
-        sinks.insert(len(sinks) - tail, sink)
+    add = sinks.append
 
     profile = cfg.profile
     card = getattr(runner, "card", None)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.headless and not args.out:
         raise ValueError("--headless: expected --out FILE (where the viewer output goes)")
     if args.out:
-        from gaitlive.overlay.viewer import check_video_out
+        from gaitlive.overlay.video import check_video_out
 
         check_video_out(args.out, overwrite=args.force)  # before waiting for any frame
     elif args.force:

@@ -237,8 +237,11 @@ def open_project(path: str | Path, *, fix_paths: bool = True) -> ProjectInfo:
         cfg = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ProjectError(f"{config_path}: not valid YAML: {yaml_error_line(e)}") from None
+    except UnicodeDecodeError:
+        cfg = None  # a binary file
     if not isinstance(cfg, dict):
-        raise ProjectError(f"{config_path}: expected a mapping")
+        raise ProjectError(f"{config_path}: not a DeepLabCut project; expected a project "
+                           f"folder with config.yaml, or its config.yaml")
     if cfg.get("multianimalproject"):
         bodyparts = list(cfg.get("multianimalbodyparts") or [])
     else:

@@ -136,21 +136,6 @@ def check_net(net: str, what: str = "--net") -> str:
                        f"{hint}; expected one of {', '.join(known)}")
 
 
-def _check_project_file(project: str | Path) -> None:
-    """A file given as the project must be a DeepLabCut ``config.yaml`` (a mapping with
-    bodyparts); other files get a one-line error saying what was expected."""
-    p = Path(project).expanduser()
-    if not p.is_file() or p.name == "config.yaml":  # open_project says what is wrong
-        return
-    try:
-        cfg = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        cfg = None
-    if not (isinstance(cfg, dict) and ("bodyparts" in cfg or "multianimalbodyparts" in cfg)):
-        raise ProjectError(f"{p.resolve()}: not a DeepLabCut project; expected a project "
-                           f"folder with config.yaml, or its config.yaml")
-
-
 def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
     """True when the DeepLabCut model hub (Hugging Face) answers a TCP connection."""
     try:
@@ -603,7 +588,7 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
         ``opts.device`` is not a torch device or not on this machine (checked first).
     ProjectError
         ``opts.net`` is not a DeepLabCut PyTorch net type (checked first); ``project`` is
-        a file that is not a DeepLabCut config; the project has no labels, labels unknown
+        not a DeepLabCut project; the project has no labels, labels unknown
         bodyparts, has corrupt images; ``--resume`` was asked for a shuffle that has no
         training folder or no snapshot, or with another architecture than its snapshot's; the ``--init-weights`` model has other bodyparts
         or another architecture than asked for. Nothing is written before these checks.
@@ -615,7 +600,6 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     device = check_device(opts.device)
     if opts.net is not None:
         check_net(opts.net)
-    _check_project_file(project)
     if opts.threads:
         import cv2
 

@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from gaitlive.fileio import check_output_dir
 from gaitlive.frames import even_size
 
-__all__ = ["VideoOut"]
+__all__ = ["VideoOut", "VIDEO_OUT_SUFFIXES", "check_video_out"]
+
+
+#: the codec of each video suffix written (:class:`VideoOut`, :func:`check_video_out`)
+FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}
+VIDEO_OUT_SUFFIXES = tuple(FOURCC)
 
 
 def _fourcc_for(path: Path) -> str:
-    return {".avi": "MJPG", ".mkv": "mp4v", ".mov": "mp4v"}.get(path.suffix.lower(), "mp4v")
+    return FOURCC.get(path.suffix.lower(), "mp4v")
+
+
+def check_video_out(path: str | os.PathLike[str], *, overwrite: bool = False,
+                    what: str = "--out") -> Path:
+    """Return ``path`` as a :class:`~pathlib.Path` if a video can be written there, else
+    raise a one-line ``ValueError`` naming ``what``: a suffix the viewer writes
+    (:data:`VIDEO_OUT_SUFFIXES`), not a folder, its folder existing (or possible to create)
+    and writable, and no existing file unless ``overwrite``. Creates and changes nothing."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{what} {p}: is a folder (expected a video file name ending in "
+                         f".mp4 or .avi)")
+    if p.suffix.lower() not in VIDEO_OUT_SUFFIXES:
+        raise ValueError(f"{what} {p}: expected a video file name ending in .mp4 or .avi "
+                         f"(.mkv and .mov work too), got "
+                         f"{repr(p.suffix) if p.suffix else 'no suffix'}")
+    check_output_dir(p.parent, f"{what} {p}: its folder")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise ValueError(f"{what} {p}: the file already exists (give a new file name, or "
+                         f"--force to replace it)")
+    return p
 
 
 class VideoOut:

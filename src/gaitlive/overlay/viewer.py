@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
@@ -16,41 +15,15 @@ import cv2
 import numpy as np
 
 from gaitlive.config import Profile
-from gaitlive.fileio import check_output_dir
 from gaitlive.gait.events import GaitUpdate, PassResult, StepEvent, TrackState
 from gaitlive.overlay.draw import annotate
 from gaitlive.overlay.state import OverlayState
-from gaitlive.overlay.video import VideoOut
+from gaitlive.overlay.video import VideoOut, check_video_out
 from gaitlive.overlay.window import Window
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RemoteViewer", "ViewStats", "check_video_out", "VIDEO_OUT_SUFFIXES"]
-
-#: the video files the viewer writes (the codec follows the suffix: .avi MJPG, else mp4v)
-VIDEO_OUT_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
-
-
-def check_video_out(path: str | os.PathLike[str], *, overwrite: bool = False,
-                    what: str = "--out") -> Path:
-    """Return ``path`` as a :class:`~pathlib.Path` if a video can be written there, else
-    raise a one-line ``ValueError`` naming ``what``: a suffix the viewer writes
-    (:data:`VIDEO_OUT_SUFFIXES`), not a folder, its folder existing (or possible to create)
-    and writable, and no existing file unless ``overwrite``. Creates and changes nothing."""
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{what} {p}: is a folder (expected a video file name ending in "
-                         f".mp4 or .avi)")
-    if p.suffix.lower() not in VIDEO_OUT_SUFFIXES:
-        raise ValueError(f"{what} {p}: expected a video file name ending in .mp4 or .avi "
-                         f"(.mkv and .mov work too), got "
-                         f"{repr(p.suffix) if p.suffix else 'no suffix'}")
-    check_output_dir(p.parent, f"{what} {p}: its folder")
-    if (p.exists() or p.is_symlink()) and not overwrite:
-        raise ValueError(f"{what} {p}: the file already exists (give a new file name, or "
-                         f"--force to replace it)")
-    return p
-
+__all__ = ["RemoteViewer", "ViewStats"]
 
 @dataclass
 class ViewStats:

@@ -65,6 +65,13 @@ LISTEN_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _csv_header(path: Path) -> tuple[str, ...]:
+    """The first row of a CSV file, read only."""
+    with open(path, "rb") as fh:
+        first = fh.readline(64 * 1024).decode("utf-8", "replace")
+    return tuple(next(csv.reader([first]), []))
+
+
 class ListenError(ValueError):
     """A listener output cannot be opened or is not one of ours."""
 
@@ -292,16 +299,20 @@ class CSVStore(ScoreStore):
         if self.path.is_dir():
             raise ListenError(f"--csv {self.path}: is a folder (expected a CSV file)")
         self._gaps_path = self.path.with_name(self.path.name + ".gaps.csv")
-        if self._gaps_path.is_file() and self._gaps_path.stat().st_size > 0:
-            with open(self._gaps_path, "rb") as fh:
-                first = fh.readline(64 * 1024).decode("utf-8", "replace")
-            if tuple(next(csv.reader([first]), [])) != GAP_COLUMNS:
-                raise ListenError(f"--csv {self.path}: its gap file {self._gaps_path} is not a "
-                                  f"gaitlive listen gap file (expected the columns "
-                                  f"{','.join(GAP_COLUMNS)}); move it away or give another "
-                                  f"--csv")
+        # before anything is changed: a file that is not ours is left alone
+        if self._gaps_path.is_file() and self._gaps_path.stat().st_size > 0 \
+                and _csv_header(self._gaps_path) != GAP_COLUMNS:
+            raise ListenError(f"--csv {self.path}: its gap file {self._gaps_path} is not a "
+                              f"gaitlive listen gap file (expected the columns "
+                              f"{','.join(GAP_COLUMNS)}); move it away or give another --csv")
         if self.path.exists() and self.path.stat().st_size > 0:
-            self._check_header()  # before anything is changed: another CSV is left alone
+            header = _csv_header(self.path)
+            if header != PASS_COLUMNS:
+                got = ",".join(header)
+                got = got if len(got) <= 120 else got[:117] + "..."
+                raise ListenError(f"--csv {self.path}: not a gaitlive listen CSV (expected the "
+                                  f"columns {','.join(PASS_COLUMNS)}, got {got!r}); give a new "
+                                  f"file or an earlier listen CSV")
             self._repair_tail()
             with open(self.path, newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
@@ -319,19 +330,6 @@ class CSVStore(ScoreStore):
             csv.writer(self._fh).writerow(PASS_COLUMNS)
             self._fh.flush()
         self._writer = csv.DictWriter(self._fh, PASS_COLUMNS)
-
-    def _check_header(self) -> None:
-        """Raise :class:`ListenError` unless the file's first line is a listen CSV's
-        header (read only: a file that is not ours is never modified)."""
-        with open(self.path, "rb") as fh:
-            first = fh.readline(64 * 1024)
-        header = next(csv.reader([first.decode("utf-8", "replace")]), [])
-        if tuple(header) != PASS_COLUMNS:
-            got = ",".join(header)
-            got = got if len(got) <= 120 else got[:117] + "..."
-            raise ListenError(f"--csv {self.path}: not a gaitlive listen CSV (expected the "
-                              f"columns {','.join(PASS_COLUMNS)}, got {got!r}); give a new "
-                              f"file or an earlier listen CSV")
 
     def _repair_tail(self) -> None:
         """Remove a last line cut short by a crash in the middle of a row (a listen CSV's
@@ -498,17 +496,10 @@ class Listener:
         self._epoch_of[pub] = epoch
         return st
 
-    @staticmethod
-    def _side_of(msg: M.Message) -> str:
-        """The side channel a message advertises ("" when none, or not a string)."""
-        side = msg.side_channel
-        return side if isinstance(side, str) else ""
-
     def _handle_pass(self, msg: M.Message, via: str) -> None:
         st = self._stream(msg.publisher_id, msg.epoch, msg.camera_id)
-        side = self._side_of(msg)
-        if side and side != st.side:
-            st.side = side
+        if msg.side_channel and msg.side_channel != st.side:
+            st.side = msg.side_channel
         self.store.note_stream(st.pub, st.epoch, st.camera, st.side)
         if self.store.add_pass(msg):
             self.stored += 1
@@ -525,9 +516,8 @@ class Listener:
 
     def _handle_status(self, msg: M.Message) -> None:
         st = self._stream(msg.publisher_id, msg.epoch, msg.camera_id)
-        side = self._side_of(msg)
-        if side and side != st.side:
-            st.side = side
+        if msg.side_channel and msg.side_channel != st.side:
+            st.side = msg.side_channel
             self.store.note_stream(st.pub, st.epoch, st.camera, st.side)
         seq = msg.body.get("pass_seq", 0)
         if isinstance(seq, int) and seq > st.target:
