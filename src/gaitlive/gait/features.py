@@ -8,16 +8,18 @@ birds, ``LF``/``RF``/``LH``/``RH`` for cows); ``<a>_<b>`` features belong to a l
 Features
 --------
 cadence_hz
-    Steps per second of a leg pair: (strikes of all feet - 1) / the time between the
-    first and the last strike, times ``2 / n_legs`` (so a cow's four legs count like a
-    bird's two); ``2 / mean stride time`` instead when a stance was missed.
+    Steps per second: ``2 / mean stride time``, the strike-to-strike times of every leg
+    pooled (two steps per stride, so a cow's four legs count like a bird's two). Strides
+    over 1.6 times the median (a stance missed) or under 0.6 times it (a stance split in
+    two) are left out.
 stance_fraction_<leg>, swing_fraction_<leg>
     Stance duration / stride duration (duty factor), mean over the strides.
 stride_time_<leg>
     Median strike-to-strike time, seconds.
 step_length_<leg>
     Distance from the other foot's stance position to this foot's next stance position,
-    in leg lengths (image plane; foreshortened in the rear view).
+    in leg lengths (image plane; foreshortened in the rear view); only where the other
+    foot's stance began after this foot's previous strike (no step over a missed stance).
 step_height_<leg>
     Largest distance of the swinging foot from the straight line between its two stance
     positions (the foot lift), in leg lengths.
@@ -25,13 +27,17 @@ hock_angle_ds_<leg>
     Mean angle at this leg's hock (a profile angle whose vertex is the hock) during double
     support of its pair, degrees.
 double_support_<a>_<b>
-    Fraction of the pair's stepping time with both feet on the ground.
+    Fraction of the pair's stepping time with both feet on the ground, over the strides
+    that both feet's stances cover (not the ends of a pass, where the other foot's
+    unfinished stance is not listed, nor strides over a missed stance).
 hock_feet_ratio_<a>_<b>
     Median of distance(hocks) / distance(feet) over the frames where the feet are apart
     (Fodor et al. 2023: lame birds walk with hocks close and feet wide; rear view).
 lateral_sway
     Std of the body centre across the direction of travel (detrended), leg lengths; the
-    sideways sway in the rear view, the vertical bob in the side view.
+    sideways sway in the rear view, the vertical bob in the side view. The direction of
+    travel is the least-squares trend of the body track, or the image's y axis when the
+    bird moves less than ``MIN_TRAVEL`` leg lengths/s in the image.
 head_bob
     Std of the head position relative to the body centre (detrended), leg lengths.
 speed_leg_s
@@ -59,6 +65,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["HistoryLayout", "compute_pass_features", "stance_foothold", "PER_LEG_FEATURES"]
 
+# image-plane body speed (leg lengths/s) below which the direction of travel is taken as
+# the image's y axis (a bird walking straight away from a rear camera)
+MIN_TRAVEL = 0.1
 PER_LEG_FEATURES = ("stance_fraction", "swing_fraction", "stride_time", "step_length",
                     "step_height", "hock_angle_ds")
 
@@ -110,6 +119,54 @@ def _nanstat(fn, a, default=np.nan):
         return default
     a = a[np.isfinite(a)]
     return float(fn(a)) if a.size else default
+
+
+def _double_support(sa: Sequence[tuple[int, int]], sb: Sequence[tuple[int, int]],
+                    min_period: float, max_period: float) -> tuple[float, int, np.ndarray]:
+    """Double support of a leg pair from their stances ``(strike, lift)``.
+
+    Counted over the strides of each leg (``min_period .. max_period`` frames) that the
+    other leg's stances cover with accepted strides too: at the ends of a pass the other
+    foot's unfinished stance is not listed, and over a missed stance it would count as
+    swing. Without such a stride, over the frames from the later first strike to the
+    earlier last lift.
+
+    Returns
+    -------
+    tuple
+        The fraction of time with both feet down (NaN if none is covered), the first frame
+        of ``both`` and ``both``: whether both feet are down, frame by frame from there to
+        the last lift of either leg.
+    """
+    lo = min(sa[0][0], sb[0][0])
+    n = max(sa[-1][1], sb[-1][1]) - lo + 1
+    down_a = np.zeros(n, dtype=bool)
+    down_b = np.zeros(n, dtype=bool)
+    for s, l_ in sa:
+        down_a[s - lo:l_ - lo + 1] = True
+    for s, l_ in sb:
+        down_b[s - lo:l_ - lo + 1] = True
+    both = down_a & down_b
+    n_both = n_tot = 0
+    for mine, other in ((sa, sb), (sb, sa)):
+        ostrikes = [s for s, _l in other]
+        ok = [min_period <= q - p <= max_period for p, q in zip(ostrikes[:-1], ostrikes[1:],
+                                                              strict=True)]
+        for (s0, _l0), (s1, _l1) in zip(mine[:-1], mine[1:], strict=True):
+            if not min_period <= s1 - s0 <= max_period:
+                continue
+            i0 = sum(1 for s in ostrikes if s <= s0) - 1  # the other's strike at or before s0
+            i1 = next((k for k, s in enumerate(ostrikes) if s >= s1), -1)  # ... at or after s1
+            if i0 < 0 or i1 < 0 or not all(ok[i0:i1]):
+                continue
+            n_both += int(both[s0 - lo:s1 - lo].sum())
+            n_tot += s1 - s0
+    if n_tot:
+        return n_both / n_tot, lo, both
+    a0, a1 = max(sa[0][0], sb[0][0]), min(sa[-1][1], sb[-1][1])
+    if a1 < a0:
+        return np.nan, lo, both
+    return float(both[a0 - lo:a1 - lo + 1].mean()), lo, both
 
 
 def _detrended_std(t: np.ndarray, v: np.ndarray) -> float:
@@ -166,7 +223,6 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
     max_period = 1.6 * float(med_period) if periods else np.inf
     min_period = 0.6 * float(med_period) if periods else 0.0
     per_leg: dict[str, list[float]] = {k: [] for k in PER_LEG_FEATURES}
-    stride_times = []
     stance_pos = [[stance_foothold(hist, layout, i, a, b) for a, b in steps[i]] if not light
                   else []
                   for i in range(len(legs))]
@@ -200,8 +256,6 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
         per_leg["swing_fraction"].append(1.0 - sf)
         stt = _nanstat(np.median, strides)
         per_leg["stride_time"].append(stt)
-        if np.isfinite(stt):
-            stride_times.append(stt)
         per_leg["step_height"].append(_nanstat(np.median, heights))
     # step length, double support, hock angle at double support: per pair
     step_len: dict[int, list[float]] = {i: [] for i in range(len(legs))}
@@ -211,24 +265,20 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
         a, b = legs.index(a_name), legs.index(b_name)
         for me, other in ((a, b), (b, a)) if not light else ():
             for j, (s, _l) in enumerate(steps[me]):
-                prev = [k for k, (so, _lo) in enumerate(steps[other]) if so < s]
+                prev = [so for so, _lo in steps[other] if so < s]
                 if not prev:
                     continue
-                d = stance_pos[me][j] - stance_pos[other][prev[-1]]
+                # a step is from the other foot's stance that began after this foot's
+                # previous strike (the one before: a missed stance, a stride and a half)
+                if j > 0 and prev[-1] <= steps[me][j - 1][0]:
+                    continue
+                if j == 0 and s - prev[-1] > 0.8 * med_period:
+                    continue
+                d = stance_pos[me][j] - stance_pos[other][len(prev) - 1]
                 step_len[me].append(float(np.hypot(*d)) / scale_at(s))
-        sa = np.zeros(0, dtype=bool)
         if steps[a] and steps[b]:
-            lo = min(steps[a][0][0], steps[b][0][0])
-            hi = max(steps[a][-1][1], steps[b][-1][1])
-            n = hi - lo + 1
-            sa = np.zeros(n, dtype=bool)
-            sb = np.zeros(n, dtype=bool)
-            for s, l_ in steps[a]:
-                sa[s - lo:l_ - lo + 1] = True
-            for s, l_ in steps[b]:
-                sb[s - lo:l_ - lo + 1] = True
-            both = sa & sb
-            pair_feats[f"double_support_{a_name}_{b_name}"] = float(both.mean())
+            ds, lo, both = _double_support(steps[a], steps[b], min_period, max_period)
+            pair_feats[f"double_support_{a_name}_{b_name}"] = ds
             if light:
                 continue
             ds_rows = [row_of[lo + k] for k in np.flatnonzero(both) if lo + k in row_of]
@@ -252,21 +302,19 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
         per_leg["step_length"].append(_nanstat(np.median, step_len[i]))
         per_leg["hock_angle_ds"].append(_nanstat(np.mean, hock_ds[i]))
 
-    # steps per second: strikes of all feet over the time they span, per leg pair
-    strikes = sorted(s for leg_steps in steps for s, _l in leg_steps)
-    if len(strikes) >= 3 and strikes[-1] > strikes[0] and max(periods, default=0) <= max_period \
-            and min(periods, default=0) >= min_period:
-        out["cadence_hz"] = float((len(strikes) - 1) * fps / (strikes[-1] - strikes[0])
-                                  * 2.0 / max(2, len(legs)))
-    else:
-        out["cadence_hz"] = float(2.0 / statistics.fmean(stride_times)) if stride_times else np.nan
+    # steps per second: two steps per stride, over the strides of every leg pooled (each
+    # leg's own strike-to-strike times, so a stance missed at one end of one foot's track
+    # does not stretch the time the others' strikes are counted over)
+    ok_periods = [p for p in periods if min_period <= p <= max_period and p > 0]
+    out["cadence_hz"] = (float(2.0 * fps * len(ok_periods) / sum(ok_periods)) if ok_periods
+                         else np.nan)
     for name in PER_LEG_FEATURES:
         for i, leg in enumerate(legs):
             out[f"{name}_{leg}"] = float(per_leg[name][i])
     out.update(pair_feats)
     if light:
         for a_name, b_name in layout.pairs:
-            for name in ("stance_fraction", "stride_time"):
+            for name in ("stance_fraction", "swing_fraction", "stride_time"):
                 fa, fb = out[f"{name}_{a_name}"], out[f"{name}_{b_name}"]
                 m = 0.5 * (abs(fa) + abs(fb))
                 out[f"asym_{name}_{a_name}_{b_name}"] = (
@@ -280,10 +328,15 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
         disp = body[ok][-1] - body[ok][0]
         dur = (t[ok][-1] - t[ok][0]) or np.nan
         out["speed_leg_s"] = float(np.hypot(*disp) / dur / scale)
-        # direction of travel: principal axis of the body track
-        centred = body[ok] - body[ok].mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        across = body[:, 0] * -vt[0, 1] + body[:, 1] * vt[0, 0]
+        # direction of travel: the trend of the body track (a least-squares line in time,
+        # which a periodic sway hardly tilts; the track's principal axis is the sway itself
+        # when a bird walking away from the camera hardly moves in the image); below
+        # MIN_TRAVEL leg lengths/s in the image the bird sways across the image's x axis
+        vx = np.polyfit(t[ok], body[ok, 0], 1)[0]
+        vy = np.polyfit(t[ok], body[ok, 1], 1)[0]
+        v = math.hypot(vx, vy)
+        ux, uy = (vx / v, vy / v) if v > MIN_TRAVEL * scale else (0.0, 1.0)
+        across = body[:, 0] * -uy + body[:, 1] * ux
         out["lateral_sway"] = _detrended_std(t, across) / scale
     else:
         out["speed_leg_s"] = np.nan
