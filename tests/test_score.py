@@ -305,3 +305,96 @@ def test_cli_score_fit_with_few_or_uninformative_passes(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "4 passes in 2 folds leave 2 passes to fit on" in err and "--folds 4" in err
     assert not (tmp_path / "m4.json").exists()
+
+
+def test_agreement_weighs_by_score_difference_when_a_class_is_unused():
+    """No pass scored 2: quadratic kappa must still weigh 1 vs 3 as two points apart and
+    Gwet's AC1 count every category of the range (with labels 0..5 given, of the scale)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    a = [0, 1, 1, 3, 3, 1, 4, 3, 0, 4]
+    h = [0, 0, 1, 1, 3, 3, 4, 4, 1, 3]
+    ag = compute_agreement(a, h)
+    assert ag["labels"] == [0, 1, 2, 3, 4]
+    assert ag["kappa_quadratic"] == pytest.approx(
+        cohen_kappa_score(h, a, weights="quadratic", labels=[0, 1, 2, 3, 4]), abs=1e-12)
+    assert ag["kappa_quadratic"] == pytest.approx(0.72727, abs=1e-5)  # 0.714 by position
+    ag6 = compute_agreement(a, h, labels=range(6))
+    # Gwet (2008): pe = sum_k pi_k (1 - pi_k) / (q - 1), q = 6 categories of the scale
+    pi = np.array([(a.count(k) + h.count(k)) / 20 for k in range(6)])
+    pe = float(np.sum(pi * (1 - pi)) / 5)
+    assert ag6["gwet_ac1"] == pytest.approx((0.4 - pe) / (1 - pe), abs=1e-12)
+    assert len(ag6["confusion"]) == 6
+
+
+def test_cross_validation_keeps_a_group_s_passes_in_one_fold():
+    """20 birds x 4 passes, features tied to the bird, human scores unrelated to them:
+    ungrouped folds learn each bird from its other passes and look good; grouped folds
+    find no agreement beyond chance."""
+    from gaitlive.score import cross_validated_predictions
+
+    rng = np.random.default_rng(3)
+    bird_x = rng.normal(size=(20, 3))
+    bird_y = rng.integers(0, 5, 20)
+    X = np.repeat(bird_x, 4, axis=0) + rng.normal(0, 0.01, (80, 3))
+    y = np.repeat(bird_y, 4)
+    groups = np.repeat([f"b{i}" for i in range(20)], 4)
+    loose = cross_validated_predictions(X, y, ["a", "b", "c"], folds=5, l2=0.01)
+    grouped = cross_validated_predictions(X, y, ["a", "b", "c"], folds=5, l2=0.01,
+                                          groups=groups)
+    assert np.mean(loose == y) > 0.3 > np.mean(grouped == y)
+    with pytest.raises(ValueError, match="groups: expected one per score"):
+        cross_validated_predictions(X, y, ["a", "b", "c"], groups=groups[:10])
+
+
+def test_cli_score_fit_groups_repeated_keys(tmp_path, capsys):
+    passes, human = _tables(tmp_path, n=12)
+    pd.concat([passes, passes], ignore_index=True).to_csv(tmp_path / "passes.csv",
+                                                          index=False)
+    assert _fit(tmp_path) == 0
+    assert "grouped by 'video' (12 groups" in capsys.readouterr().out
+
+
+def test_infinite_features_count_as_missing():
+    X, y = _ordinal_data(60, 2)
+    Xi = X.copy()
+    Xi[0, 0] = np.inf
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    mi = fit_score_model(Xi, y, ["a", "b", "c"])
+    mn = fit_score_model(Xn, y, ["a", "b", "c"])
+    assert np.allclose(mi.mean, mn.mean) and np.allclose(mi.weights, mn.weights)
+
+
+def test_cli_score_compare_automatic_scores_off_the_scale(tmp_path, capsys):
+    passes, human = _tables(tmp_path, n=12)
+    auto = passes.assign(score=[2.0] * 11 + [7.2])
+    auto.to_csv(tmp_path / "auto.csv", index=False)
+    rc = main(["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "human.csv"),
+               "--human-key", "Video"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "auto.csv: column 'score': 7.2 (pass 011) is outside the scale 0..5" in err
+
+
+def test_cli_score_a_ragged_csv_names_the_file(tmp_path, capsys):
+    _tables(tmp_path, n=12)
+    (tmp_path / "ragged.csv").write_text("video,score\n001,1\n002,1,3,4\n")
+    rc = main(["score", "compare", str(tmp_path / "passes.csv"), str(tmp_path / "ragged.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "ragged.csv: cannot read as CSV" in err
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"mean": 1.0}, "'mean' must be a list of finite numbers"),
+    ({"std": [float("nan")]}, "'std' must be a list of finite numbers"),
+    ({"std": [0.0]}, "'std' must be > 0"),
+    ({"classes": [1, 0], "thresholds": [0.0]}, "'classes' must be at least two increasing"),
+])
+def test_score_model_files_with_bad_arrays_are_clear_errors(tmp_path, change, named):
+    d = {"format": "gaitlive-score-model/1", "features": ["a"], "mean": [0.0],
+         "std": [1.0], "weights": [1.0], "thresholds": [0.0], "classes": [0, 1]}
+    d.update(change)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(d))
+    with pytest.raises(ScoreModelError, match=named):
+        load_score_model(bad)

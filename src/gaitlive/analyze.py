@@ -174,7 +174,8 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
 
     _check_bodyparts(data.bodyparts, profile, source if source is not None else "the poses")
     poses = data.select(profile.bodyparts).poses
-    stage = GaitStage(profile, fps=fps, score_model=score_model, camera_id=camera_id)
+    stage = GaitStage(profile, fps=fps, score_model=score_model, camera_id=camera_id,
+                      frame_size=data.meta.get("frame_size"))
     return stage.run_series(poses, data.frame_index)
 
 
@@ -375,6 +376,7 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
         runner.close()
         raise AnalyzeError(f"{path}: cannot open the video")
     n_total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    frame_size: tuple[int, int] | None = None
     poses: list[np.ndarray] = []
     interrupted: str | None = None
     bar = None
@@ -388,6 +390,8 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
                 ok, frame = cap.read()
                 if not ok:
                     break
+                if frame_size is None:
+                    frame_size = (frame.shape[1], frame.shape[0])
                 res = gate.update(frame) if gate is not None else None
                 if res is not None and not res.run:
                     pose = np.zeros((0, len(bodyparts), 3), np.float32)
@@ -425,6 +429,7 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
     inds = tuple(f"bird{i + 1}" for i in range(n_ind)) if n_ind > 1 else ("animal",)
     data = PoseData(poses=arr, bodyparts=bodyparts, individuals=inds, scorer=ANALYZE_SCORER,
                     fps=_video_fps(path), multi_animal=n_ind > 1)
+    data.meta["frame_size"] = frame_size  # (width, height): where a bird leaves the image
     if interrupted is not None:
         data.meta.update(interrupted=interrupted, stopped_at=len(poses))
         log.warning("%s: %s received at frame %d: writing the outputs of frames 0-%d "

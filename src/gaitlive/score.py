@@ -135,9 +135,9 @@ class ScoreModel:
         d = self.to_dict()
         try:
             text = json.dumps(d, indent=1, allow_nan=False)
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             raise ScoreModelError(f"{path}: not written: the model has non-finite numbers "
-                                  f"({e})") from e
+                                  f"or values JSON cannot hold ({e})") from e
         return atomic_write_text(path, text)
 
     @classmethod
@@ -155,9 +155,18 @@ class ScoreModel:
                 raise
             raise ScoreModelError(f"{source}: not a gaitlive score model ({e})") from e
         n = len(m.features)
+        for name in ("mean", "std", "weights", "thresholds"):
+            v = getattr(m, name)
+            if v.ndim != 1 or not np.all(np.isfinite(v)):
+                raise ScoreModelError(f"{source}: {name!r} must be a list of finite numbers")
         if not (len(m.mean) == len(m.std) == len(m.weights) == n):
             raise ScoreModelError(f"{source}: features, mean, std and weights must have the "
                                   f"same length ({n})")
+        if np.any(m.std <= 0):
+            raise ScoreModelError(f"{source}: 'std' must be > 0")
+        if len(m.classes) < 2 or np.any(np.diff(m.classes) <= 0):
+            raise ScoreModelError(f"{source}: 'classes' must be at least two increasing "
+                                  f"scores, got {m.classes}")
         if len(m.thresholds) != len(m.classes) - 1 or np.any(np.diff(m.thresholds) < 0):
             raise ScoreModelError(f"{source}: expected {len(m.classes) - 1} increasing "
                                   "thresholds")
@@ -238,6 +247,7 @@ def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
     from scipy.optimize import minimize
 
     X = np.asarray(X, dtype=np.float64)
+    X = np.where(np.isfinite(X), X, np.nan)  # inf is missing too (imputed, not a mean of inf)
     y = _integer_scores(y, "y")
     try:
         l2_ok = math.isfinite(float(l2)) and float(l2) >= 0
@@ -261,7 +271,9 @@ def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
         mean = np.nanmean(X, axis=0)
         std = np.nanstd(X, axis=0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
-    std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+    # a feature (nearly) constant over the passes carries nothing: a relative floor keeps
+    # round-off from blowing it up to z-scores of 1e8
+    std = np.where(np.isfinite(std) & (std > 1e-9 * np.maximum(np.abs(mean), 1.0)), std, 1.0)
     Z = (X - mean) / std
     Z = np.where(np.isfinite(Z), Z, 0.0)
     yi = np.searchsorted(classes, y)
@@ -313,26 +325,50 @@ def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
 
 def cross_validated_predictions(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
                                 folds: int = 5, l2: float = 1.0, seed: int = 0,
-                                classes: Sequence[int] | None = None) -> np.ndarray:
-    """Out-of-fold predicted classes (leave-one-out when ``folds >= n``)."""
-    from sklearn.model_selection import KFold, LeaveOneOut
+                                classes: Sequence[int] | None = None,
+                                groups: Sequence[Any] | None = None) -> np.ndarray:
+    """Out-of-fold predicted classes (leave-one-out when ``folds >= n``).
+
+    ``groups`` (e.g. the video or bird of each pass) keeps the passes of one group in
+    one fold: passes of the same bird scored once by a human must not be fitted on and
+    tested on together (the agreement would be inflated). Leave-one-group-out when
+    ``folds`` >= the number of groups."""
+    from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut, LeaveOneOut
 
     X = np.asarray(X, dtype=np.float64)
     y = _integer_scores(y, "y")
     if folds < 2:
         raise ValueError(f"folds: expected at least 2, got {folds}")
     n = len(y)
-    smallest = n - math.ceil(n / min(folds, n)) if n else 0  # passes left to fit a fold on
+    if groups is not None:
+        groups = np.asarray([str(g) for g in groups])
+        if len(groups) != n:
+            raise ValueError(f"groups: expected one per score ({n}), got {len(groups)}")
+    n_units = len(set(groups.tolist())) if groups is not None else n
+    what = "groups" if groups is not None else "passes"
+    if n_units < 2:
+        raise ValueError(f"cross-validation: needs at least 2 {what}, got {n_units}")
+    if groups is None:
+        splitter = LeaveOneOut() if folds >= n else KFold(folds, shuffle=True,
+                                                          random_state=seed)
+        splits = list(splitter.split(X))
+    else:
+        splitter = LeaveOneGroupOut() if folds >= n_units else GroupKFold(
+            folds, shuffle=True, random_state=seed)
+        splits = list(splitter.split(X, groups=groups))
+    smallest = min(len(tr) for tr, _te in splits)  # passes left to fit a fold on
     if smallest < 3:
         raise ValueError(
-            f"cross-validation: {n} passes in {min(folds, n)} folds leave {smallest} passes "
-            f"to fit on in a fold, and a score model needs at least 3; "
-            + (f"use more folds (--folds {n}: leave-one-out) or more passes"
-               if folds < n and n - 1 >= 3 else "score more passes (at least 4)"))
-    splitter = LeaveOneOut() if folds >= n else KFold(folds, shuffle=True, random_state=seed)
+            f"cross-validation: {n} passes"
+            + (f" ({n_units} groups)" if groups is not None else "")
+            + f" in {min(folds, n_units)} folds leave {smallest} passes to fit on in a fold, "
+            "and a score model needs at least 3; "
+            + (f"use more folds (--folds {n_units}: leave-one-out) or more passes"
+               if folds < n_units and n - math.ceil(n / n_units) >= 3
+               else "score more passes (at least 4)"))
     pred = np.zeros(len(y), dtype=int)
     classes = sorted(set(classes) if classes is not None else set(y.tolist()))
-    for tr, te in splitter.split(X):
+    for tr, te in splits:
         if len(set(y[tr].tolist())) < 2:
             pred[te] = int(round_scores(np.mean(y[tr])))  # halves up, as everywhere
             continue
@@ -377,7 +413,10 @@ def compute_agreement(auto: Sequence[int], human: Sequence[int],
     dict
         ``n``, ``exact`` (fraction equal), ``within_one``, ``kappa_quadratic``,
         ``spearman`` (rho), ``spearman_p``, ``gwet_ac1``, ``labels`` and ``confusion``
-        (rows human, columns auto, as lists).
+        (rows human, columns auto, as lists). ``labels`` are the scale's classes: the
+        given ones (with any other score seen), else every integer from the lowest score
+        seen to the highest, so kappa weighs a disagreement by the score difference and
+        AC1 counts every category between even when one is never used.
     """
     from scipy.stats import spearmanr
     from sklearn.metrics import cohen_kappa_score, confusion_matrix
@@ -391,7 +430,11 @@ def compute_agreement(auto: Sequence[int], human: Sequence[int],
     if len(a) != len(h) or len(a) == 0:
         raise ValueError(f"need the same non-zero number of automatic and human scores, got "
                          f"{len(a)} and {len(h)}")
-    labels = sorted(set(labels) if labels is not None else set(a.tolist()) | set(h.tolist()))
+    seen = set(a.tolist()) | set(h.tolist())
+    # the scale's classes (kappa weighs by score difference, AC1 counts the categories):
+    # every score from the lowest to the highest when not given, not only those seen
+    labels = sorted(set(labels) | seen if labels is not None
+                    else range(min(seen), max(seen) + 1))
     with np.errstate(all="ignore"):
         kappa = cohen_kappa_score(h, a, weights="quadratic", labels=labels) \
             if len(set(a.tolist()) | set(h.tolist())) > 1 else float("nan")
@@ -485,7 +528,10 @@ def read_table(path: str | os.PathLike[str], keys: Sequence[str] = ()):  # -> pd
         raise ScoreModelError(f"{path}: cannot read as CSV ({e})") from e
     names = {"video", "id", "file", "name", "pass", "key", *(k.lower() for k in keys if k)}
     text = {c: str for c in head.columns if str(c).lower() in names}
-    return pd.read_csv(path, dtype=text)
+    try:
+        return pd.read_csv(path, dtype=text)
+    except Exception as e:
+        raise ScoreModelError(f"{path}: cannot read as CSV ({e})") from e
 
 
 def _find_col(df, name: str, path: str) -> str:
@@ -608,7 +654,7 @@ def feature_columns(df, max_missing: float = 0.3, exclude: Sequence[str] = ()) -
         if c in skip or c.startswith("_") or not pd.api.types.is_numeric_dtype(df[c]):
             continue
         v = df[c].to_numpy(dtype=float)
-        ok = np.isfinite(v)
-        if ok.mean() >= 1 - max_missing and ok.sum() >= 2 and np.nanstd(v) > 0:
+        ok = np.isfinite(v)  # inf is missing, like NaN
+        if ok.mean() >= 1 - max_missing and ok.sum() >= 2 and np.std(v[ok]) > 0:
             out.append(str(c))
     return out

@@ -215,8 +215,10 @@ def run(args: argparse.Namespace) -> int:
         capture = Capture(source, slot, camera_id=cfg.camera_id, realtime=cfg.realtime,
                           reconnect_max_s=cfg.reconnect_max_s, max_frames=args.max_frames,
                           taps=taps)
+        shape = source.frame_shape
         gait = GaitStage(profile, fps=source.fps, score_model=_load_score_model(cfg),
-                         camera_id=cfg.camera_id)
+                         camera_id=cfg.camera_id,
+                         frame_size=None if shape is None else (shape[1], shape[0]))
         warm_up_gait(profile, source.fps)
         pipeline_stats = PipelineStats()
         publisher = _make_publisher(cfg, args, source, pipeline_stats)
@@ -224,7 +226,6 @@ def run(args: argparse.Namespace) -> int:
             sinks.append(publisher)
         _keep_previous_outputs(out_dir)  # only once nothing else can stop the run
         _make_sinks(sinks, cfg, args, out_dir, source, runner, pipeline_stats)
-        shape = source.frame_shape
         init = None
         if shape is not None:
             import numpy as np

@@ -159,22 +159,30 @@ def run_fit(args: argparse.Namespace) -> int:
     df, label = join_scores(passes, human, args.key, args.human_key, args.label,
                             args.passes[0], args.human, scale=scale, scale_note=note)
     feats = args.features.split(",") if args.features else feature_columns(df, exclude=[label])
+    src = ", ".join(str(p) for p in args.passes)
     unknown = [f for f in feats if f not in df]
     if unknown:
-        raise ValueError(f"--features: {unknown} are not columns of {args.passes[0]}")
+        raise ValueError(f"--features: {unknown} are not columns of {src}")
     text = [f for f in feats if not pd.api.types.is_numeric_dtype(df[f])]
     if text:
-        raise ValueError(f"--features: columns {text} of {args.passes[0]} are not numeric")
+        raise ValueError(f"--features: columns {text} of {src} are not numeric")
     if not feats:
-        raise ValueError(f"{args.passes[0]}: no numeric feature column with values in most "
+        raise ValueError(f"{src}: no numeric feature column with values in most "
                          "passes; name them with --features")
     X = df[feats].to_numpy(dtype=float)
     y = df[label].to_numpy(dtype=int)
     classes = list(range(scale[0], scale[1] + 1)) if fixed else None
+    # the passes of one key (a video, a bird) share its human score: one fold each
+    keys = df["_key"].to_numpy()
+    n_keys = len(set(keys.tolist()))
+    grouped = n_keys < len(keys)
     pred = cross_validated_predictions(X, y, feats, folds=args.folds, l2=args.l2,
-                                       classes=classes)
-    ag = compute_agreement(pred, y, labels=classes)
-    cv = "leave-one-out" if args.folds >= len(y) else f"{args.folds}-fold"
+                                       classes=classes, groups=keys if grouped else None)
+    ag = compute_agreement(pred, y, labels=range(scale[0], scale[1] + 1))
+    n_units = n_keys if grouped else len(y)
+    cv = "leave-one-out" if args.folds >= n_units else f"{args.folds}-fold"
+    if grouped:
+        cv += f", grouped by {args.key!r} ({n_keys} groups: a group's passes share a fold)"
     print(f"{len(y)} passes joined on {args.key!r}; {len(feats)} features; "
           f"{cv} cross-validated agreement:")
     print(format_agreement(ag))
@@ -253,8 +261,18 @@ def run_compare(args: argparse.Namespace) -> int:
                          "compare")
     if not ok.all():
         print(f"{int((~ok).sum())} unscored passes left out")
-    # automatic scores are continuous: rounded to the nearest class (halves up)
-    ag = compute_agreement(round_scores(a[ok]).astype(int), df[label].to_numpy()[ok])
+    # automatic scores are continuous: rounded to the nearest class (halves up), and on
+    # the human scores' scale
+    a_cls = round_scores(a[ok]).astype(int)
+    off = np.flatnonzero((a_cls < scale[0]) | (a_cls > scale[1]))
+    if len(off):
+        i = int(off[0])
+        raise ValueError(f"{args.auto}: column {col!r}: {a[ok][i]:g} (pass "
+                         f"{df['_key'].to_numpy()[ok][i]}) is outside "
+                         f"the scale {scale[0]}..{scale[1]}{note}; {len(off)} such; "
+                         "compare scores of the same scale (--profile)")
+    ag = compute_agreement(a_cls, df[label].to_numpy()[ok],
+                           labels=range(scale[0], scale[1] + 1))
     print(format_agreement(ag))
     print(f"confusion matrix -> {plot_confusion(ag, plot)}")
     if json_out is not None:

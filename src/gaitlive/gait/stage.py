@@ -31,6 +31,12 @@ __all__ = ["GaitStage", "GaitLayout", "ScorerLike"]
 #: the highest frame rate the stage takes (its history is sized in seconds)
 MAX_FPS = 1000.0
 RING = 64  # frames of foot history per bird: a whole stance (refined at its lift)
+# a partly seen bird that vanishes within this many of its scales (leg lengths) of the
+# image border has left the image
+LEAVE_MARGIN = 1.5
+# a stance through frames without the foot is no step when the foot stands this many leg
+# lengths from where it stood before them (it stepped unseen; pose noise is ~0.05)
+UNSEEN_STEP = 0.15
 
 
 class ScorerLike(Protocol):
@@ -139,6 +145,10 @@ class _Track:
         self.pose_row = -1
         self.rolling: dict[str, float] = {}
         self.n_steps = 0
+        # step events of a track not yet seen for min_pass_s: released once it is, dropped
+        # with it if it was a false detection (no steps of a pass that never was)
+        self.confirmed = False
+        self.pending: list[StepEvent] = []
 
 
 class GaitStage:
@@ -158,6 +168,11 @@ class GaitStage:
     kernel
         The per-frame kernel; default the numba :func:`gaitlive.gait.kernels.gait_frame`
         (``tools/bench_gait.py`` passes the numpy reference to compare).
+    frame_size
+        ``(width, height)`` of the images, when known. A bird seen only partly that then
+        vanishes has left the image when this was near its border (its pass ends after
+        0.1 s, not ``gait.lost_s``); elsewhere in the image it went behind something and
+        its pass goes on. Without it, a partly seen bird that vanishes anywhere has left.
 
     Examples
     --------
@@ -169,9 +184,15 @@ class GaitStage:
     """
 
     def __init__(self, profile: Profile, fps: float, score_model: ScorerLike | None = None,
-                 camera_id: str = "cam0", kernel: Any = None):
+                 camera_id: str = "cam0", kernel: Any = None,
+                 frame_size: tuple[int, int] | None = None):
         if not (0 < fps <= MAX_FPS):
             raise ValueError(f"fps: expected a frame rate > 0 and <= {MAX_FPS:g}, got {fps!r}")
+        if frame_size is not None and not (len(frame_size) == 2
+                                           and all(int(v) > 0 for v in frame_size)):
+            raise ValueError(f"frame_size: expected (width, height) > 0, got {frame_size!r}")
+        self.frame_size = None if frame_size is None else (int(frame_size[0]),
+                                                           int(frame_size[1]))
         self.profile = profile
         self.fps = float(fps)
         self.score_model = score_model
@@ -191,6 +212,9 @@ class GaitStage:
         self.min_stance_step = max(1, int(math.ceil(g.min_stance_s * self.fps - 1e-9)))
         self.min_swing_step = max(0, int(math.ceil(g.min_swing_s * self.fps - 1e-9)))
         self.min_step_length = float(g.min_step_length)
+        # a foot unseen for this many frames within a stance may have stepped unseen: the
+        # kernel holds its contact state while it cannot measure a speed
+        self.gap_step_frames = max(3, int(g.min_swing_frames))
         self.window_frames = max(2, int(round(g.window_s * self.fps)))
         self.pcutoff = float(profile.pcutoff)
         lay = self.layout
@@ -299,6 +323,20 @@ class GaitStage:
             return tr.scale
         return tr.extent if math.isfinite(tr.extent) and tr.extent > 0 else math.nan
 
+    def _near_border(self, tr: _Track, frame: int) -> bool:
+        """Whether the track's predicted body centre is within ``LEAVE_MARGIN`` of its
+        scale (leg length, or keypoint extent) of the image border, or outside the image
+        (True when the frame size or the scale is unknown)."""
+        if self.frame_size is None:
+            return True
+        s = self._match_scale(tr)
+        px, py = self._predicted(tr, frame)
+        if not (math.isfinite(s) and math.isfinite(px) and math.isfinite(py)):
+            return True
+        m = LEAVE_MARGIN * s
+        w, h = self.frame_size
+        return px < m or py < m or px > w - m or py > h - m
+
     def _note_extent(self, tr: _Track, pose: np.ndarray) -> None:
         if math.isfinite(tr.scale):
             return  # only needed until the leg length is known
@@ -342,6 +380,12 @@ class GaitStage:
         used = set(match.values())
         ended: list[_Track] = []
         for i, tr in enumerate(self.tracks):
+            if i in match and counts[match[i]] < min_new and \
+                    frame - tr.last_seen > self.leave_frames:
+                # a track lost for a while is picked up again only by a bird seen as well
+                # as a new one must be: a foot or two coming into view where it left is
+                # the next bird, not this one
+                used.discard(match.pop(i))
             if i in match:
                 j = match[i]
                 assert poses is not None
@@ -360,12 +404,14 @@ class GaitStage:
                 tr.last_seen = frame
                 tr.last_count = counts[j]
                 tr.n_seen += 1
+                self._confirm(tr, upd)
             else:
                 self._run(tr, frame, tr.nan_pose, -1, upd)
                 gone = frame - tr.last_seen
                 # lost for lost_s, or vanished while only partly in view: it left
                 if gone >= self.lost_frames or (gone >= self.leave_frames
-                                                and tr.last_count < min_new):
+                                                and tr.last_count < min_new
+                                                and self._near_border(tr, frame)):
                     ended.append(tr)
         for j, r in enumerate(rows):
             if j in used or counts[j] < min_new:
@@ -381,6 +427,7 @@ class GaitStage:
             tr.cx, tr.cy = centres[j]
             tr.last_count = counts[j]
             tr.n_seen = 1
+            self._confirm(tr, upd)
         for tr in ended:
             self.tracks.remove(tr)
             res = self._finish(tr, upd)
@@ -388,6 +435,42 @@ class GaitStage:
                 upd.passes.append(res)
         for tr in self.tracks:
             upd.tracks.append(self._track_state(tr))
+
+    def _confirm(self, tr: _Track, upd: GaitUpdate) -> None:
+        """Release a young track's held step events once it has been seen long enough to
+        be a pass (``gait.min_pass_s``)."""
+        if not tr.confirmed and tr.n_seen >= self.min_pass_frames:
+            tr.confirmed = True
+            upd.steps.extend(tr.pending)
+            tr.pending = []
+
+    def _emit(self, tr: _Track, upd: GaitUpdate | None, ev: StepEvent) -> None:
+        if upd is None:
+            return
+        if tr.confirmed:
+            upd.steps.append(ev)
+        else:
+            tr.pending.append(ev)
+
+    def _stepped_unseen(self, tr: _Track, leg: int, s0: int, l0: int) -> bool:
+        """Whether the stance s0..l0 the kernel found holds frames where the foot was not
+        seen, long enough to hide a swing (``gap_step_frames``), with the foot standing in
+        another place after them than before (more than ``UNSEEN_STEP`` leg lengths): the
+        kernel held the stance through the gap, but the foot stepped."""
+        base = tr.start_frame
+        foot = tr.hist[max(s0 - base, 0):l0 - base + 1, self.layout.hist.foot(leg)]
+        seen = np.isfinite(foot).all(axis=1)
+        if seen.all() or seen.sum() < 2:
+            return False
+        idx = np.flatnonzero(seen)
+        gaps = np.diff(idx) - 1
+        k = int(np.argmax(gaps))
+        if gaps[k] < self.gap_step_frames:
+            return False
+        before = np.median(foot[idx[max(0, k - 2):k + 1]], axis=0)
+        after = np.median(foot[idx[k + 1:k + 4]], axis=0)
+        scale = np.nanmedian(tr.hist[max(s0 - base, 0):l0 - base + 1, 1])
+        return bool(np.isfinite(scale) and np.hypot(*(after - before)) > UNSEEN_STEP * scale)
 
     def _run(self, tr: _Track, frame: int, pose: np.ndarray, row: int,
              upd: GaitUpdate | None) -> None:
@@ -414,7 +497,11 @@ class GaitStage:
         legs = lay.hist.legs
         lifted = False
         for leg in range(len(legs)):
-            if ev[leg, 1] >= 0:
+            if ev[leg, 1] >= 0 and self._stepped_unseen(tr, leg, int(ev[leg, 2]),
+                                                        int(ev[leg, 1])):
+                log.debug("track %d, %s foot: stance %d-%d stepped while unseen: no step",
+                          tr.individual, legs[leg], ev[leg, 2], ev[leg, 1])
+            elif ev[leg, 1] >= 0:
                 s0, l0 = int(ev[leg, 2]), int(ev[leg, 1])
                 prev = tr.steps[leg][-1] if tr.steps[leg] else None
                 if prev is not None and (s0 - prev[1] - 1 < self.min_swing_step
@@ -428,15 +515,14 @@ class GaitStage:
                     tr.steps[leg].append((s0, l0))
                     tr.n_steps += 1
                     lifted = True
-                    if upd is not None:
-                        upd.steps.append(StepEvent(tr.individual, tr.pass_id, legs[leg], "lift",
-                                                   s0, l0, l0 / self.fps))
+                    self._emit(tr, upd, StepEvent(tr.individual, tr.pass_id, legs[leg], "lift",
+                                                  s0, l0, l0 / self.fps))
             # a strike is never on a frame after the bird was last seen (frames without
             # a pose decide nothing; a pass ends there)
-            if ev[leg, 0] >= 0 and ev[leg, 0] <= seen and upd is not None:
+            if ev[leg, 0] >= 0 and ev[leg, 0] <= seen:
                 s0 = int(ev[leg, 0])
-                upd.steps.append(StepEvent(tr.individual, tr.pass_id, legs[leg], "strike", s0,
-                                           None, s0 / self.fps))
+                self._emit(tr, upd, StepEvent(tr.individual, tr.pass_id, legs[leg], "strike",
+                                              s0, None, s0 / self.fps))
         if lifted:
             tr.rolling = self._rolling(tr, frame)
 
