@@ -35,8 +35,9 @@ RING = 64  # frames of foot history per bird: a whole stance (refined at its lif
 # image border has left the image
 LEAVE_MARGIN = 1.5
 # a stance through frames without the foot is no step when the foot stands this many leg
-# lengths from where it stood before them (it stepped unseen; pose noise is ~0.05)
-UNSEEN_STEP = 0.15
+# lengths from where it stood before them (it stepped unseen: a stride is 0.6-1.6 leg
+# lengths; a pose model's foot jitters by up to ~0.3 where birds overlap, demo video)
+UNSEEN_STEP = 0.3
 
 
 class ScorerLike(Protocol):
