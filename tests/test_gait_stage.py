@@ -554,3 +554,18 @@ def test_a_lost_track_is_not_picked_up_again_by_a_foot():
     foot[5:, 0, 7] = poses[last, 0, 7]  # the right foot where the bird was, 5 frames later
     passes = GaitStage(prof, fps=30.0).run_series(np.concatenate([poses, foot]))[1]
     assert [p.end_frame for p in passes] == [last]
+
+
+@pytest.mark.parametrize("gap", [5, 10])
+def test_a_bird_seen_whole_at_the_edge_is_not_the_next_one_coming_in_there(gap):
+    """Bird A is cut off while still seen whole at the right border (6 keypoints at x ~
+    608); ``gap`` frames later bird B walks in from the right. With the frame size known,
+    A's predicted position is outside the image: two passes, not one of both birds."""
+    prof = load_profile("broiler-side")
+    a = _side_pass()
+    b = simulate_pass(severity=3, view="side", seed=2, fps=30).poses.copy()
+    b[..., 0] = 640 - b[..., 0]  # walks right to left
+    seq = np.concatenate([a[:302], np.full((gap, 1, 8, 3), np.nan, np.float32), b[31:]])
+    passes = GaitStage(prof, fps=30.0, frame_size=(640, 480)).run_series(seq)[1]
+    assert len(passes) == 2 and passes[0].end_frame == 301
+    assert passes[1].start_frame > 301 + gap

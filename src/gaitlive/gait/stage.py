@@ -324,6 +324,17 @@ class GaitStage:
             return tr.scale
         return tr.extent if math.isfinite(tr.extent) and tr.extent > 0 else math.nan
 
+    def _walked_out(self, tr: _Track, frame: int) -> bool:
+        """Whether the track, unseen since it was last seen, should by now be outside the
+        image (its predicted body centre beyond the border; False when the frame size or
+        the position is unknown): a bird that walked out, even one seen whole at the
+        edge, is not matched to the next bird coming in there."""
+        if self.frame_size is None or tr.last_seen >= frame - 1:
+            return False
+        px, py = self._predicted(tr, frame)
+        w, h = self.frame_size
+        return math.isfinite(px) and math.isfinite(py) and not (0 <= px < w and 0 <= py < h)
+
     def _near_border(self, tr: _Track, frame: int) -> bool:
         """Whether the track's predicted body centre is within ``LEAVE_MARGIN`` of its
         scale (leg length, or keypoint extent) of the image border, or outside the image
@@ -381,6 +392,8 @@ class GaitStage:
         used = set(match.values())
         ended: list[_Track] = []
         for i, tr in enumerate(self.tracks):
+            if i in match and self._walked_out(tr, frame):
+                used.discard(match.pop(i))  # the bird that left; this detection is new
             if i in match and counts[match[i]] < min_new and \
                     frame - tr.last_seen > self.leave_frames:
                 # a track lost for a while is picked up again only by a bird seen as well
@@ -410,9 +423,9 @@ class GaitStage:
                 self._run(tr, frame, tr.nan_pose, -1, upd)
                 gone = frame - tr.last_seen
                 # lost for lost_s, or vanished while only partly in view: it left
-                if gone >= self.lost_frames or (gone >= self.leave_frames
-                                                and tr.last_count < min_new
-                                                and self._near_border(tr, frame)):
+                if gone >= self.lost_frames or (gone >= self.leave_frames and (
+                        (tr.last_count < min_new and self._near_border(tr, frame))
+                        or self._walked_out(tr, frame))):
                     ended.append(tr)
         for j, r in enumerate(rows):
             if j in used or counts[j] < min_new:
