@@ -569,3 +569,29 @@ def test_a_bird_seen_whole_at_the_edge_is_not_the_next_one_coming_in_there(gap):
     passes = GaitStage(prof, fps=30.0, frame_size=(640, 480)).run_series(seq)[1]
     assert len(passes) == 2 and passes[0].end_frame == 301
     assert passes[1].start_frame > 301 + gap
+
+
+def test_a_score_model_of_another_profile_is_warned_about(caplog):
+    """The cow profile's passes scored with the broiler side-view model: its classes
+    (0-5) are off the cow scale (1-5) and its leg features (left/right) are not computed
+    for four legs named LF, RF, LH, RH: both are said once, not silently imputed."""
+    import logging
+
+    cow = load_profile("cow-side")
+    model = load_score_model(MODELS_DIR / "score-side.json")
+    with caplog.at_level(logging.WARNING, logger="gaitlive.gait.stage"):
+        stage = GaitStage(cow, fps=25.0, score_model=model)
+        stage._check_features({"cadence_hz": 1.8, "stance_fraction_LF": 0.6})
+        stage._check_features({"cadence_hz": 1.8})
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("classes [0, 1, 2, 3, 4, 5] are not on the cow5 scale 1..5" in m
+               for m in msgs)
+    absent = [m for m in msgs if "of the score model's" in m]
+    assert len(absent) == 1 and "not computed for profile 'cow-side'" in absent[0]
+    # the bird profile it was fitted for: no warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gaitlive.gait.stage"):
+        sp = simulate_pass(severity=2, view="side", seed=1)
+        GaitStage(load_profile("broiler-side"), fps=30.0, score_model=model).run_series(
+            sp.poses)
+    assert not [r for r in caplog.records if "score model" in r.getMessage()]

@@ -197,6 +197,13 @@ class GaitStage:
         self.profile = profile
         self.fps = float(fps)
         self.score_model = score_model
+        self._features_checked = False
+        classes = getattr(score_model, "classes", None)
+        sc = profile.score
+        if classes and (min(classes) < sc.min_score or max(classes) > sc.max_score):
+            log.warning("the score model's classes %s are not on the %s scale %d..%d of "
+                        "profile %r: was it fitted for another species or scale?", classes,
+                        sc.scale, sc.min_score, sc.max_score, profile.name)
         self.camera_id = camera_id
         self._kernel = kernel if kernel is not None else kernels.gait_frame
         self.layout = GaitLayout.from_profile(profile)
@@ -605,12 +612,28 @@ class GaitStage:
         elif self.score_model is None:
             res["reason"] = "no score model"
         else:
+            self._check_features(feats)
             score, cls, conf = self.score_model.predict_one(feats)
             res.update(score=float(score), score_class=int(cls), confidence=float(conf),
                        scored=True)
         return PassResult(individual=tr.individual, pass_id=tr.pass_id,
                           start_frame=tr.start_frame, end_frame=end, n_steps=n_steps,
                           features=feats, camera_id=self.camera_id, **res)
+
+    def _check_features(self, feats: dict[str, float]) -> None:
+        """Warn once when the score model wants features this profile does not compute
+        (they are imputed with its training mean: a model of another profile would give
+        every pass nearly the same score)."""
+        if self._features_checked:
+            return
+        self._features_checked = True
+        names = list(getattr(self.score_model, "features", None) or [])
+        absent = [n for n in names if n not in feats]
+        if absent:
+            log.warning("%d of the score model's %d features are not computed for profile "
+                        "%r (e.g. %s): they are imputed with the model's training mean; was "
+                        "it fitted for another profile?", len(absent), len(names),
+                        self.profile.name, ", ".join(absent[:3]))
 
     def _end_all(self, upd: GaitUpdate) -> list[PassResult]:
         out = []
