@@ -398,3 +398,18 @@ def test_score_model_files_with_bad_arrays_are_clear_errors(tmp_path, change, na
     bad.write_text(json.dumps(d))
     with pytest.raises(ScoreModelError, match=named):
         load_score_model(bad)
+
+
+def test_cli_score_fit_leaves_out_passes_the_stage_does_not_score(tmp_path, capsys):
+    passes, human = _tables(tmp_path, n=16)
+    passes["reason"] = [""] * 13 + ["2 steps < min_steps 4", "no score model",
+                                    "cadence 9.1/s > max_cadence_hz 4"]
+    passes.to_csv(tmp_path / "passes.csv", index=False)
+    assert _fit(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "2 passes left out: not scored by the gait stage" in out
+    assert "14 passes joined" in out  # 'no score model' is kept: fitting the first model
+    passes["reason"] = "3 steps < min_steps 4"
+    passes.to_csv(tmp_path / "passes.csv", index=False)
+    assert _fit(tmp_path, "--force") == 2
+    assert "every pass with a human score was too short to score" in capsys.readouterr().err

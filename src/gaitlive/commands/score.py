@@ -158,6 +158,19 @@ def run_fit(args: argparse.Namespace) -> int:
     human = read_table(args.human, [args.human_key or args.key])
     df, label = join_scores(passes, human, args.key, args.human_key, args.label,
                             args.passes[0], args.human, scale=scale, scale_note=note)
+    if "reason" in df:
+        # passes the gait stage does not score (too few steps, implausible cadence) have
+        # unreliable features, and the model would never be applied to them
+        guard = df["reason"].astype(str).str.contains(r"< min_steps|> max_cadence_hz",
+                                                      regex=True, na=False).to_numpy()
+        if guard.all():
+            raise ValueError(f"{', '.join(str(p) for p in args.passes)}: every pass with a "
+                             "human score was too short to score (fewer than min_steps "
+                             "steps, or an implausible cadence): nothing to fit on")
+        if guard.any():
+            print(f"{int(guard.sum())} passes left out: not scored by the gait stage (fewer "
+                  "than min_steps steps or an implausible cadence; column 'reason')")
+            df = df[~guard].reset_index(drop=True)
     feats = args.features.split(",") if args.features else feature_columns(df, exclude=[label])
     src = ", ".join(str(p) for p in args.passes)
     unknown = [f for f in feats if f not in df]
