@@ -357,3 +357,51 @@ def test_a_truncated_video_is_analysed_as_far_as_it_decodes_and_says_so(tmp_path
     n = read_pose(tmp_path / "out" / "cut.h5").n_frames
     assert 0 < n < 60
     assert f"only {n} of the 60 frames its header announces could be decoded" in caplog.text
+
+
+def _write_video(path, n: int = 3, size=(640, 480)):
+    import cv2
+
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+    for _ in range(n):
+        vw.write(np.zeros((size[1], size[0], 3), np.uint8))
+    vw.release()
+    return path
+
+
+def test_source_video_of_a_pose_file(tmp_path):
+    from gaitlive.analyze import source_video
+
+    (tmp_path / "walkDLC_resnet50_birdsDec7shuffle1_500000.h5").touch()
+    (tmp_path / "walk.h5").touch()
+    (tmp_path / "other.h5").touch()
+    assert source_video(tmp_path / "walk.h5") is None
+    video = _write_video(tmp_path / "walk.mp4")
+    assert source_video(tmp_path / "walkDLC_resnet50_birdsDec7shuffle1_500000.h5") == video
+    assert source_video(tmp_path / "walk.h5") == video
+    assert source_video(tmp_path / "other.h5") is None
+
+
+def test_analyze_pose_file_knows_where_a_bird_leaves_the_image(tmp_path, capsys):
+    """The bird vanishes mid-image for 3 frames after it lost its upper keypoints (behind
+    a post): with the frame size (--frame-size, or the source video beside the pose file)
+    its pass goes on; without it the stage cannot tell it from walking out: two passes."""
+    sp = simulate_pass(severity=2, view="side", seed=1)
+    poses = sp.poses.copy()
+    poses[145:150, :, :6, 2] = 0.0
+    poses[150:153] = np.nan
+    h5 = write_pose(tmp_path / "in" / "walk.h5", PoseData(poses=poses, bodyparts=BODYPARTS))
+
+    def n_passes(*extra: str) -> int:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        assert main(["analyze", str(h5), "--profile", "broiler-side", "--out", str(out),
+                     *extra]) == 0, capsys.readouterr().err
+        return len(pd.read_csv(out / "walk_passes.csv"))
+
+    assert n_passes() == 2
+    assert n_passes("--frame-size", "640x480") == 1
+    _write_video(tmp_path / "in" / "walk.mp4")
+    assert n_passes() == 1
+    assert main(["analyze", str(h5), "--out", str(tmp_path / "o"), "--frame-size",
+                 "640x0"]) == 2
+    assert "--frame-size 640x0: expected WIDTHxHEIGHT in pixels" in capsys.readouterr().err

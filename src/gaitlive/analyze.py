@@ -315,16 +315,51 @@ def read_input_poses(path: Path, profile: Profile, fps: float | None = None,
     if problem is not None:
         raise AnalyzeError(problem)
     if suffix == ".h5":
-        return read_pose(path), "pose"
+        return _with_source_size(read_pose(path), path), "pose"
     if suffix == ".csv":
         if _is_dlc_csv(path):
-            return read_pose(path), "pose"
+            return _with_source_size(read_pose(path), path), "pose"
         try:
             return read_cow_csv(path, fps=fps), "csv"
         except DLCFileError as e:
             raise AnalyzeError(f"{e} (or a DeepLabCut pose CSV, whose first row starts "
                                "with 'scorer')") from e
     return _infer_video(path, profile, model_path, settings, progress, presence), "video"
+
+
+def source_video(pose_file: Path) -> Path | None:
+    """The video a DeepLabCut pose file was made from, when it lies beside it: the pose
+    file's stem is the video's stem, or the video's stem followed by DeepLabCut's
+    ``DLC_...`` scorer (``walk.mp4`` -> ``walkDLC_resnet50_...shuffle1_500000.h5``)."""
+    stem = pose_file.stem
+    names = {stem}
+    i = stem.find("DLC")
+    if i > 0:
+        names.add(stem[:i])
+    for f in sorted(pose_file.parent.iterdir()) if pose_file.parent.is_dir() else []:
+        if f.stem in names and f.suffix.lower() in VIDEO_SUFFIXES and f.is_file():
+            return f
+    return None
+
+
+def _with_source_size(data: PoseData, path: Path) -> PoseData:
+    """Note the frame size of the pose file's source video, when it lies beside it (where
+    a bird leaves the image: :class:`~gaitlive.gait.stage.GaitStage` ``frame_size``)."""
+    import cv2
+
+    video = source_video(path)
+    if video is None:
+        return data
+    cap = cv2.VideoCapture(str(video))
+    try:
+        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
+    if w > 0 and h > 0:
+        data.meta["frame_size"] = (w, h)
+        log.info("%s: frame size %dx%d from %s", path, w, h, video)
+    return data
 
 
 def _video_fps(path: Path) -> float | None:
@@ -441,7 +476,8 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                  profile: Profile, *, fps: float | None = None, score_model=None,
                  model_path: str | None = None, model_settings=None, presence=None,
                  movie: bool = True, camera_id: str = "cam0", progress: bool = False,
-                 log_fn: Callable[[str], None] | None = None) -> AnalyzeResult:
+                 log_fn: Callable[[str], None] | None = None,
+                 frame_size: tuple[int, int] | None = None) -> AnalyzeResult:
     """Analyse one input file and write its outputs to ``out_dir``.
 
     Parameters
@@ -463,6 +499,10 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         crop around the bird exactly as the live pipeline does (None: every frame, whole).
     movie
         For a video input, also write the labelled movie.
+    frame_size
+        ``(width, height)`` of the images the poses come from (where a bird leaves the
+        image; see :class:`~gaitlive.gait.stage.GaitStage`). Default: the video's, or for
+        a pose file that of its source video when it lies beside it, else unknown.
 
     Returns
     -------
@@ -483,6 +523,8 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     make_out_dir(out)
     data, kind = read_input_poses(path, profile, fps, model_path, model_settings, progress,
                                   presence)
+    if frame_size is not None:
+        data.meta["frame_size"] = frame_size
     interrupted = data.meta.get("interrupted")
     stopped_at = data.meta.get("stopped_at")
     if fps is None:

@@ -46,7 +46,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "leave passes unscored)")
     p.add_argument("--no-movie", action="store_true", help="skip the labelled movie")
     p.add_argument("--camera-id", default=None, help="camera id written with each pass")
+    p.add_argument("--frame-size", default=None, metavar="WxH",
+                   help="size of the images pose files come from, e.g. 640x480 (where a "
+                        "bird leaves the image; default: the video's, or that of a pose "
+                        "file's source video lying beside it)")
     p.set_defaults(func=run)
+
+
+def parse_frame_size(value: str) -> tuple[int, int]:
+    """``"640x480"`` -> ``(640, 480)``; anything else is a clear error."""
+    w, sep, h = value.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) <= 0:
+        raise ValueError(f"--frame-size {value}: expected WIDTHxHEIGHT in pixels, e.g. "
+                         "640x480")
+    return size
 
 
 @contextlib.contextmanager
@@ -107,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fps is not None and not 0 < args.fps <= MAX_FPS:
         raise AnalyzeError(f"--fps: expected a frame rate > 0 and <= {MAX_FPS:g}, got "
                            f"{args.fps:g}")
+    frame_size = parse_frame_size(args.frame_size) if args.frame_size else None
     cfg = config_from_args(args)
     out = Path(args.out)
     inputs = check_inputs(args.inputs, out)  # every input, before any work
@@ -128,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
                 res = analyze_file(inp, out, profile, fps=args.fps, score_model=score_model,
                                    model_path=cfg.model.path, model_settings=cfg.model,
                                    presence=cfg.presence, movie=not args.no_movie,
-                                   camera_id=cfg.camera_id, progress=True)
+                                   camera_id=cfg.camera_id, progress=True,
+                                   frame_size=frame_size)
             except KeyboardInterrupt as e:
                 written = getattr(e, "written", [])
                 stop = (f"{getattr(e, 'signal_name', 'SIGINT')} received while analysing "
