@@ -55,7 +55,8 @@ def _stage_on_video(sp, profile, model, out: Path, stem: str, model_path: str | 
     if reuse and cached.exists():
         # the model's poses of an earlier run: only the gait stage runs again
         res = analyze_file(cached, out / "analysis-reuse", profile, fps=sp.fps,
-                           score_model=model, movie=False)
+                           score_model=model, movie=False,
+                           frame_size=(sp.camera.width, sp.camera.height))
         stances = sorted({(s.foot, s.strike_frame) for s in res.steps if s.kind == "lift"})
         return stances, res.passes
     paths = write_video_set(sp, out, stem)
