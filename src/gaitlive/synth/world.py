@@ -61,8 +61,9 @@ class PassTruth:
     ``strikes[foot][i]`` and ``lifts[foot][i]`` are the first and last frame of the i-th
     complete stance of ``foot`` seen in the image (the foot visible one frame before the
     strike and one after the lift). ``cadence_hz`` (steps/s, both feet) and
-    ``stance_fraction`` are what these frames imply: cadence = (number of strikes - 1) *
-    fps / (last strike - first strike); stance fraction = (lift - strike + 1) /
+    ``stance_fraction`` are what these frames imply: cadence = (number of steps from the
+    first listed strike to the last, counting those whose stance is not listed - 1) * fps /
+    (last strike - first strike); stance fraction = (lift - strike + 1) /
     (next strike of the same foot - strike), averaged. ``step_lengths_*`` are the
     distances between consecutive footfalls (alternating feet) along the path: metres,
     image pixels and relative to the leg length (knee-hock + hock-foot).
