@@ -380,6 +380,24 @@ def test_source_video_of_a_pose_file(tmp_path):
     assert source_video(tmp_path / "walkDLC_resnet50_birdsDec7shuffle1_500000.h5") == video
     assert source_video(tmp_path / "walk.h5") == video
     assert source_video(tmp_path / "other.h5") is None
+    # gaitlive analyze's own outputs: <stem>.h5 beside <stem>_labeled.mp4
+    labelled = _write_video(tmp_path / "other_labeled.mp4")
+    assert source_video(tmp_path / "other.h5") == labelled
+
+
+def test_analyze_pose_file_takes_the_frame_rate_of_its_source_video(tmp_path, capsys):
+    import cv2
+
+    sp = simulate_pass(severity=1, view="side", seed=21)
+    h5 = write_pose(tmp_path / "walkDLC_resnet50_xDec7shuffle1_1000.h5",
+                    PoseData(poses=sp.poses, bodyparts=BODYPARTS))
+    vw = cv2.VideoWriter(str(tmp_path / "walk.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 60.0,
+                         (640, 480))
+    vw.write(np.zeros((480, 640, 3), np.uint8))
+    vw.release()
+    assert main(["analyze", str(h5), "--profile", "broiler-side", "--out",
+                 str(tmp_path / "out")]) == 0
+    assert "steps at 60 fps" in capsys.readouterr().out
 
 
 def test_analyze_pose_file_knows_where_a_bird_leaves_the_image(tmp_path, capsys):

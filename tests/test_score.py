@@ -413,3 +413,23 @@ def test_cli_score_fit_leaves_out_passes_the_stage_does_not_score(tmp_path, caps
     passes.to_csv(tmp_path / "passes.csv", index=False)
     assert _fit(tmp_path, "--force") == 2
     assert "every pass with a human score was too short to score" in capsys.readouterr().err
+
+
+def test_cli_score_compare_on_a_custom_scale(tmp_path, capsys):
+    """Scores 1-3 on a 1-3 scale: AC1 counts 3 categories (Gwet's q), not the profile's 6."""
+    passes, _human = _tables(tmp_path, n=12)
+    auto = passes.assign(score=[1, 2, 3] * 4)
+    auto.to_csv(tmp_path / "auto.csv", index=False)
+    pd.DataFrame({"video": passes.video, "score": [1, 2, 3, 3] * 3}).to_csv(
+        tmp_path / "h.csv", index=False)
+    rc = main(["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "h.csv"),
+               "--min-score", "1", "--max-score", "3", "--json", str(tmp_path / "ag.json")])
+    assert rc == 0, capsys.readouterr().err
+    ag = json.loads((tmp_path / "ag.json").read_text())
+    assert ag["labels"] == [1, 2, 3]
+    assert ag["gwet_ac1"] == pytest.approx(gwet_ac1([1, 2, 3] * 4, [1, 2, 3, 3] * 3, [1, 2, 3]))
+
+
+def test_agreement_without_a_scale_refuses_an_absurd_span():
+    with pytest.raises(ValueError, match="scores span 0..1000000, more than 100 classes"):
+        compute_agreement([0, 1000000], [0, 1])

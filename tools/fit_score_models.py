@@ -36,8 +36,9 @@ def simulate_features(view: str, n: int, seed: int, noise_px: float = 1.0):
         if not passes:
             continue
         best = max(passes, key=lambda p: p.n_steps)
-        if best.n_steps < profile.gait.min_steps:
-            continue
+        if best.n_steps < profile.gait.min_steps or \
+                best.features.get("cadence_hz", 0.0) > profile.gait.max_cadence_hz:
+            continue  # passes the stage does not score (as gaitlive score fit)
         rows.append(best.features)
         sev.append(s)
     return rows, np.array(sev)

@@ -170,12 +170,13 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
     -------
     steps, passes
     """
-    from gaitlive.gait.stage import GaitStage
+    from gaitlive.gait.stage import GaitStage, view_box
 
     _check_bodyparts(data.bodyparts, profile, source if source is not None else "the poses")
     poses = data.select(profile.bodyparts).poses
+    box = view_box(data.meta.get("frame_size"), data.meta.get("cropping", ()))
     stage = GaitStage(profile, fps=fps, score_model=score_model, camera_id=camera_id,
-                      frame_size=data.meta.get("frame_size"))
+                      view_box=box)
     return stage.run_series(poses, data.frame_index)
 
 
@@ -330,9 +331,10 @@ def read_input_poses(path: Path, profile: Profile, fps: float | None = None,
 def source_video(pose_file: Path) -> Path | None:
     """The video a DeepLabCut pose file was made from, when it lies beside it: the pose
     file's stem is the video's stem, or the video's stem followed by DeepLabCut's
-    ``DLC_...`` scorer (``walk.mp4`` -> ``walkDLC_resnet50_...shuffle1_500000.h5``)."""
+    ``DLC_...`` scorer (``walk.mp4`` -> ``walkDLC_resnet50_...shuffle1_500000.h5``), or
+    the video is ``gaitlive analyze``'s labelled movie of it (``walk_labeled.mp4``)."""
     stem = pose_file.stem
-    names = {stem}
+    names = {stem, stem + "_labeled"}  # analyze's own outputs: <stem>.h5, <stem>_labeled.mp4
     i = stem.find("DLC")
     if i > 0:
         names.add(stem[:i])
@@ -344,7 +346,8 @@ def source_video(pose_file: Path) -> Path | None:
 
 def _with_source_size(data: PoseData, path: Path) -> PoseData:
     """Note the frame size of the pose file's source video, when it lies beside it (where
-    a bird leaves the image: :class:`~gaitlive.gait.stage.GaitStage` ``frame_size``)."""
+    a bird leaves the image: :class:`~gaitlive.gait.stage.GaitStage` ``view_box``), and its
+    frame rate when the pose file has none."""
     import cv2
 
     video = source_video(path)
@@ -359,6 +362,8 @@ def _with_source_size(data: PoseData, path: Path) -> PoseData:
     if w > 0 and h > 0:
         data.meta["frame_size"] = (w, h)
         log.info("%s: frame size %dx%d from %s", path, w, h, video)
+    if data.fps is None:
+        data.fps = _video_fps(video)
     return data
 
 
@@ -464,7 +469,9 @@ def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,
     inds = tuple(f"bird{i + 1}" for i in range(n_ind)) if n_ind > 1 else ("animal",)
     data = PoseData(poses=arr, bodyparts=bodyparts, individuals=inds, scorer=ANALYZE_SCORER,
                     fps=_video_fps(path), multi_animal=n_ind > 1)
-    data.meta["frame_size"] = frame_size  # (width, height): where a bird leaves the image
+    # where a bird leaves the view: the frame, or the model's static crop within it
+    data.meta["frame_size"] = frame_size
+    data.meta["cropping"] = tuple(getattr(settings, "cropping", ()) or ())
     if interrupted is not None:
         data.meta.update(interrupted=interrupted, stopped_at=len(poses))
         log.warning("%s: %s received at frame %d: writing the outputs of frames 0-%d "
@@ -500,9 +507,10 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     movie
         For a video input, also write the labelled movie.
     frame_size
-        ``(width, height)`` of the images the poses come from (where a bird leaves the
-        image; see :class:`~gaitlive.gait.stage.GaitStage`). Default: the video's, or for
-        a pose file that of its source video when it lies beside it, else unknown.
+        For a pose file, ``(width, height)`` of the images its poses come from (where a
+        bird leaves the image; see :class:`~gaitlive.gait.stage.GaitStage`). Default: that
+        of its source video when it lies beside it, else unknown. A video's own size is
+        always used for it.
 
     Returns
     -------
@@ -523,7 +531,7 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     make_out_dir(out)
     data, kind = read_input_poses(path, profile, fps, model_path, model_settings, progress,
                                   presence)
-    if frame_size is not None:
+    if frame_size is not None and kind != "video":  # a video's own size is known
         data.meta["frame_size"] = frame_size
     interrupted = data.meta.get("interrupted")
     stopped_at = data.meta.get("stopped_at")

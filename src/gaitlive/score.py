@@ -400,6 +400,11 @@ def gwet_ac1(a: Sequence[int], b: Sequence[int],
     return (po - pe) / (1 - pe) if pe < 1 else float("nan")
 
 
+#: the most classes compute_agreement spans between the lowest and highest score seen when
+#: not given the scale's labels
+MAX_SCALE_SPAN = 100
+
+
 def compute_agreement(auto: Sequence[int], human: Sequence[int],
                       labels: Sequence[int] | None = None) -> dict[str, Any]:
     """Agreement between automatic and human scores.
@@ -433,6 +438,9 @@ def compute_agreement(auto: Sequence[int], human: Sequence[int],
     seen = set(a.tolist()) | set(h.tolist())
     # the scale's classes (kappa weighs by score difference, AC1 counts the categories):
     # every score from the lowest to the highest when not given, not only those seen
+    if labels is None and max(seen) - min(seen) > MAX_SCALE_SPAN:
+        raise ValueError(f"scores span {min(seen)}..{max(seen)}, more than {MAX_SCALE_SPAN} "
+                         "classes: give the scale's labels (are these scores of one scale?)")
     labels = sorted(set(labels) | seen if labels is not None
                     else range(min(seen), max(seen) + 1))
     with np.errstate(all="ignore"):

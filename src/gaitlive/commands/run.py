@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from gaitlive.capture import Capture, FrameSlot, open_source
-    from gaitlive.gait.stage import GaitStage
+    from gaitlive.gait.stage import GaitStage, view_box
     from gaitlive.pipeline import Pipeline, PipelineStats
     from gaitlive.pose import load_runner
 
@@ -218,7 +218,8 @@ def run(args: argparse.Namespace) -> int:
         shape = source.frame_shape
         gait = GaitStage(profile, fps=source.fps, score_model=_load_score_model(cfg),
                          camera_id=cfg.camera_id,
-                         frame_size=None if shape is None else (shape[1], shape[0]))
+                         view_box=view_box(None if shape is None else (shape[1], shape[0]),
+                                           cfg.model.cropping))
         warm_up_gait(profile, source.fps)
         pipeline_stats = PipelineStats()
         publisher = _make_publisher(cfg, args, source, pipeline_stats)

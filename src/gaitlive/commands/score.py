@@ -24,11 +24,17 @@ from pathlib import Path
 from typing import Any
 
 
-def _scale_args(p: argparse.ArgumentParser) -> None:
+def _scale_args(p: argparse.ArgumentParser, min_note: str) -> None:
     p.add_argument("--profile", default=None,
                    help="species/view profile whose score scale (score.min_score.."
                         "max_score) the human scores are on (default: the default "
                         "config's, broiler-side: Kestin 0-5)")
+    p.add_argument("--min-score", type=int, default=None,
+                   help="lowest class of the scale (given alone, the profile's max_score is "
+                        "the highest)" + min_note)
+    p.add_argument("--max-score", type=int, default=None,
+                   help="highest class of the scale (given alone, the profile's min_score "
+                        "is the lowest)")
 
 
 def _join_args(p: argparse.ArgumentParser, first: str) -> None:
@@ -62,14 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ridge penalty, a finite number >= 0 (default 1)")
     f.add_argument("--folds", type=int, default=5,
                    help="cross-validation folds, >= 2 (>= number of passes: leave-one-out)")
-    _scale_args(f)
-    f.add_argument("--min-score", type=int, default=None,
-                   help="lowest class of the scale (given alone, the profile's max_score is "
-                        "the highest); with either, the model has every class of the scale, "
-                        "else only the classes the human scores use")
-    f.add_argument("--max-score", type=int, default=None,
-                   help="highest class of the scale (given alone, the profile's min_score "
-                        "is the lowest)")
+    _scale_args(f, " (with either, the model has every class of the scale, else only "
+                   "the classes the human scores use)")
     f.set_defaults(func=run_fit)
     c = ss.add_parser("compare", help="agreement of automatic and human scores")
     c.add_argument("auto", metavar="AUTO.csv", help="passes table(s) with automatic scores")
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _join_args(c, "AUTO.csv")
     c.add_argument("--auto-col", default=None,
                    help="automatic score column (default: score_class, else score rounded)")
-    _scale_args(c)
+    _scale_args(c, "")
     c.add_argument("--plot", default=None,
                    help="confusion-matrix image file (default: <AUTO stem>_confusion.png "
                         "beside it; .png is appended to a name without a suffix; an "
@@ -97,9 +97,9 @@ def _profile(args: argparse.Namespace) -> Any:  # -> gaitlive.config.Profile
 
 def _scale(args: argparse.Namespace) -> tuple[tuple[int, int], str, bool]:
     """The score scale ``(lo, hi)``, a note saying where it comes from, and whether the
-    user set it (``--min-score``/``--max-score``, fit only)."""
+    user set it (``--min-score``/``--max-score``)."""
     prof = _profile(args)
-    lo_opt, hi_opt = getattr(args, "min_score", None), getattr(args, "max_score", None)
+    lo_opt, hi_opt = args.min_score, args.max_score
     lo = lo_opt if lo_opt is not None else prof.score.min_score
     hi = hi_opt if hi_opt is not None else prof.score.max_score
     if lo_opt is None and hi_opt is None:
@@ -156,15 +156,16 @@ def run_fit(args: argparse.Namespace) -> int:
     scale, note, fixed = _scale(args)
     passes = pd.concat([read_table(p, [args.key]) for p in args.passes], ignore_index=True)
     human = read_table(args.human, [args.human_key or args.key])
+    src = ", ".join(str(p) for p in args.passes)
     df, label = join_scores(passes, human, args.key, args.human_key, args.label,
-                            args.passes[0], args.human, scale=scale, scale_note=note)
+                            src, args.human, scale=scale, scale_note=note)
     if "reason" in df:
         # passes the gait stage does not score (too few steps, implausible cadence) have
         # unreliable features, and the model would never be applied to them
         guard = df["reason"].astype(str).str.contains(r"< min_steps|> max_cadence_hz",
                                                       regex=True, na=False).to_numpy()
         if guard.all():
-            raise ValueError(f"{', '.join(str(p) for p in args.passes)}: every pass with a "
+            raise ValueError(f"{src}: every pass with a "
                              "human score was too short to score (fewer than min_steps "
                              "steps, or an implausible cadence): nothing to fit on")
         if guard.any():
@@ -172,7 +173,6 @@ def run_fit(args: argparse.Namespace) -> int:
                   "than min_steps steps or an implausible cadence; column 'reason')")
             df = df[~guard].reset_index(drop=True)
     feats = args.features.split(",") if args.features else feature_columns(df, exclude=[label])
-    src = ", ".join(str(p) for p in args.passes)
     unknown = [f for f in feats if f not in df]
     if unknown:
         raise ValueError(f"--features: {unknown} are not columns of {src}")

@@ -19,7 +19,8 @@ stride_time_<leg>
 step_length_<leg>
     Distance from the other foot's stance position to this foot's next stance position,
     in leg lengths (image plane; foreshortened in the rear view); only where the other
-    foot's stance began after this foot's previous strike (no step over a missed stance).
+    foot's stance began after this foot's previous strike (no step over a missed stance),
+    or, for a foot's first stance, within 0.8 of a median stride before it.
 step_height_<leg>
     Largest distance of the swinging foot from the straight line between its two stance
     positions (the foot lift), in leg lengths.

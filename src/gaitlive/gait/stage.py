@@ -26,7 +26,7 @@ from gaitlive.gait.features import HistoryLayout, compute_pass_features, stance_
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GaitStage", "GaitLayout", "ScorerLike"]
+__all__ = ["GaitStage", "GaitLayout", "ScorerLike", "view_box"]
 
 #: the highest frame rate the stage takes (its history is sized in seconds)
 MAX_FPS = 1000.0
@@ -38,6 +38,22 @@ LEAVE_MARGIN = 1.5
 # lengths from where it stood before them (it stepped unseen: a stride is 0.6-1.6 leg
 # lengths; a pose model's foot jitters by up to ~0.3 where birds overlap, demo video)
 UNSEEN_STEP = 0.3
+
+
+def view_box(frame_size: tuple[int, int] | None, cropping: Sequence[int] = ()
+             ) -> tuple[int, int, int, int] | None:
+    """The part of the image poses can come from, ``(x0, y0, x1, y1)``: the whole frame of
+    ``frame_size`` ``(width, height)``, or within it a static crop given the DeepLabCut
+    way, ``cropping = [x1, x2, y1, y2]``. None when the frame size is unknown."""
+    if frame_size is None:
+        return None
+    w, h = int(frame_size[0]), int(frame_size[1])
+    if cropping:
+        x1, x2, y1, y2 = (int(v) for v in cropping)
+        box = (max(0, x1), max(0, y1), min(w, x2), min(h, y2))
+        if box[0] < box[2] and box[1] < box[3]:
+            return box
+    return (0, 0, w, h)
 
 
 class ScorerLike(Protocol):
@@ -169,11 +185,13 @@ class GaitStage:
     kernel
         The per-frame kernel; default the numba :func:`gaitlive.gait.kernels.gait_frame`
         (``tools/bench_gait.py`` passes the numpy reference to compare).
-    frame_size
-        ``(width, height)`` of the images, when known. A bird seen only partly that then
-        vanishes has left the image when this was near its border (its pass ends after
-        0.1 s, not ``gait.lost_s``); elsewhere in the image it went behind something and
-        its pass goes on. Without it, a partly seen bird that vanishes anywhere has left.
+    view_box
+        ``(x0, y0, x1, y1)``: the part of the image the poses can come from (the whole
+        frame, ``(0, 0, width, height)``, or a static crop), when known. A bird seen only
+        partly that then vanishes has left the view when this was near its border (its
+        pass ends after 0.1 s, not ``gait.lost_s``); elsewhere it went behind something
+        and its pass goes on. A track whose predicted position is outside the box walked
+        out. Without it, a partly seen bird that vanishes anywhere has left.
 
     Examples
     --------
@@ -186,14 +204,16 @@ class GaitStage:
 
     def __init__(self, profile: Profile, fps: float, score_model: ScorerLike | None = None,
                  camera_id: str = "cam0", kernel: Any = None,
-                 frame_size: tuple[int, int] | None = None):
+                 view_box: tuple[int, int, int, int] | None = None):
         if not (0 < fps <= MAX_FPS):
             raise ValueError(f"fps: expected a frame rate > 0 and <= {MAX_FPS:g}, got {fps!r}")
-        if frame_size is not None and not (len(frame_size) == 2
-                                           and all(int(v) > 0 for v in frame_size)):
-            raise ValueError(f"frame_size: expected (width, height) > 0, got {frame_size!r}")
-        self.frame_size = None if frame_size is None else (int(frame_size[0]),
-                                                           int(frame_size[1]))
+        if view_box is not None:
+            ok = len(view_box) == 4 and all(math.isfinite(float(v)) for v in view_box)
+            if not (ok and 0 <= view_box[0] < view_box[2] and 0 <= view_box[1] < view_box[3]):
+                raise ValueError(f"view_box: expected (x0, y0, x1, y1) with 0 <= x0 < x1 and "
+                                 f"0 <= y0 < y1, got {view_box!r}")
+            view_box = tuple(float(v) for v in view_box)  # type: ignore[assignment]
+        self.view_box = view_box
         self.profile = profile
         self.fps = float(fps)
         self.score_model = score_model
@@ -333,28 +353,29 @@ class GaitStage:
 
     def _walked_out(self, tr: _Track, frame: int) -> bool:
         """Whether the track, unseen since it was last seen, should by now be outside the
-        image (its predicted body centre beyond the border; False when the frame size or
-        the position is unknown): a bird that walked out, even one seen whole at the
-        edge, is not matched to the next bird coming in there."""
-        if self.frame_size is None or tr.last_seen >= frame - 1:
+        view (its predicted body centre beyond the view box; False when the box or the
+        position is unknown): a bird that walked out, even one seen whole at the edge, is
+        not matched to the next bird coming in there."""
+        if self.view_box is None or tr.last_seen >= frame - 1:
             return False
         px, py = self._predicted(tr, frame)
-        w, h = self.frame_size
-        return math.isfinite(px) and math.isfinite(py) and not (0 <= px < w and 0 <= py < h)
+        x0, y0, x1, y1 = self.view_box
+        return math.isfinite(px) and math.isfinite(py) and not (x0 <= px < x1
+                                                                and y0 <= py < y1)
 
     def _near_border(self, tr: _Track, frame: int) -> bool:
         """Whether the track's predicted body centre is within ``LEAVE_MARGIN`` of its
-        scale (leg length, or keypoint extent) of the image border, or outside the image
-        (True when the frame size or the scale is unknown)."""
-        if self.frame_size is None:
+        scale (leg length, or keypoint extent) of the view box's border, or outside it
+        (True when the box or the scale is unknown)."""
+        if self.view_box is None:
             return True
         s = self._match_scale(tr)
         px, py = self._predicted(tr, frame)
         if not (math.isfinite(s) and math.isfinite(px) and math.isfinite(py)):
             return True
         m = LEAVE_MARGIN * s
-        w, h = self.frame_size
-        return px < m or py < m or px > w - m or py > h - m
+        x0, y0, x1, y1 = self.view_box
+        return px < x0 + m or py < y0 + m or px > x1 - m or py > y1 - m
 
     def _note_extent(self, tr: _Track, pose: np.ndarray) -> None:
         if math.isfinite(tr.scale):
@@ -364,14 +385,21 @@ class GaitStage:
             pts = pose[ok, :2]
             tr.extent = float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1])))
 
-    def _assign(self, rows: list[int], centres: list[list[float]], frame: int
-                ) -> dict[int, int]:
-        """track position -> detection position."""
+    def _assign(self, rows: list[int], centres: list[list[float]], counts: list[int],
+                frame: int) -> dict[int, int]:
+        """track position -> detection position. A track that walked out of the view
+        takes no detection, and one lost for more than 0.1 s only a detection with
+        ``min_present_keypoints`` keypoints (a foot coming into view where a bird left is
+        the next bird)."""
         if not rows or not self.tracks:
             return {}
         max_d = self.profile.gait.max_match_distance
+        min_new = self.profile.gait.min_present_keypoints
         if len(rows) == 1 and len(self.tracks) == 1:
             tr = self.tracks[0]
+            if self._walked_out(tr, frame) or (
+                    counts[0] < min_new and frame - tr.last_seen > self.leave_frames):
+                return {}
             px, py = self._predicted(tr, frame)
             s = self._match_scale(tr)
             d = math.hypot(centres[0][0] - px, centres[0][1] - py) / s \
@@ -381,32 +409,28 @@ class GaitStage:
 
         cost = np.full((len(self.tracks), len(rows)), 1e6)
         cen = np.asarray(centres, dtype=np.float64)
+        few = np.asarray(counts) < min_new
         for i, tr in enumerate(self.tracks):
             px, py = self._predicted(tr, frame)
-            if not (math.isfinite(px) and math.isfinite(py)):
+            if not (math.isfinite(px) and math.isfinite(py)) or self._walked_out(tr, frame):
                 continue
             s = self._match_scale(tr)
             s = s if math.isfinite(s) else np.inf
             d = np.hypot(cen[:, 0] - px, cen[:, 1] - py) / s
-            cost[i] = np.where(d <= max_d, d, 1e6)
+            ok = d <= max_d
+            if frame - tr.last_seen > self.leave_frames:
+                ok &= ~few
+            cost[i] = np.where(ok, d, 1e6)
         ti, di = linear_sum_assignment(cost)
         return {int(t): int(d) for t, d in zip(ti, di, strict=True) if cost[t, d] < 1e6}
 
     def _step_all(self, frame: int, poses: np.ndarray | None, upd: GaitUpdate) -> None:
         rows, centres, counts = self._detections(poses)
         min_new = self.profile.gait.min_present_keypoints
-        match = self._assign(rows, centres, frame)
+        match = self._assign(rows, centres, counts, frame)
         used = set(match.values())
         ended: list[_Track] = []
         for i, tr in enumerate(self.tracks):
-            if i in match and self._walked_out(tr, frame):
-                used.discard(match.pop(i))  # the bird that left; this detection is new
-            if i in match and counts[match[i]] < min_new and \
-                    frame - tr.last_seen > self.leave_frames:
-                # a track lost for a while is picked up again only by a bird seen as well
-                # as a new one must be: a foot or two coming into view where it left is
-                # the next bird, not this one
-                used.discard(match.pop(i))
             if i in match:
                 j = match[i]
                 assert poses is not None
@@ -488,10 +512,12 @@ class GaitStage:
         k = int(np.argmax(gaps))
         if gaps[k] < self.gap_step_frames:
             return False
+        scales = tr.hist[max(s0 - base, 0):l0 - base + 1, 1]
+        if not np.isfinite(scales).any():
+            return False
         before = np.median(foot[idx[max(0, k - 2):k + 1]], axis=0)
         after = np.median(foot[idx[k + 1:k + 4]], axis=0)
-        scale = np.nanmedian(tr.hist[max(s0 - base, 0):l0 - base + 1, 1])
-        return bool(np.isfinite(scale) and np.hypot(*(after - before)) > UNSEEN_STEP * scale)
+        return bool(np.hypot(*(after - before)) > UNSEEN_STEP * float(np.nanmedian(scales)))
 
     def _run(self, tr: _Track, frame: int, pose: np.ndarray, row: int,
              upd: GaitUpdate | None) -> None:
