@@ -52,6 +52,7 @@ asym_<feature>_<a>_<b>
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import statistics
@@ -122,8 +123,26 @@ def _nanstat(fn, a, default=np.nan):
     return float(fn(a)) if a.size else default
 
 
+def _both_down(sa: Sequence[tuple[int, int]], sb: Sequence[tuple[int, int]]
+               ) -> list[tuple[int, int]]:
+    """The frame intervals ``(first, last)`` when both legs stand, from each leg's stances
+    ``(strike, lift)`` in time order (one merge pass; plain Python: a few stances)."""
+    out = []
+    i = j = 0
+    while i < len(sa) and j < len(sb):
+        lo, hi = max(sa[i][0], sb[j][0]), min(sa[i][1], sb[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if sa[i][1] < sb[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
 def _double_support(sa: Sequence[tuple[int, int]], sb: Sequence[tuple[int, int]],
-                    min_period: float, max_period: float) -> tuple[float, int, np.ndarray]:
+                    min_period: float, max_period: float
+                    ) -> tuple[float, list[tuple[int, int]]]:
     """Double support of a leg pair from their stances ``(strike, lift)``.
 
     Counted over the strides of each leg (``min_period .. max_period`` frames) that the
@@ -135,39 +154,36 @@ def _double_support(sa: Sequence[tuple[int, int]], sb: Sequence[tuple[int, int]]
     Returns
     -------
     tuple
-        The fraction of time with both feet down (NaN if none is covered), the first frame
-        of ``both`` and ``both``: whether both feet are down, frame by frame from there to
-        the last lift of either leg.
+        The fraction of time with both feet down (NaN if none is covered) and the
+        intervals ``(first, last)`` with both feet down.
     """
-    lo = min(sa[0][0], sb[0][0])
-    n = max(sa[-1][1], sb[-1][1]) - lo + 1
-    down_a = np.zeros(n, dtype=bool)
-    down_b = np.zeros(n, dtype=bool)
-    for s, l_ in sa:
-        down_a[s - lo:l_ - lo + 1] = True
-    for s, l_ in sb:
-        down_b[s - lo:l_ - lo + 1] = True
-    both = down_a & down_b
+    both = _both_down(sa, sb)
+
+    def n_down(a: int, b: int) -> int:  # frames a..b-1 with both feet down
+        return sum(max(0, min(hi, b - 1) - max(lo, a) + 1) for lo, hi in both
+                   if lo < b and hi >= a)
+
     n_both = n_tot = 0
     for mine, other in ((sa, sb), (sb, sa)):
         ostrikes = [s for s, _l in other]
-        ok = [min_period <= q - p <= max_period for p, q in zip(ostrikes[:-1], ostrikes[1:],
-                                                              strict=True)]
+        # the other's strides that are not accepted (a missed or split stance)
+        bad = [not min_period <= q - p <= max_period
+               for p, q in zip(ostrikes[:-1], ostrikes[1:], strict=True)]
         for (s0, _l0), (s1, _l1) in zip(mine[:-1], mine[1:], strict=True):
             if not min_period <= s1 - s0 <= max_period:
                 continue
-            i0 = sum(1 for s in ostrikes if s <= s0) - 1  # the other's strike at or before s0
-            i1 = next((k for k, s in enumerate(ostrikes) if s >= s1), -1)  # ... at or after s1
-            if i0 < 0 or i1 < 0 or not all(ok[i0:i1]):
+            i0 = bisect.bisect_right(ostrikes, s0) - 1  # the other's strike at or before s0
+            i1 = bisect.bisect_left(ostrikes, s1)  # ... at or after s1
+            if i0 < 0 or i1 >= len(ostrikes) or any(bad[i0:i1]):
                 continue
-            n_both += int(both[s0 - lo:s1 - lo].sum())
+            n_both += n_down(s0, s1)
             n_tot += s1 - s0
     if n_tot:
-        return n_both / n_tot, lo, both
+        return n_both / n_tot, both
     a0, a1 = max(sa[0][0], sb[0][0]), min(sa[-1][1], sb[-1][1])
     if a1 < a0:
-        return np.nan, lo, both
-    return float(both[a0 - lo:a1 - lo + 1].mean()), lo, both
+        return np.nan, both
+    return n_down(a0, a1 + 1) / (a1 - a0 + 1), both
 
 
 def _detrended_std(t: np.ndarray, v: np.ndarray) -> float:
@@ -278,11 +294,11 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
                 d = stance_pos[me][j] - stance_pos[other][len(prev) - 1]
                 step_len[me].append(float(np.hypot(*d)) / scale_at(s))
         if steps[a] and steps[b]:
-            ds, lo, both = _double_support(steps[a], steps[b], min_period, max_period)
+            ds, both = _double_support(steps[a], steps[b], min_period, max_period)
             pair_feats[f"double_support_{a_name}_{b_name}"] = ds
             if light:
                 continue
-            ds_rows = [row_of[lo + k] for k in np.flatnonzero(both) if lo + k in row_of]
+            ds_rows = [row_of[f] for lo, hi in both for f in range(lo, hi + 1) if f in row_of]
             for me in (a, b):
                 j = layout.hock_angle[me]
                 if j >= 0 and ds_rows:

@@ -503,16 +503,20 @@ class GaitStage:
         another place after them than before (more than ``UNSEEN_STEP`` leg lengths): the
         kernel held the stance through the gap, but the foot stepped."""
         base = tr.start_frame
-        foot = tr.hist[max(s0 - base, 0):l0 - base + 1, self.layout.hist.foot(leg)]
+        cols = self.layout.hist.foot(leg)
+        rows = slice(max(s0 - base, 0), l0 - base + 1)
+        if not np.isnan(tr.hist[rows, cols.start]).any():
+            return False  # the foot was seen throughout (most stances: one numpy call)
+        foot = tr.hist[rows, cols]
         seen = np.isfinite(foot).all(axis=1)
-        if seen.all() or seen.sum() < 2:
+        if seen.sum() < 2:
             return False
         idx = np.flatnonzero(seen)
         gaps = np.diff(idx) - 1
         k = int(np.argmax(gaps))
         if gaps[k] < self.gap_step_frames:
             return False
-        scales = tr.hist[max(s0 - base, 0):l0 - base + 1, 1]
+        scales = tr.hist[rows, 1]
         if not np.isfinite(scales).any():
             return False
         before = np.median(foot[idx[max(0, k - 2):k + 1]], axis=0)
