@@ -36,7 +36,7 @@ def test_analyze_dlc_h5_single_animal(tmp_path, capsys):
         assert all(np.abs(np.asarray(sp.strikes[foot]) - d).min() <= 2 for d in det)
     # the passes table carries what the stage computed
     assert passes.loc[0, "cadence_hz"] == pytest.approx(sp.cadence_hz, rel=0.05)
-    assert "1 passes (1 scored)" in capsys.readouterr().out
+    assert "1 pass (1 scored)" in capsys.readouterr().out
 
 
 def test_analyze_multi_animal_csv_with_gaps(tmp_path, capsys):
@@ -400,7 +400,7 @@ def test_analyze_pose_file_takes_the_frame_rate_of_its_source_video(tmp_path, ca
     assert "steps at 60 fps" in capsys.readouterr().out
 
 
-def test_analyze_pose_file_knows_where_a_bird_leaves_the_image(tmp_path, capsys):
+def test_analyze_pose_file_knows_where_a_bird_leaves_the_image(tmp_path, capsys, caplog):
     """The bird vanishes mid-image for 3 frames after it lost its upper keypoints (behind
     a post): with the frame size (--frame-size, or the source video beside the pose file)
     its pass goes on; without it the stage cannot tell it from walking out: two passes."""
@@ -417,7 +417,11 @@ def test_analyze_pose_file_knows_where_a_bird_leaves_the_image(tmp_path, capsys)
         return len(pd.read_csv(out / "walk_passes.csv"))
 
     assert n_passes() == 2
+    assert "frame size unknown (no source video beside it, no --frame-size)" in caplog.text
     assert n_passes("--frame-size", "640x480") == 1
+    assert "keypoints reach x" not in caplog.text
+    assert n_passes("--frame-size", "320x240") == 2  # too small: the bird left it
+    assert "keypoints reach x" in caplog.text
     _write_video(tmp_path / "in" / "walk.mp4")
     assert n_passes() == 1
     assert main(["analyze", str(h5), "--out", str(tmp_path / "o"), "--frame-size",

@@ -44,6 +44,23 @@ def test_pose_round_trip_h5_and_csv(tmp_path, n_i):
         np.testing.assert_allclose(back.poses, data.poses, rtol=1e-6, equal_nan=True)
 
 
+def test_pose_h5_notes_frame_rate_and_size_without_pickle(tmp_path):
+    import tables
+
+    data = PoseData(_poses(), BPS, scorer="DLC_x", fps=25.0)
+    data.meta["frame_size"] = (640, 480)
+    write_pose(tmp_path / "a.h5", data)
+    back = read_pose(tmp_path / "a.h5")
+    assert back.fps == 25.0 and back.meta["frame_size"] == (640, 480)
+    with tables.open_file(tmp_path / "a.h5") as f:
+        note = f.root.df_with_missing._v_attrs["gaitlive_meta"]
+    assert isinstance(note, str) and '"fps": 25.0' in note  # a JSON string, not a pickle
+    # a file without the note (DeepLabCut's own) has neither
+    write_pose(tmp_path / "b.h5", PoseData(_poses(), BPS, scorer="DLC_x"))
+    plain = read_pose(tmp_path / "b.h5")
+    assert plain.fps is None and "frame_size" not in plain.meta
+
+
 def test_pose_h5_has_deeplabcut_layout(tmp_path):
     data = PoseData(_poses(), BPS, scorer="DLC_x")
     write_pose(tmp_path / "a.h5", data)

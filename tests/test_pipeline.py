@@ -115,6 +115,11 @@ def test_offline_run_sees_every_frame_and_poses_equal_direct_inference(tmp_path,
     data = read_pose(tmp_path / "out" / "poses.h5")
     assert data.bodyparts == BODYPARTS and data.n_frames == n
     assert list(data.frame_index) == list(range(n))
+    # the pose file notes its frame rate and frame size (a later analyze of it knows them)
+    assert data.fps == pytest.approx(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS))
+    assert data.meta["frame_size"] == (int(cv2.VideoCapture(str(video)).get(
+        cv2.CAP_PROP_FRAME_WIDTH)), int(cv2.VideoCapture(str(video)).get(
+            cv2.CAP_PROP_FRAME_HEIGHT)))
     assert (tmp_path / "out" / "poses.csv").is_file()
     # the pipeline hands poses through untouched: a fresh runner on the same decoded frames
     # gives the same numbers
@@ -129,6 +134,8 @@ def test_offline_run_sees_every_frame_and_poses_equal_direct_inference(tmp_path,
     # the files were closed: the CSVs have their headers
     assert (tmp_path / "out" / "steps.csv").read_text().startswith("individual,pass_id")
     assert (tmp_path / "out" / "passes.csv").read_text().startswith("video,individual")
+    for name in ("steps.csv", "passes.csv"):  # line ends as analyze's tables
+        assert b"\r\n" not in (tmp_path / "out" / name).read_bytes()
 
 
 def test_presence_gating_skips_inference_on_the_empty_corridor(tmp_path, tiny_model):

@@ -373,7 +373,8 @@ def test_cli_score_compare_automatic_scores_off_the_scale(tmp_path, capsys):
     rc = main(["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "human.csv"),
                "--human-key", "Video"])
     err = capsys.readouterr().err
-    assert rc == 2 and "auto.csv: column 'score': 7.2 (pass 011) is outside the scale 0..5" in err
+    assert rc == 2 and "auto.csv: column 'score': 7.2 (video 011) rounds to a class outside " \
+        "the scale 0..5" in err and "(1 of 12 scores)" in err
 
 
 def test_cli_score_a_ragged_csv_names_the_file(tmp_path, capsys):

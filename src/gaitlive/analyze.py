@@ -307,19 +307,21 @@ def _is_dlc_csv(path: Path) -> bool:
 
 def read_input_poses(path: Path, profile: Profile, fps: float | None = None,
                      model_path: str | None = None, settings=None,
-                     progress: bool = False, presence=None) -> tuple[PoseData, str]:
+                     progress: bool = False, presence=None,
+                     frame_size: tuple[int, int] | None = None) -> tuple[PoseData, str]:
     """Poses of ``path``: a DeepLabCut pose file, a flat keypoint CSV (cow layout) or a
     video (pose inference with the configured model, behind the ``presence`` gate as in
-    ``gaitlive run`` when given). Returns the poses and the kind."""
+    ``gaitlive run`` when given). Returns the poses and the kind. ``frame_size`` is that
+    of a pose file's images (see :func:`analyze_file`)."""
     suffix = path.suffix.lower()
     problem = _input_problem(path)
     if problem is not None:
         raise AnalyzeError(problem)
     if suffix == ".h5":
-        return _with_source_size(read_pose(path), path), "pose"
+        return _with_source_size(read_pose(path), path, frame_size), "pose"
     if suffix == ".csv":
         if _is_dlc_csv(path):
-            return _with_source_size(read_pose(path), path), "pose"
+            return _with_source_size(read_pose(path), path, frame_size), "pose"
         try:
             return read_cow_csv(path, fps=fps), "csv"
         except DLCFileError as e:
@@ -344,26 +346,48 @@ def source_video(pose_file: Path) -> Path | None:
     return None
 
 
-def _with_source_size(data: PoseData, path: Path) -> PoseData:
-    """Note the frame size of the pose file's source video, when it lies beside it (where
-    a bird leaves the image: :class:`~gaitlive.gait.stage.GaitStage` ``view_box``), and its
-    frame rate when the pose file has none."""
+def _with_source_size(data: PoseData, path: Path,
+                      frame_size: tuple[int, int] | None = None) -> PoseData:
+    """Note where the poses of a pose file come from: the frame size (where a bird leaves
+    the image: :class:`~gaitlive.gait.stage.GaitStage` ``view_box``) given, or noted in
+    the file by gaitlive, or that of its source video lying beside it; and that video's
+    frame rate when the file has none. Says when the frame size stays unknown."""
     import cv2
 
-    video = source_video(path)
-    if video is None:
-        return data
-    cap = cv2.VideoCapture(str(video))
-    try:
-        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    finally:
-        cap.release()
-    if w > 0 and h > 0:
-        data.meta["frame_size"] = (w, h)
-        log.info("%s: frame size %dx%d from %s", path, w, h, video)
-    if data.fps is None:
-        data.fps = _video_fps(video)
+    if frame_size is not None:
+        data.meta["frame_size"] = frame_size
+        xy = data.poses[..., :2][data.poses[..., 2] > 0]
+        if len(xy) and (np.nanmax(xy[:, 0]) > 1.02 * frame_size[0]
+                        or np.nanmax(xy[:, 1]) > 1.02 * frame_size[1]):
+            log.warning("%s: keypoints reach x %.0f, y %.0f, outside the frame size %dx%d "
+                        "given: is it the size of the images these poses come from "
+                        "(WIDTHxHEIGHT)?", path, np.nanmax(xy[:, 0]), np.nanmax(xy[:, 1]),
+                        *frame_size)
+    video = None
+    if "frame_size" not in data.meta or data.fps is None:
+        video = source_video(path)
+    if video is not None:
+        cap = cv2.VideoCapture(str(video))
+        try:
+            w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) if cap.isOpened() else 0
+            h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) if cap.isOpened() else 0
+        finally:
+            cap.release()
+        if w <= 0 or h <= 0:
+            log.warning("%s: the video beside it, %s, cannot be read: its frame size and "
+                        "rate are not used", path, video)
+        else:
+            if "frame_size" not in data.meta:
+                data.meta["frame_size"] = (w, h)
+                log.info("%s: frame size %dx%d from %s", path, w, h, video)
+            if data.fps is None:
+                data.fps = _video_fps(video)
+                if data.fps is not None:
+                    log.info("%s: %g fps from %s", path, data.fps, video)
+    if "frame_size" not in data.meta:
+        log.warning("%s: frame size unknown (no source video beside it, no --frame-size): "
+                    "a bird seen only partly that vanishes anywhere counts as gone after "
+                    "0.1 s", path)
     return data
 
 
@@ -530,9 +554,7 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     check_inputs([path], out)
     make_out_dir(out)
     data, kind = read_input_poses(path, profile, fps, model_path, model_settings, progress,
-                                  presence)
-    if frame_size is not None and kind != "video":  # a video's own size is known
-        data.meta["frame_size"] = frame_size
+                                  presence, frame_size)
     interrupted = data.meta.get("interrupted")
     stopped_at = data.meta.get("stopped_at")
     if fps is None:

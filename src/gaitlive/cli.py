@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -70,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gaitlive: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`gaitlive ... | head`): no traceback, and none at exit when
+        # Python flushes stdout into the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (CLIError, ValueError, FileNotFoundError, RuntimeError) as e:
         # ConfigError, DLCFileError, ... are ValueErrors with a message naming file and key
         if args.verbose >= 2:

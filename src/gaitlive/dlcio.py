@@ -18,6 +18,7 @@ In memory everything is the gaitlive pose layout (see :mod:`gaitlive.frames`):
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -179,11 +180,50 @@ def write_pose(path: str | os.PathLike[str], data: PoseData, *, csv: bool = True
         return path
     if path.suffix != ".h5":
         raise DLCFileError(f"{path}: expected a .h5 or .csv pose file name")
-    # DeepLabCut 3 writes analysis files in "table" format (pandas can append to them)
-    atomic_write(path, lambda p: df.to_hdf(p, key=H5_KEY, mode="w", format="table"))
+    def write_h5(p: Path) -> None:
+        # DeepLabCut 3 writes analysis files in "table" format (pandas can append to them)
+        df.to_hdf(p, key=H5_KEY, mode="w", format="table")
+        with pd.HDFStore(p, mode="a") as store:
+            set_pose_meta(store, fps=data.fps, frame_size=data.meta.get("frame_size"))
+
+    atomic_write(path, write_h5)
     if csv:
         atomic_write(path.with_suffix(".csv"), lambda p: df.to_csv(p))
     return path
+
+
+META_ATTR = "gaitlive_meta"
+
+
+def set_pose_meta(store: pd.HDFStore, *, fps: float | None,
+                  frame_size: tuple[int, int] | None) -> None:
+    """Note the frame rate and frame size ``(width, height)`` of the poses in an open pose
+    file: a JSON string attribute of its table (``gaitlive_meta``; DeepLabCut ignores it,
+    and nothing is pickled), so a later analysis of the file knows them."""
+    meta = {k: v for k, v in (("fps", fps), ("frame_size", frame_size)) if v is not None}
+    if meta:
+        setattr(store.get_storer(H5_KEY).attrs, META_ATTR, json.dumps(
+            {k: (list(v) if isinstance(v, tuple) else v) for k, v in meta.items()}))
+
+
+def _pose_meta(path: Path) -> dict[str, Any]:
+    """What :func:`set_pose_meta` noted in a pose file (empty when nothing or unreadable)."""
+    try:
+        with pd.HDFStore(path, mode="r") as store:
+            attrs = store.get_storer(H5_KEY).attrs
+            text = getattr(attrs, META_ATTR, None)
+        meta = json.loads(text) if isinstance(text, str) else {}
+    except Exception:  # another writer's file: no note
+        return {}
+    out: dict[str, Any] = {}
+    fps = meta.get("fps")
+    if isinstance(fps, (int, float)) and 0 < fps <= 1000:
+        out["fps"] = float(fps)
+    size = meta.get("frame_size")
+    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0
+                                                        for v in size):
+        out["frame_size"] = (size[0], size[1])
+    return out
 
 
 def _frame_to_posedata(df: pd.DataFrame, path: Path) -> PoseData:
@@ -286,6 +326,11 @@ def read_pose(path: str | os.PathLike[str]) -> PoseData:
     """
     path = Path(path)
     data = _frame_to_posedata(_read_pose_frame(path), path)
+    if path.suffix.lower() == ".h5":
+        meta = _pose_meta(path)
+        data.fps = meta.get("fps")
+        if "frame_size" in meta:
+            data.meta["frame_size"] = meta["frame_size"]
     lik = data.poses[..., 2]
     bad = np.isfinite(lik) & ((lik < 0) | (lik > 1))
     if bad.any():  # DeepLabCut's likelihoods are probabilities: columns mixed up?

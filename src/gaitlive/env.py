@@ -54,7 +54,7 @@ def environment_report(tensorflow: bool = True) -> dict[str, str]:
         if importlib.util.find_spec("tensorflow") is None:
             rep["tensorflow"] = "not installed"
         else:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # XLA factory noise (pose.py)
             try:
                 import tensorflow as tf
 

@@ -326,6 +326,7 @@ class OutputWriter:
             p.unlink(missing_ok=True)
         self._rows: list[np.ndarray] = []
         self._index: list[int] = []
+        self.frame_size: tuple[int, int] | None = None  # (width, height), from the frames
         self._stances = StanceCollector()  # one row per stance, once it is final
         self.frames_written = 0
         self.passes_written = 0
@@ -333,7 +334,7 @@ class OutputWriter:
         self.steps_open = 0  # rows without a lift: stances still open when their pass ended
         self._passes_fh: IO[str] = open(self.passes_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._steps_fh: IO[str] = open(self.steps_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self._steps = csv.writer(self._steps_fh)
+        self._steps = csv.writer(self._steps_fh, lineterminator="\n")  # as analyze's tables
         self._steps.writerow(STEP_COLUMNS)
         self._steps_fh.flush()
         self._passes: csv.DictWriter[str] | None = None
@@ -368,6 +369,8 @@ class OutputWriter:
         self.steps_open += lift is None
 
     def _add_pose(self, record: FrameRecord) -> None:
+        if self.frame_size is None and record.image is not None:
+            self.frame_size = (int(record.image.shape[1]), int(record.image.shape[0]))
         n_i, n_k = self.n_individuals, len(self.bodyparts)
         row = empty_pose(n_i, n_k)
         if record.poses is not None:
@@ -387,7 +390,7 @@ class OutputWriter:
             return
         import pandas as pd
 
-        from gaitlive.dlcio import H5_KEY, PoseData, pose_dataframe
+        from gaitlive.dlcio import H5_KEY, PoseData, pose_dataframe, set_pose_meta
 
         data = PoseData(poses=np.stack(self._rows), bodyparts=self.bodyparts,
                         individuals=self.individuals, scorer=self.scorer, fps=self.fps,
@@ -395,6 +398,8 @@ class OutputWriter:
         df = pose_dataframe(data)
         with pd.HDFStore(self.pose_path, mode="a") as store:
             store.append(H5_KEY, df, format="table")
+            if self.frames_written == 0:
+                set_pose_meta(store, fps=self.fps, frame_size=self.frame_size)
         self.frames_written += len(self._rows)
         self._rows, self._index = [], []
 
@@ -407,7 +412,7 @@ class OutputWriter:
             stance = sorted(k for k in feats if k.startswith("stance_fraction_"))
             rest = [k for k in feats if k not in stance]  # the stage's order, like analyze
             cols = list(PASS_COLUMNS[:7]) + stance + list(PASS_COLUMNS[7:]) + rest
-            self._passes = csv.DictWriter(self._passes_fh, fieldnames=cols,
+            self._passes = csv.DictWriter(self._passes_fh, fieldnames=cols, lineterminator="\n",
                                           extrasaction="ignore", restval="")
             self._passes.writeheader()
         self._passes.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -431,7 +436,7 @@ class OutputWriter:
             for st in self._stances.flush():  # stances of passes still open at the end
                 self._write_step(st)
             if self._passes is None:
-                csv.writer(self._passes_fh).writerow(PASS_COLUMNS)
+                csv.writer(self._passes_fh, lineterminator="\n").writerow(PASS_COLUMNS)
             self._passes_fh.close()
             self._steps_fh.close()
 

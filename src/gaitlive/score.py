@@ -363,9 +363,12 @@ def cross_validated_predictions(X: np.ndarray, y: Sequence[int], features: Seque
             + (f" ({n_units} groups)" if groups is not None else "")
             + f" in {min(folds, n_units)} folds leave {smallest} passes to fit on in a fold, "
             "and a score model needs at least 3; "
-            + (f"use more folds (--folds {n_units}: leave-one-out) or more passes"
+            + (f"use more folds (--folds {n_units}: leave-one-"
+               + ("group-" if groups is not None else "") + "out) or more passes"
                if folds < n_units and n - math.ceil(n / n_units) >= 3
-               else "score more passes (at least 4)"))
+               else ("score passes of more birds or videos (keys): the passes of a key "
+                     "share a fold" if groups is not None
+                     else "score more passes (at least 4)")))
     pred = np.zeros(len(y), dtype=int)
     classes = sorted(set(classes) if classes is not None else set(y.tolist()))
     for tr, te in splits:
@@ -539,7 +542,8 @@ def read_table(path: str | os.PathLike[str], keys: Sequence[str] = ()):  # -> pd
     try:
         return pd.read_csv(path, dtype=text)
     except Exception as e:
-        raise ScoreModelError(f"{path}: cannot read as CSV ({e})") from e
+        reason = " ".join(str(e).split())  # pandas' C-parser text ends in a line break
+        raise ScoreModelError(f"{path}: cannot read as CSV ({reason})") from e
 
 
 def _find_col(df, name: str, path: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import signal
 import sys
 from collections.abc import Iterator
@@ -40,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="species/view profile name or YAML path (overrides the config's)")
     p.add_argument("--model", "-m", default=None, help="DLC-Live model (video inputs)")
     p.add_argument("--fps", type=float, default=None,
-                   help="frame rate (default: the video's; 30 for pose files without one)")
+                   help="frame rate (default: the video's; for a pose file the one gaitlive "
+                        "noted in it or that of its source video beside it, else 30)")
     p.add_argument("--score-model", default=None,
                    help="score model JSON (default: the profile's score.model; 'none' = "
                         "leave passes unscored)")
@@ -48,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera-id", default=None, help="camera id written with each pass")
     p.add_argument("--frame-size", default=None, metavar="WxH",
                    help="size of the images pose files come from, e.g. 640x480 (where a "
-                        "bird leaves the image; default: the video's, or that of a pose "
-                        "file's source video lying beside it)")
+                        "bird leaves the image; default: the one gaitlive noted in the file, "
+                        "or that of its source video lying beside it; videos: their own)")
     p.set_defaults(func=run)
 
 
@@ -90,16 +92,21 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("s") else "s")
+
+
 def _print_result(inp: Path, res: Any) -> None:
     n_scored = sum(p.scored for p in res.passes)
-    print(f"{inp}: {len(res.passes)} passes ({n_scored} scored), "
-          f"{sum(p.n_steps for p in res.passes)} steps at {res.fps:g} fps")
+    print(f"{inp}: {_count(len(res.passes), 'pass')} ({n_scored} scored), "
+          f"{_count(sum(p.n_steps for p in res.passes), 'step')} at {res.fps:g} fps")
     for p in res.passes:
         s = f"score {p.score:.2f} (class {p.score_class}, p={p.confidence:.2f})" \
             if p.scored else f"unscored: {p.reason}"
+        cad = p.features.get("cadence_hz", float("nan"))
         print(f"  pass {p.pass_id} bird {p.individual} frames {p.start_frame}-"
-              f"{p.end_frame}: {p.n_steps} steps, cadence "
-              f"{p.features.get('cadence_hz', float('nan')):.2f}/s, {s}")
+              f"{p.end_frame}: {_count(p.n_steps, 'step')}, cadence "
+              + (f"{cad:.2f}/s" if math.isfinite(cad) else "-") + f", {s}")
     print(f"  -> {res.steps_csv}\n  -> {res.passes_csv}")
     for extra in (res.pose_file, res.movie):
         if extra is not None:

@@ -142,8 +142,10 @@ def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: P
     profile = cfg.profile
     card = getattr(runner, "card", None)
     n_ind = max(cfg.model.max_individuals, getattr(card, "individuals", 1))
+    spec = getattr(source, "spec", None)
+    video = Path(spec.target).stem if spec is not None and spec.kind == "file" else None
     add(OutputWriter(out_dir, profile.bodyparts, n_individuals=n_ind, camera_id=cfg.camera_id,
-                     fps=source.fps, scorer=Path(cfg.model.path).name))
+                     fps=source.fps, scorer=Path(cfg.model.path).name, video=video))
     add(CallbackSink(on_pass=lambda r: print(format_pass(r), flush=True)))
     if not args.no_overlay:
         from gaitlive.overlay import OverlaySink, choose_overlay_mode

@@ -280,10 +280,14 @@ def run_compare(args: argparse.Namespace) -> int:
     off = np.flatnonzero((a_cls < scale[0]) | (a_cls > scale[1]))
     if len(off):
         i = int(off[0])
-        raise ValueError(f"{args.auto}: column {col!r}: {a[ok][i]:g} (pass "
-                         f"{df['_key'].to_numpy()[ok][i]}) is outside "
-                         f"the scale {scale[0]}..{scale[1]}{note}; {len(off)} such; "
-                         "compare scores of the same scale (--profile)")
+        raise ValueError(f"{args.auto}: column {col!r}: {a[ok][i]:g} ({args.key} "
+                         f"{df['_key'].to_numpy()[ok][i]}) rounds to a class outside the "
+                         f"scale {scale[0]}..{scale[1]}{note} ({len(off)} of {int(ok.sum())} "
+                         "scores); compare scores of the same scale (--profile, "
+                         "--min-score/--max-score)")
+    print(f"automatic scores: column {col!r}"
+          + (" (the model's most probable class)" if col == "score_class"
+             else " (rounded to the nearest class)"))
     ag = compute_agreement(a_cls, df[label].to_numpy()[ok],
                            labels=range(scale[0], scale[1] + 1))
     print(format_agreement(ag))
