@@ -419,9 +419,9 @@ def test_analyze_pose_file_knows_where_a_bird_leaves_the_image(tmp_path, capsys,
     assert n_passes() == 2
     assert "frame size unknown (no source video beside it, no --frame-size)" in caplog.text
     assert n_passes("--frame-size", "640x480") == 1
-    assert "keypoints reach x" not in caplog.text
+    assert "of the keypoints lie outside the frame size" not in caplog.text
     assert n_passes("--frame-size", "320x240") == 2  # too small: the bird left it
-    assert "keypoints reach x" in caplog.text
+    assert "of the keypoints lie outside the frame size 320x240 given" in caplog.text
     _write_video(tmp_path / "in" / "walk.mp4")
     assert n_passes() == 1
     assert main(["analyze", str(h5), "--out", str(tmp_path / "o"), "--frame-size",
