@@ -352,8 +352,6 @@ def _with_source_size(data: PoseData, path: Path,
     the image: :class:`~gaitlive.gait.stage.GaitStage` ``view_box``) given, or noted in
     the file by gaitlive, or that of its source video lying beside it; and that video's
     frame rate when the file has none. Says when the frame size stays unknown."""
-    import cv2
-
     if frame_size is not None:
         data.meta["frame_size"] = frame_size
         xy = data.poses[..., :2][data.poses[..., 2] > 0]
@@ -369,12 +367,7 @@ def _with_source_size(data: PoseData, path: Path,
     if "frame_size" not in data.meta or data.fps is None:
         video = source_video(path)
     if video is not None:
-        cap = cv2.VideoCapture(str(video))
-        try:
-            w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) if cap.isOpened() else 0
-            h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) if cap.isOpened() else 0
-        finally:
-            cap.release()
+        w, h, fps = _video_header(video)
         if w <= 0 or h <= 0:
             log.warning("%s: the video beside it, %s, cannot be read: its frame size and "
                         "rate are not used", path, video)
@@ -382,10 +375,9 @@ def _with_source_size(data: PoseData, path: Path,
             if "frame_size" not in data.meta:
                 data.meta["frame_size"] = (w, h)
                 log.info("%s: frame size %dx%d from %s", path, w, h, video)
-            if data.fps is None:
-                data.fps = _video_fps(video)
-                if data.fps is not None:
-                    log.info("%s: %g fps from %s", path, data.fps, video)
+            if data.fps is None and fps is not None:
+                data.fps = fps
+                log.info("%s: %g fps from %s", path, fps, video)
     if "frame_size" not in data.meta:
         log.warning("%s: frame size unknown (no source video beside it, no --frame-size): "
                     "a bird seen only partly that vanishes anywhere counts as gone after "
@@ -393,18 +385,27 @@ def _with_source_size(data: PoseData, path: Path,
     return data
 
 
-def _video_fps(path: Path) -> float | None:
+def _video_header(path: Path) -> tuple[int, int, float | None]:
+    """Width, height (0 when unreadable) and frame rate of a video, from one open of its
+    header. A broken rate (0, NaN, 90000) is None: the caller assumes one and says so."""
     import cv2
 
     from gaitlive.gait.stage import MAX_FPS
 
     cap = cv2.VideoCapture(str(path))
     try:
-        fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+        if not cap.isOpened():
+            return 0, 0, None
+        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = cap.get(cv2.CAP_PROP_FPS)
     finally:
         cap.release()
-    # a broken header (0, NaN, 90000) is no frame rate: the caller assumes one and says so
-    return float(fps) if fps and np.isfinite(fps) and 0 < fps <= MAX_FPS else None
+    return w, h, float(fps) if fps and np.isfinite(fps) and 0 < fps <= MAX_FPS else None
+
+
+def _video_fps(path: Path) -> float | None:
+    return _video_header(path)[2]
 
 
 def _infer_video(path: Path, profile: Profile, model_path: str | None, settings,

@@ -182,8 +182,8 @@ def write_pose(path: str | os.PathLike[str], data: PoseData, *, csv: bool = True
         raise DLCFileError(f"{path}: expected a .h5 or .csv pose file name")
     def write_h5(p: Path) -> None:
         # DeepLabCut 3 writes analysis files in "table" format (pandas can append to them)
-        df.to_hdf(p, key=H5_KEY, mode="w", format="table")
-        with pd.HDFStore(p, mode="a") as store:
+        with pd.HDFStore(p, mode="w") as store:
+            store.put(H5_KEY, df, format="table")
             set_pose_meta(store, fps=data.fps, frame_size=data.meta.get("frame_size"))
 
     atomic_write(path, write_h5)
