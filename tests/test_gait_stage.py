@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 
 from gaitlive.analyze import steps_table
 from gaitlive.config import load_profile
+from gaitlive.gait.events import StanceCollector
 from gaitlive.gait.metrics import match_events
 from gaitlive.gait.stage import GaitStage
 from gaitlive.paths import MODELS_DIR
@@ -547,8 +548,10 @@ def test_a_foot_that_stepped_while_the_bird_was_unseen_gives_no_long_stance(gap)
     """The bird is unseen from frame 150 for ``gap`` frames (less than lost_s); its right
     foot lifts at 150 and strikes 10 frames later 84 px on. The kernel holds the contact
     state while it cannot measure a speed, so it found one stance from 126 to 183. A
-    stance through unseen frames with the foot elsewhere after them is no step; the
-    stances before and after the gap are as without it."""
+    stance through unseen frames with the foot elsewhere after them is cut at the gap: the
+    part seen (126-149, as without the gap) is the stance, and the stance after the gap,
+    whose strike was not seen, is not reported. The stances away from the gap are as
+    without it, and the steps table has no stance left open mid-pass."""
     prof = load_profile("broiler-side")
     poses = _side_pass()
     hidden = poses.copy()
@@ -559,6 +562,17 @@ def test_a_foot_that_stepped_while_the_bird_was_unseen_gives_no_long_stance(gap)
     # the right foot stepped in the gap (stances 127-149 and 160-183); the left one stood
     # through it (143-167): its stance may span the gap
     assert not [st for st in lifts if st[0] == "right" and st[1] < 150 and st[2] >= 150 + gap]
+    before = [st for st in lifts if st[0] == "right" and st[1] < 150 <= st[2] + 1]
+    assert before == [("right", 126, 149)]
+    assert ("right", 126, 149) in {(s.foot, s.strike_frame, s.lift_frame) for s in full
+                                   if s.kind == "lift"}
+    assert not [st for st in lifts if st[0] == "right" and 150 <= st[1] < 150 + gap + 10]
+    collector = StanceCollector()
+    table = [st for ev in steps for st in collector.add(ev)] + collector.flush()
+    assert ("right", 126, 149) in {(st.foot, st.strike_frame, st.lift_frame) for st in table}
+    for st in table:  # a stance is open only at the end of the pass
+        assert st.lift_frame is not None or st.strike_frame == max(
+            s.strike_frame for s in table if s.foot == st.foot), st
     # every stance away from the gap is found as without it
     away = {st for st in {(s.foot, s.strike_frame, s.lift_frame) for s in full
                           if s.kind == "lift"}

@@ -497,31 +497,38 @@ class GaitStage:
         else:
             tr.pending.append(ev)
 
-    def _stepped_unseen(self, tr: _Track, leg: int, s0: int, l0: int) -> bool:
-        """Whether the stance s0..l0 the kernel found holds frames where the foot was not
-        seen, long enough to hide a swing (``gap_step_frames``), with the foot standing in
-        another place after them than before (more than ``UNSEEN_STEP`` leg lengths): the
-        kernel held the stance through the gap, but the foot stepped."""
+    def _stepped_unseen(self, tr: _Track, leg: int, s0: int, l0: int) -> int:
+        """Where the stance s0..l0 the kernel found was cut by a swing made unseen: the
+        last frame the foot was seen before the gap, or -1 when it was not.
+
+        The stance holds frames where the foot was not seen, long enough to hide a swing
+        (``gap_step_frames``), and the foot stands in another place after them than before
+        (more than ``UNSEEN_STEP`` leg lengths): the kernel held the stance through the
+        gap, but the foot stepped. The stance up to the gap was seen from its strike on; it
+        ended (at the latest) in the gap."""
         base = tr.start_frame
         cols = self.layout.hist.foot(leg)
-        rows = slice(max(s0 - base, 0), l0 - base + 1)
+        lo = max(s0 - base, 0)
+        rows = slice(lo, l0 - base + 1)
         if not np.isnan(tr.hist[rows, cols.start]).any():
-            return False  # the foot was seen throughout (most stances: one numpy call)
+            return -1  # the foot was seen throughout (most stances: one numpy call)
         foot = tr.hist[rows, cols]
         seen = np.isfinite(foot).all(axis=1)
         if seen.sum() < 2:
-            return False
+            return -1
         idx = np.flatnonzero(seen)
         gaps = np.diff(idx) - 1
         k = int(np.argmax(gaps))
         if gaps[k] < self.gap_step_frames:
-            return False
+            return -1
         scales = tr.hist[rows, 1]
         if not np.isfinite(scales).any():
-            return False
+            return -1
         before = np.median(foot[idx[max(0, k - 2):k + 1]], axis=0)
         after = np.median(foot[idx[k + 1:k + 4]], axis=0)
-        return bool(np.hypot(*(after - before)) > UNSEEN_STEP * float(np.nanmedian(scales)))
+        if not np.hypot(*(after - before)) > UNSEEN_STEP * float(np.nanmedian(scales)):
+            return -1
+        return base + lo + int(idx[k])
 
     def _run(self, tr: _Track, frame: int, pose: np.ndarray, row: int,
              upd: GaitUpdate | None) -> None:
@@ -548,12 +555,16 @@ class GaitStage:
         legs = lay.hist.legs
         lifted = False
         for leg in range(len(legs)):
-            if ev[leg, 1] >= 0 and self._stepped_unseen(tr, leg, int(ev[leg, 2]),
-                                                        int(ev[leg, 1])):
-                log.debug("track %d, %s foot: stance %d-%d stepped while unseen: no step",
-                          tr.individual, legs[leg], ev[leg, 2], ev[leg, 1])
-            elif ev[leg, 1] >= 0:
+            if ev[leg, 1] >= 0:
                 s0, l0 = int(ev[leg, 2]), int(ev[leg, 1])
+                cut = self._stepped_unseen(tr, leg, s0, l0)
+                if cut >= 0:
+                    # the foot stepped while unseen: the stance is the part seen up to the
+                    # gap (its strike was seen; it lifted in the gap). The stance after the
+                    # gap began unseen, so it has no strike to report: no step.
+                    log.debug("track %d, %s foot: stance %d-%d stepped while unseen: "
+                              "stance %d-%d kept", tr.individual, legs[leg], s0, l0, s0, cut)
+                    l0 = cut
                 prev = tr.steps[leg][-1] if tr.steps[leg] else None
                 if prev is not None and (s0 - prev[1] - 1 < self.min_swing_step
                                          or self._same_foothold(tr, leg, prev, s0, l0)):
