@@ -117,3 +117,25 @@ def test_lateral_sway_of_a_bird_walking_away_that_hardly_moves_in_the_image(trav
     x = hist[:, 2] - np.polyval(np.polyfit(t, hist[:, 2], 1), t)
     assert feats["lateral_sway"] == pytest.approx(np.std(x) / 40.0, rel=0.02)
     assert np.std(x) / 40.0 == pytest.approx(8.0 / np.sqrt(2.0) / 40.0, rel=0.025)
+
+
+def test_head_bob_is_not_made_by_a_few_gross_misses():
+    """The head bobs 4 px up and down (twice a second) about the body; a pose model puts
+    it on another bird in 3 of 120 frames (200 px off). A clean periodic signal is
+    measured exactly (the std about the trend: 4 / sqrt(2) px, in leg lengths); the misses
+    used to raise it elevenfold (0.80 instead of 0.07 leg lengths) and with it the pass's
+    score. Clipped at 3 robust sigmas they add a fifth."""
+    hist = _hist(120)
+    t = np.arange(120) / FPS
+    hist[:, 2] = 320.0 + 30.0 * t
+    hist[:, 3] = 300.0
+    hist[:, 4] = hist[:, 2] + 60.0
+    hist[:, 5] = 250.0 + 4.0 * np.sin(4.0 * np.pi * t)
+    clean = compute_pass_features(hist, LAYOUT, [[], []], FPS)["head_bob"]
+    rel = hist[:, 5] - 300.0
+    exact = np.std(rel - np.polyval(np.polyfit(t, rel, 1), t)) / 40.0
+    assert clean == pytest.approx(exact, rel=1e-9)
+    assert exact == pytest.approx(4.0 / np.sqrt(2.0) / 40.0, rel=0.02)
+    hist[[20, 61, 95], 5] += 200.0
+    missed = compute_pass_features(hist, LAYOUT, [[], []], FPS)["head_bob"]
+    assert clean < missed < 1.25 * clean

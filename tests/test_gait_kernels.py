@@ -226,12 +226,20 @@ def test_detections_kernel_rows_centres_counts():
     rows = np.zeros(3, np.int64)
     centres = np.zeros((3, 2))
     counts = np.zeros(3, np.int64)
-    n = kernels.detections(poses, 0.5, 2, LAY.body_idx, rows, centres, counts)
+    sizes = np.zeros(3)
+    tmp = np.zeros(len(LAY.seg_idx))
+    args = (LAY.body_idx, LAY.seg_idx, LAY.n_scale_legs, rows, centres, counts, sizes, tmp)
+    n = kernels.detections(poses, 0.5, 2, *args)
     assert n == 2 and rows[:2].tolist() == [0, 2] and counts[:2].tolist() == [8, 2]
     # body = neck, left_knee, right_knee; row 2 has none of them: mean of what is present
     np.testing.assert_allclose(centres[0], [(110 + 100 + 104) / 3, (60 + 100 + 100) / 3])
     np.testing.assert_allclose(centres[1], [20.0, 30.0])
-    assert kernels.detections(poses, 0.5, 3, LAY.body_idx, rows, centres, counts) == 1
+    # leg length: as the skeleton kernel finds it; row 2 has no scale segment
+    ref = skeleton_frame_ref(poses[0], 0.5, LAY.required_idx, LAY.angle_idx, LAY.seg_idx,
+                             LAY.n_scale_legs, np.zeros(len(LAY.angle_idx)),
+                             np.zeros(len(LAY.seg_idx)))
+    assert sizes[0] == pytest.approx(ref[2], rel=1e-12) and np.isnan(sizes[1])
+    assert kernels.detections(poses, 0.5, 3, *args) == 1
 
 
 def _fresh_state(n: int):

@@ -580,6 +580,64 @@ def test_a_foot_that_stepped_while_the_bird_was_unseen_gives_no_long_stance(gap)
     assert away <= lifts and len(away) >= 10
 
 
+def _leg_px(pose: np.ndarray) -> float:
+    """Mean knee-hock-foot length (px) of a whole pose ``(8, 3)``, synth bodypart order."""
+    xy = pose[:, :2].astype(np.float64)
+    return float(np.mean([np.linalg.norm(xy[k] - xy[h]) + np.linalg.norm(xy[h] - xy[f])
+                          for k, h, f in ((2, 4, 6), (3, 5, 7))]))
+
+
+def test_a_pose_spanning_two_birds_does_not_join_them():
+    """A single-animal pose model puts one frame's keypoints on two birds (a leg four times
+    too long, demo video), then poses another bird three leg lengths away. Before, that
+    frame's leg length became the track's, its matching radius grew fourfold, and the other
+    bird's steps joined the first one's pass (one pass of 7 steps, frames 30-162). The
+    track's leg length is a robust running value and a detection of another size is not
+    its bird (SIZE_GATE): two passes, each with its own steps."""
+    prof = load_profile("broiler-side")
+    a = simulate_pass(severity=0, view="side", seed=31, direction=1)
+    b = simulate_pass(severity=1, view="side", seed=33, direction=1)
+    whole_a = np.flatnonzero((a.poses[:, 0, :, 2] > 0).sum(axis=1) == 8)
+    whole_b = np.flatnonzero((b.poses[:, 0, :, 2] > 0).sum(axis=1) == 8)
+    k = int(whole_a[len(whole_a) // 2])
+    spread = a.poses[k:k + 1].copy()
+    c = np.nanmean(spread[0, 0, :, :2], axis=0)
+    spread[0, 0, :, :2] = c + 4.0 * (spread[0, 0, :, :2] - c)
+    j0 = int(whole_b[len(whole_b) // 2])
+    other = b.poses[j0:j0 + 60].copy()
+    cb = np.nanmean(other[0, 0, :, :2], axis=0)
+    other[..., :2] += (c + [3.0 * _leg_px(a.poses[k, 0]), 0.0] - cb).astype(np.float32)
+    seq = np.concatenate([a.poses[:k + 1], spread, other])
+    steps, passes = GaitStage(prof, fps=30.0).run_series(seq)
+    assert len(passes) == 2
+    alone = GaitStage(prof, fps=30.0).run_series(a.poses[:k + 1])[1]
+    assert (passes[0].start_frame, passes[0].end_frame) == (alone[0].start_frame, k)
+    assert k + 2 <= passes[1].start_frame <= k + 5 and passes[1].end_frame == len(seq) - 1
+    first = {(s.foot, s.strike_frame) for s in steps
+             if s.kind == "lift" and s.individual == passes[0].individual}
+    assert first and max(f for _, f in first) <= k
+    assert {s.individual for s in steps if s.strike_frame > k + 1} == {passes[1].individual}
+
+
+def test_one_pose_of_another_size_does_not_split_a_pass():
+    """One frame's pose 1.7 times too large on a bird in view (real cow track 016, frame
+    156): it is no new bird, so the pass is not cut there (a track started from it took
+    the bird's next poses: a second pass of 9 frames)."""
+    prof = load_profile("broiler-side")
+    poses = _side_pass()
+    whole = np.flatnonzero((poses[:, 0, :, 2] > 0).sum(axis=1) == 8)
+    k = int(whole[len(whole) // 2])
+    odd = poses.copy()
+    c = np.nanmean(odd[k, 0, 1:4, :2], axis=0)  # the body centre: neck and knees
+    ahead = np.nanmean(odd[k + 1, 0, 1:4, :2], axis=0)  # where the bird is next
+    odd[k, 0, :, :2] = ahead + 1.7 * (odd[k, 0, :, :2] - c)
+    clean = GaitStage(prof, fps=30.0).run_series(poses)[1]
+    passes = GaitStage(prof, fps=30.0).run_series(odd)[1]
+    assert [(p.start_frame, p.end_frame) for p in passes] == [
+        (p.start_frame, p.end_frame) for p in clean]
+    assert abs(passes[0].n_steps - clean[0].n_steps) <= 1
+
+
 def test_a_false_detection_sends_no_step_events():
     """8 frames of a bird (less than min_pass_s): no pass, and no strike or lift either
     (a steps table row of a pass that never was)."""

@@ -11,6 +11,7 @@ import pytest
 from gaitlive.cli import main
 from gaitlive.paths import MODELS_DIR
 from gaitlive.score import (
+    Z_MAX,
     ScoreModelError,
     compute_agreement,
     fit_score_model,
@@ -434,3 +435,17 @@ def test_cli_score_compare_on_a_custom_scale(tmp_path, capsys):
 def test_agreement_without_a_scale_refuses_an_absurd_span():
     with pytest.raises(ValueError, match="scores span 0..1000000, more than 100 classes"):
         compute_agreement([0, 1000000], [0, 1])
+
+
+def test_a_feature_far_outside_the_fitted_range_is_not_extrapolated():
+    """A feature 16 stds from what the model was fitted on (a pose model's gross misses
+    made a head bob 0.66 leg lengths where the synthetic passes have 0.1) moves the latent
+    score no further than one at Z_MAX stds: it used to add 16 to the logit and put a
+    sound bird in class 5."""
+    X, y = _ordinal_data(300, 1)
+    m = fit_score_model(X, y, [f"f{i}" for i in range(3)])
+    far = m.mean + 16.0 * m.std * np.array([1.0, 0.0, 0.0])
+    edge = m.mean + Z_MAX * m.std * np.array([1.0, 0.0, 0.0])
+    assert np.allclose(m.predict_proba(far[None]), m.predict_proba(edge[None]))
+    near = m.mean + 0.5 * m.std * np.array([1.0, 0.0, 0.0])
+    assert not np.allclose(m.predict_proba(near[None]), m.predict_proba(edge[None]))

@@ -52,6 +52,9 @@ __all__ = [
 ]
 
 FORMAT = "gaitlive-score-model/1"
+#: standardised features are clipped to +-Z_MAX: a feature far outside what the model was
+#: fitted on (a pose model's gross misses) is not extrapolated linearly into the score
+Z_MAX = 4.0
 
 
 class ScoreModelError(ValueError):
@@ -88,7 +91,7 @@ class ScoreModel:
 
     def _z(self, X: np.ndarray) -> np.ndarray:
         Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.std
-        return np.where(np.isfinite(Z), Z, 0.0)
+        return np.clip(np.where(np.isfinite(Z), Z, 0.0), -Z_MAX, Z_MAX)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` for feature rows ``X`` ``(n, n_features)``

@@ -70,6 +70,8 @@ __all__ = ["HistoryLayout", "compute_pass_features", "stance_foothold", "PER_LEG
 # image-plane body speed (leg lengths/s) below which the direction of travel is taken as
 # the image's y axis (a bird walking straight away from a rear camera)
 MIN_TRAVEL = 0.1
+# residuals of sway and head bob beyond this many robust sigmas are clipped (gross misses)
+OUTLIER_K = 3.0
 PER_LEG_FEATURES = ("stance_fraction", "swing_fraction", "stride_time", "step_length",
                     "step_height", "hock_angle_ds")
 
@@ -187,11 +189,20 @@ def _double_support(sa: Sequence[tuple[int, int]], sb: Sequence[tuple[int, int]]
 
 
 def _detrended_std(t: np.ndarray, v: np.ndarray) -> float:
+    """Std of ``v`` about its linear trend in ``t``, with residuals beyond ``OUTLIER_K``
+    robust sigmas (1.4826 x their median absolute deviation) clipped there: a pose model's
+    few gross misses (a head put on another bird) do not make a bob, while a clean periodic
+    signal (at most 1.5 of its robust sigmas from its median) is measured exactly."""
     ok = np.isfinite(v)
     if ok.sum() < 5:
         return np.nan
     p = np.polyfit(t[ok], v[ok], 1)
-    return float(np.std(v[ok] - np.polyval(p, t[ok])))
+    r = v[ok] - np.polyval(p, t[ok])
+    med = float(np.median(r))
+    sig = 1.4826 * float(np.median(np.abs(r - med)))
+    if sig > 0.0:
+        r = np.clip(r, med - OUTLIER_K * sig, med + OUTLIER_K * sig)
+    return float(np.std(r))
 
 
 def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,

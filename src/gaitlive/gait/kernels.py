@@ -123,6 +123,29 @@ def _present(pose, k, pcutoff):
 
 
 @njit(cache=True)
+def _leg_length(pose, pcutoff, seg_idx, n_scale_legs, out_len):
+    """Leg length (px) of one pose: the sum of the scale segments' lengths over the legs,
+    missing segments filled in by the mean of the present ones; NaN when none is present
+    or the total is zero. Each segment's length (NaN if missing) goes to ``out_len``."""
+    total = 0.0
+    n_seg_present = 0
+    n_seg = seg_idx.shape[0]
+    for j in range(n_seg):
+        a = seg_idx[j, 0]
+        b = seg_idx[j, 1]
+        out_len[j] = np.nan
+        if _present(pose, a, pcutoff) and _present(pose, b, pcutoff):
+            dx = float(pose[a, 0]) - float(pose[b, 0])
+            dy = float(pose[a, 1]) - float(pose[b, 1])
+            out_len[j] = math.sqrt(dx * dx + dy * dy)
+            total += out_len[j]
+            n_seg_present += 1
+    if n_seg_present > 0 and total > 0.0:
+        return total * n_seg / n_seg_present / n_scale_legs
+    return np.nan
+
+
+@njit(cache=True)
 def skeleton_frame(pose, pcutoff, required_idx, angle_idx, seg_idx, n_scale_legs,
                    out_angles, out_ratios):
     """Skeleton of one individual in one frame.
@@ -179,22 +202,8 @@ def skeleton_frame(pose, pcutoff, required_idx, angle_idx, seg_idx, n_scale_legs
             if (ux != 0.0 or uy != 0.0) and (wx != 0.0 or wy != 0.0):
                 out_angles[j] = math.degrees(math.atan2(abs(ux * wy - uy * wx),
                                                         ux * wx + uy * wy))
-    total = 0.0
-    n_seg_present = 0
     n_seg = seg_idx.shape[0]
-    for j in range(n_seg):
-        a = seg_idx[j, 0]
-        b = seg_idx[j, 1]
-        out_ratios[j] = np.nan
-        if _present(pose, a, pcutoff) and _present(pose, b, pcutoff):
-            dx = float(pose[a, 0]) - float(pose[b, 0])
-            dy = float(pose[a, 1]) - float(pose[b, 1])
-            out_ratios[j] = math.sqrt(dx * dx + dy * dy)
-            total += out_ratios[j]
-            n_seg_present += 1
-    scale = np.nan
-    if n_seg_present > 0 and total > 0.0:
-        scale = total * n_seg / n_seg_present / n_scale_legs
+    scale = _leg_length(pose, pcutoff, seg_idx, n_scale_legs, out_ratios)
     for j in range(n_seg):
         if out_ratios[j] == out_ratios[j]:
             out_ratios[j] = out_ratios[j] / scale if scale == scale else np.nan
@@ -202,16 +211,23 @@ def skeleton_frame(pose, pcutoff, required_idx, angle_idx, seg_idx, n_scale_legs
 
 
 @njit(cache=True)
-def detections(poses, pcutoff, min_present, body_idx, rows_out, centres_out, counts_out):
-    """Pose rows with at least ``min_present`` keypoints, and their body centres.
+def detections(poses, pcutoff, min_present, body_idx, seg_idx, n_scale_legs, rows_out,
+               centres_out, counts_out, scales_out, tmp_len):
+    """Pose rows with at least ``min_present`` keypoints, their body centres and sizes.
 
     Parameters
     ----------
     poses : float32 (n_ind, n_kp, 3)
     body_idx : int64 (n_body,)
         Keypoints averaged for the centre (all present keypoints when none is present).
-    rows_out : int64 (n_ind,), centres_out : float64 (n_ind, 2), counts_out : int64 (n_ind,)
-        Written: row, centre and number of present keypoints of each detection.
+    seg_idx : int64 (n_seg, 2), n_scale_legs : float
+        Scale segments and legs, as :func:`skeleton_frame`.
+    rows_out : int64 (n_ind,), centres_out : float64 (n_ind, 2), counts_out : int64 (n_ind,),
+    scales_out : float64 (n_ind,)
+        Written: row, centre, number of present keypoints and leg length (px; NaN unless
+        every scale segment is present) of each detection.
+    tmp_len : float64 (n_seg,)
+        Scratch.
 
     Returns
     -------
@@ -236,6 +252,11 @@ def detections(poses, pcutoff, min_present, body_idx, rows_out, centres_out, cou
                     m += 1
         rows_out[n] = r
         counts_out[n] = cnt
+        scales_out[n] = _leg_length(pose, pcutoff, seg_idx, n_scale_legs, tmp_len)
+        for j in range(tmp_len.shape[0]):
+            if tmp_len[j] != tmp_len[j]:
+                scales_out[n] = np.nan  # only whole legs: a partly seen leg is no size
+                break
         centres_out[n, 0] = sx / m
         centres_out[n, 1] = sy / m
         n += 1

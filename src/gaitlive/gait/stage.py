@@ -38,6 +38,15 @@ LEAVE_MARGIN = 1.5
 # lengths from where it stood before them (it stepped unseen: a stride is 0.6-1.6 leg
 # lengths; a pose model's foot jitters by up to ~0.3 where birds overlap, demo video)
 UNSEEN_STEP = 0.3
+# a track's leg length (px) follows each frame's at this rate, that frame's clamped to
+# within this factor of the track's: a frame whose pose spans two birds (a leg length of
+# several hundred px) must not widen the matching radius enough to take another bird
+SCALE_RATE = 0.2
+SCALE_CLAMP = 1.25
+# a detection whose leg length differs from a track's by more than this factor is another
+# bird (a far one, seen smaller, behind the corridor) or a pose spanning two birds
+SIZE_GATE = 1.6
+SIZE_MIN_N = 3
 
 
 def view_box(frame_size: tuple[int, int] | None, cropping: Sequence[int] = ()
@@ -156,7 +165,10 @@ class _Track:
         self.vx = 0.0  # velocity, px per frame, smoothed
         self.vy = 0.0
         self.last_count = 0  # keypoints present when last seen
-        self.scale = np.nan
+        self.scale = np.nan  # leg length, px: robust running value (SCALE_RATE, SCALE_CLAMP)
+        # ... of the detections with whole legs only, and how many there were (SIZE_GATE)
+        self.size = math.nan
+        self.n_size = 0
         # keypoints' extent (px) while the leg length is unknown: the matching scale then
         self.extent = math.nan
         self.pose_row = -1
@@ -255,6 +267,8 @@ class GaitStage:
         self._rows_buf = np.zeros(4, np.int64)
         self._centres_buf = np.zeros((4, 2))
         self._counts_buf = np.zeros(4, np.int64)
+        self._sizes_buf = np.zeros(4)
+        self._len_buf = np.zeros(len(self.layout.seg_idx))
         self.last_frame: int | None = None
         self._next_individual = 0
         self._next_pass = 0
@@ -320,20 +334,23 @@ class GaitStage:
 
     # ------------------------------------------------------------------ internals
     def _detections(self, poses: np.ndarray | None
-                    ) -> tuple[list[int], list[list[float]], list[int]]:
+                    ) -> tuple[list[int], list[list[float]], list[int], list[float]]:
         """Rows with at least one keypoint (a tracked bird keeps its track while only a
-        foot is in view), their body centres and keypoint counts."""
+        foot is in view), their body centres, keypoint counts and leg lengths (px)."""
         if poses is None or len(poses) == 0:
-            return [], [], []
+            return [], [], [], []
         n_ind = len(poses)
         if len(self._rows_buf) < n_ind:
             self._rows_buf = np.zeros(n_ind, np.int64)
             self._centres_buf = np.zeros((n_ind, 2))
             self._counts_buf = np.zeros(n_ind, np.int64)
-        n = kernels.detections(poses, self.pcutoff, 1, self.layout.body_idx, self._rows_buf,
-                               self._centres_buf, self._counts_buf)
+            self._sizes_buf = np.zeros(n_ind)
+        lay = self.layout
+        n = kernels.detections(poses, self.pcutoff, 1, lay.body_idx, lay.seg_idx,
+                               lay.n_scale_legs, self._rows_buf, self._centres_buf,
+                               self._counts_buf, self._sizes_buf, self._len_buf)
         return (self._rows_buf[:n].tolist(), self._centres_buf[:n].tolist(),
-                self._counts_buf[:n].tolist())
+                self._counts_buf[:n].tolist(), self._sizes_buf[:n].tolist())
 
     @staticmethod
     def _predicted(tr: _Track, frame: int) -> tuple[float, float]:
@@ -385,19 +402,52 @@ class GaitStage:
             pts = pose[ok, :2]
             tr.extent = float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1])))
 
+    @staticmethod
+    def _other_size(tr: _Track, size: float) -> bool:
+        """Whether a detection with leg length ``size`` (px, whole legs) is too large or
+        too small to be this track's bird (``SIZE_GATE``; False until the track has been
+        seen with whole legs ``SIZE_MIN_N`` times, or when the size is unknown)."""
+        s = tr.size
+        return tr.n_size >= SIZE_MIN_N and (size > SIZE_GATE * s or size * SIZE_GATE < s)
+
+    def _misposed(self, centre: list[float], size: float, frame: int) -> bool:
+        """Whether an unmatched detection lies on a bird in view (within the matching
+        distance of a track seen in this frame or the last) but has another size: a pose
+        spanning two birds, or a far bird behind the near one. It starts no track then (a
+        track started from one such pose took the next poses of the bird it lay on)."""
+        max_d = self.profile.gait.max_match_distance
+        for tr in self.tracks:
+            if frame - tr.last_seen > 1 or not self._other_size(tr, size):
+                continue
+            px, py = self._predicted(tr, frame) if tr.last_seen < frame else (tr.cx, tr.cy)
+            if math.hypot(centre[0] - px, centre[1] - py) <= max_d * tr.scale:
+                return True
+        return False
+
+    @staticmethod
+    def _note_size(tr: _Track, size: float) -> None:
+        if not size > 0.0:
+            return
+        if tr.n_size:
+            size = min(max(size, tr.size / SCALE_CLAMP), tr.size * SCALE_CLAMP)
+            tr.size += SCALE_RATE * (size - tr.size)
+        else:
+            tr.size = size
+        tr.n_size += 1
+
     def _assign(self, rows: list[int], centres: list[list[float]], counts: list[int],
-                frame: int) -> dict[int, int]:
+                sizes: list[float], frame: int) -> dict[int, int]:
         """track position -> detection position. A track that walked out of the view
         takes no detection, and one lost for more than 0.1 s only a detection with
         ``min_present_keypoints`` keypoints (a foot coming into view where a bird left is
-        the next bird)."""
+        the next bird); a track takes no detection of another size (``SIZE_GATE``)."""
         if not rows or not self.tracks:
             return {}
         max_d = self.profile.gait.max_match_distance
         min_new = self.profile.gait.min_present_keypoints
         if len(rows) == 1 and len(self.tracks) == 1:
             tr = self.tracks[0]
-            if self._walked_out(tr, frame) or (
+            if self._walked_out(tr, frame) or self._other_size(tr, sizes[0]) or (
                     counts[0] < min_new and frame - tr.last_seen > self.leave_frames):
                 return {}
             px, py = self._predicted(tr, frame)
@@ -410,6 +460,7 @@ class GaitStage:
         cost = np.full((len(self.tracks), len(rows)), 1e6)
         cen = np.asarray(centres, dtype=np.float64)
         few = np.asarray(counts) < min_new
+        siz = np.asarray(sizes, dtype=np.float64)
         for i, tr in enumerate(self.tracks):
             px, py = self._predicted(tr, frame)
             if not (math.isfinite(px) and math.isfinite(py)) or self._walked_out(tr, frame):
@@ -420,14 +471,16 @@ class GaitStage:
             ok = d <= max_d
             if frame - tr.last_seen > self.leave_frames:
                 ok &= ~few
+            if tr.n_size >= SIZE_MIN_N:
+                ok &= ~((siz > SIZE_GATE * tr.size) | (siz * SIZE_GATE < tr.size))
             cost[i] = np.where(ok, d, 1e6)
         ti, di = linear_sum_assignment(cost)
         return {int(t): int(d) for t, d in zip(ti, di, strict=True) if cost[t, d] < 1e6}
 
     def _step_all(self, frame: int, poses: np.ndarray | None, upd: GaitUpdate) -> None:
-        rows, centres, counts = self._detections(poses)
+        rows, centres, counts, sizes = self._detections(poses)
         min_new = self.profile.gait.min_present_keypoints
-        match = self._assign(rows, centres, counts, frame)
+        match = self._assign(rows, centres, counts, sizes, frame)
         used = set(match.values())
         ended: list[_Track] = []
         for i, tr in enumerate(self.tracks):
@@ -448,6 +501,7 @@ class GaitStage:
                 tr.cx, tr.cy = cx, cy
                 tr.last_seen = frame
                 tr.last_count = counts[j]
+                self._note_size(tr, sizes[j])
                 tr.n_seen += 1
                 self._confirm(tr, upd)
             else:
@@ -461,6 +515,8 @@ class GaitStage:
         for j, r in enumerate(rows):
             if j in used or counts[j] < min_new:
                 continue  # a new bird needs min_present_keypoints keypoints
+            if self._misposed(centres[j], sizes[j], frame):
+                continue  # a pose of another size on a bird in view: no new bird
             assert poses is not None
             tr = _Track(self._next_individual, self._next_pass, frame, self.layout, self.n_kp,
                         self.fps)
@@ -471,6 +527,7 @@ class GaitStage:
             self._note_extent(tr, poses[r])
             tr.cx, tr.cy = centres[j]
             tr.last_count = counts[j]
+            self._note_size(tr, sizes[j])
             tr.n_seen = 1
             self._confirm(tr, upd)
         for tr in ended:
@@ -547,8 +604,12 @@ class GaitStage:
         tr.next_frame = frame + 1
         tr.pose_row = row
         s = tr.hist[row_t, 1]
-        if s == s:
-            tr.scale = s
+        if s == s and s > 0.0:
+            if tr.scale == tr.scale:
+                s = min(max(s, tr.scale / SCALE_CLAMP), tr.scale * SCALE_CLAMP)
+                tr.scale += SCALE_RATE * (s - tr.scale)
+            else:
+                tr.scale = s
         if n_events == 0 or row_u < 0:
             return
         ev = tr.events
