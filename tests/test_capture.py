@@ -18,11 +18,14 @@ import numpy as np
 import pytest
 
 from gaitlive.capture import (
+    MAX_BAD_IMAGES,
     Capture,
     FrameSlot,
     FrameSource,
+    RateProbe,
     SourceError,
     SourceSpec,
+    live_rate,
     open_source,
     parse_source,
 )
@@ -182,6 +185,24 @@ def test_video_file_no_realtime_delivers_every_frame_then_end(tmp_path):
     assert slot.dropped == 0 and cap.error is None
 
 
+def test_a_truncated_video_ends_with_a_warning_saying_how_far(tmp_path, caplog):
+    """A video cut at 60 % of its bytes: the frames there are read, and the end says the
+    file ended after 60 of the 100 frames it announces (it used to end as if complete)."""
+    path = write_video(tmp_path / "v.avi", 100)
+    data = path.read_bytes()
+    path.write_bytes(data[:int(0.6 * len(data))])
+    slot = FrameSlot(blocking=True)
+    cap = Capture(open_source(str(path)), slot, realtime=False)
+    with caplog.at_level("WARNING", logger="gaitlive.capture"):
+        cap.start()
+        recs = drain(slot)
+        cap.join(5)
+    n = sum(r.event == FrameEvent.FRAME for r in recs)
+    assert 50 <= n < 100 and cap.error is None
+    assert recs[-1].info["reason"] == f"end of source after {n} of the 100 frames it announces"
+    assert "truncated or damaged" in caplog.text
+
+
 def test_image_folder_is_read_in_name_order(tmp_path):
     for i in range(6):
         cv2.imwrite(str(tmp_path / f"img{i:03d}.png"), np.full((H, W, 3), frame_value(i),
@@ -194,17 +215,40 @@ def test_image_folder_is_read_in_name_order(tmp_path):
     assert [int(r.image[0, 0, 0]) for r in frames] == [frame_value(i) for i in range(6)]
 
 
-def test_corrupt_image_in_folder_stops_with_an_error_naming_it(tmp_path):
+def test_a_corrupt_image_in_a_folder_is_skipped_and_keeps_its_frame_number(tmp_path,
+                                                                          caplog):
+    """One unreadable image among five is skipped with a warning naming it; the frames
+    after it keep their positions in the folder as frame indices (the gait stage counts the
+    skipped one as a frame without a bird). It used to end the run there with an error."""
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((H, W, 3), frame_value(i), np.uint8))
+    (tmp_path / "f2.png").write_bytes(b"not a png")
+    slot = FrameSlot(blocking=True)
+    cap = Capture(open_source(str(tmp_path)), slot, realtime=False)
+    with caplog.at_level("WARNING", logger="gaitlive.capture"):
+        cap.start()
+        recs = drain(slot)
+        cap.join(5)
+    frames = [r for r in recs if r.event == FrameEvent.FRAME]
+    assert [r.index for r in frames] == [0, 1, 3, 4]
+    assert [int(r.image[0, 0, 0]) for r in frames] == [frame_value(i) for i in (0, 1, 3, 4)]
+    assert cap.error is None and recs[-1].event == FrameEvent.END
+    assert "f2.png" in caplog.text and "skipped" in caplog.text
+
+
+def test_a_folder_of_unreadable_images_stops_with_an_error_naming_one(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((H, W, 3), np.uint8))
-    (tmp_path / "b.png").write_bytes(b"not a png")
+    for i in range(MAX_BAD_IMAGES):
+        (tmp_path / f"b{i:02d}.png").write_bytes(b"not a png")
     slot = FrameSlot(blocking=True)
     cap = Capture(open_source(str(tmp_path)), slot, realtime=False)
     cap.start()
     recs = drain(slot)
     cap.join(5)
     assert [r.event for r in recs] == [FrameEvent.FRAME, FrameEvent.END]
-    assert isinstance(cap.error, SourceError) and "b.png" in str(cap.error)
-    assert "b.png" in recs[-1].info["reason"]
+    last = f"b{MAX_BAD_IMAGES - 1:02d}.png"
+    assert isinstance(cap.error, SourceError) and last in str(cap.error)
+    assert last in recs[-1].info["reason"]
 
 
 def test_max_frames_stops_the_capture(tmp_path):
@@ -332,6 +376,10 @@ def test_stream_killed_and_restarted_reconnects_with_stream_reset(stream_video):
     kinds = [e.event for e in events]
     assert FrameEvent.STREAM_RESET in kinds, "no STREAM_RESET after the server restarted"
     first_reset = kinds.index(FrameEvent.STREAM_RESET)
+    # the loss is told at once (the open passes end, subscribers see it reconnecting), and
+    # no frame comes between it and the reset
+    assert kinds.count(FrameEvent.STREAM_LOST) == 1
+    assert kinds[kinds.index(FrameEvent.STREAM_LOST) + 1] == FrameEvent.STREAM_RESET
     assert kinds[first_reset + 1:].count(FrameEvent.FRAME) >= 10  # and it went on
     assert kinds.count(FrameEvent.STREAM_RESET) == 1 and cap.stats.reconnects == 1
     assert events[-1].event == FrameEvent.END and cap.error is None
@@ -340,10 +388,51 @@ def test_stream_killed_and_restarted_reconnects_with_stream_reset(stream_video):
     assert all(e.camera_id == "barn1" for e in events)
 
 
-def test_stream_that_never_comes_up_is_a_clear_error():
+def _serve_mjpeg(video: Path, port: int) -> subprocess.Popen:
+    """ffmpeg serving ``video`` in a loop as MJPEG over HTTP (no frame rate in the
+    stream: FFmpeg reports 25 fps), in real time."""
+    return subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+         "-i", str(video), "-f", "mpjpeg", "-q:v", "5", "-listen", "1",
+         f"http://127.0.0.1:{port}/cam.mjpg"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_stream_s_real_frame_rate_is_measured(stream_video, caplog):
+    """An MJPEG stream delivering 30 fps reports 25 (the run scored cadences 25/30 of the
+    truth: 1.75 instead of 2.10 steps/s). The rate probe measures what it delivers, and
+    the run takes the measured rate when it differs by more than 10 %."""
     port = _free_port()
-    with pytest.raises(SourceError, match=rf"stream 'http://127.0.0.1:{port}/x.ts': cannot open"):
-        open_source(f"http://127.0.0.1:{port}/x.ts", open_timeout_s=1.0)
+    url = f"http://127.0.0.1:{port}/cam.mjpg"
+    server = _serve_mjpeg(stream_video, port)
+    try:
+        src = _open_when_up(url)
+        reported = src.fps
+        probe = RateProbe(src)
+        measured = probe.finish(min_s=3.0, min_frames=60)
+        src.close()
+    finally:
+        server.kill()
+        server.wait(5)
+    assert measured == pytest.approx(30.0, rel=0.05)
+    with caplog.at_level("WARNING", logger="gaitlive.capture"):
+        used = live_rate(src, measured)
+    if abs(reported / 30.0 - 1.0) > 0.1:
+        assert used == measured and "delivers" in caplog.text
+    else:
+        assert used == reported
+    src.fps = 25.0
+    assert live_rate(src, 30.0) == 30.0 and live_rate(src, 26.0) == 25.0
+    assert live_rate(src, None) == 25.0
+
+
+def test_stream_that_never_comes_up_is_a_clear_error():
+    """Nothing listens on the port: refused at once, and the message says so (it used to
+    say "cannot open within 10 s" after a few milliseconds)."""
+    port = _free_port()
+    with pytest.raises(SourceError, match=rf"stream 'http://127.0.0.1:{port}/x.ts': cannot "
+                                          rf"open \(refused or failed after"):
+        open_source(f"http://127.0.0.1:{port}/x.ts", open_timeout_s=5.0)
 
 
 class _OpensButGivesNothing(FrameSource):

@@ -272,3 +272,56 @@ def test_a_missing_path_typed_by_the_user_is_named_from_the_current_folder(tmp_p
     assert load_config(None).model.path == str(PROJECT_ROOT / "models/gaitlive-corridor")
     assert main(["run", "--model", "nosuch", "--max-frames", "1", "--out", "o"]) == 2
     assert f"error: {tmp_path / 'nosuch'}: model path does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["tcp://*:47757", "tcp://0.0.0.0:47757"])
+def test_an_advertised_side_channel_on_every_interface_is_refused_when_loaded(tmp_path, value):
+    # subscribers connect to it: libzmq refuses '*', and 0.0.0.0 reaches no other machine
+    d = _default()
+    d["publish"]["advertise"] = value
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value).startswith(f"{p}: publish.advertise: ")
+    assert "'every interface'" in str(e.value) and repr(value) in str(e.value)
+    # binding every interface is what side_channel is for
+    d["publish"].update(advertise="", side_channel=value)
+    assert load_config(_write(tmp_path, "ok.yaml", d)).publish.side_channel == value
+
+
+def test_a_journal_that_is_no_file_path_is_refused_when_loaded(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for value, needle in (("", "expected the path of the pass journal file, e.g. "
+                               "gaitlive-journal.sqlite, got ''"),
+                          (".", "'.' is a folder; expected the path of the pass journal "
+                                "file in it, e.g. gaitlive-journal.sqlite"),
+                          ("data", "'data' is a folder; expected the path of the pass journal "
+                                   "file in it, e.g. data/gaitlive-journal.sqlite")):
+        d = _default()
+        d["publish"]["journal"] = value
+        p = _write(tmp_path, "bad.yaml", d)
+        with pytest.raises(ConfigError) as e:
+            load_config(p)
+        assert str(e.value) == f"{p}: publish.journal: {needle}"
+    # a file path, new or not, is fine; so is anything while publishing is off
+    for value, enabled in (("data/j.sqlite", True), ("new/j.sqlite", True), ("", False)):
+        d = _default()
+        d["publish"].update(journal=value, enabled=enabled)
+        assert load_config(_write(tmp_path, "ok.yaml", d)).publish.journal == value
+
+
+@pytest.mark.parametrize("value, expect", [
+    ("FOLDER", "is a folder (expected a video file name ending in .mp4, .avi, .mkv, .mov)"),
+    ("ov.txt", "expected a video file name ending in .mp4, .avi, .mkv, .mov, got 'ov.txt'"),
+])
+def test_an_overlay_video_that_is_no_video_file_is_refused_when_loaded(tmp_path, value,
+                                                                       expect):
+    """It used to load, and the run failed after the model had loaded and 3 frames
+    ("overlay stage failed ... cannot open video file")."""
+    d = _default()
+    d["overlay"]["video"] = str(tmp_path) if value == "FOLDER" else value
+    p = _write(tmp_path, "ov.yaml", d)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value).startswith(f"{p}: overlay.video: ") and expect in str(e.value)

@@ -550,3 +550,129 @@ def test_stored_side_channels_that_are_not_endpoints_cause_no_traceback(tmp_path
     store.close()
     assert "expected a ZeroMQ endpoint" in caplog.text and "'garbage'" in caplog.text
     assert "'1712345678.25'" in caplog.text
+
+
+# --------------------------------------------------------------------------------------
+# side channels that cannot be connected to; the CSV gap file; python -m gaitlive
+# --------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_advertised_side_channel_that_cannot_be_connected_to_is_a_retried_failure(
+        tmp_path, caplog):
+    """A publisher (a bare PUB socket, hand-encoded messages) advertising ``tcp://*:P`` --
+    what a bind address in ``publish.advertise`` gave: the listener logs a failed catch-up,
+    goes on storing live passes and stops at its duration."""
+    import zmq
+
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    pub.linger = 0
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    side = f"tcp://*:{_free_port()}"
+    store = SQLiteStore(tmp_path / "farm.sqlite")
+    listener = Listener(f"tcp://127.0.0.1:{port}", store, ["pass"], request_timeout_s=0.2)
+    status = {"state": "running", "camera_id": "cam0", "model": "", "pass_seq": 0,
+              "published": {}, "queue_drops": 0}
+
+    def send(kind: str, seq: int, body: dict) -> None:
+        pub.send_multipart(M.encode(kind, "cam0", M.encode_header(
+            "p", "e1", seq, time.monotonic(), time.time(), side=side), body))
+
+    result: list[int] = []
+    th = threading.Thread(target=lambda: result.append(listener.run(3.0)), daemon=True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="gaitlive.publish.listen"):
+            t0 = time.monotonic()
+            th.start()
+            _until(lambda: (send("status", 1, status), listener.streams)[1], 10, "connected")
+            for seq in (1, 3):  # 2 never arrives: a gap to fill from the side channel
+                send("pass", seq, M.pass_body(synthetic_pass(seq - 1, "cam0")))
+            th.join(15)
+            took = time.monotonic() - t0
+    finally:
+        pub.close(linger=0)
+        ctx.term()
+        store.close()
+    assert not th.is_alive(), "the listener did not stop at its duration (hung on exit)"
+    assert result == [0] and took < 10, took
+    assert listener.stored == 2 and listener.open_gaps() == [("p", "e1", 2, 2)]
+    assert "not filled yet" in caplog.text and "'every interface'" in caplog.text
+    assert "exit with pass seqs 2..2 of p" in caplog.text
+    assert f"got {side!r}" in caplog.text
+
+
+def test_listen_cli_side_channel_libzmq_refuses_is_logged_and_duration_is_honoured():
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"  # nobody publishes there
+    t0 = time.monotonic()
+    r = subprocess.run([*GAITLIVE, "listen", endpoint, "--side-channel",
+                        f"tcp://bad!host:{_free_port()}", "--duration", "1", "--timeout", "0.2"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 20
+    assert "cannot connect" in r.stderr and "will catch up when the publisher is heard" in r.stderr
+    # a bind-only address is refused at once, with one line saying why
+    r = subprocess.run([*GAITLIVE, "listen", endpoint, "--side-channel", "tcp://*:5557",
+                        "--duration", "2"], capture_output=True, text=True, timeout=30)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1, r.stderr
+    assert err[0].startswith("gaitlive listen: error: --side-channel: * means 'every "
+                             "interface'") and "'tcp://*:5557'" in err[0]
+
+
+def test_csv_restarts_record_an_unfillable_gap_once(tmp_path, caplog):
+    s = _settings(tmp_path)
+    out = tmp_path / "scores.csv"
+    gaps = tmp_path / "scores.csv.gaps.csv"
+    with Publisher(s, "cam0", publisher_id="p") as pub:
+        for i in range(6):
+            pub.publish_pass(synthetic_pass(i, "cam0"))
+        _until(lambda: pub.stats()["pass_seq"] == 6, 5, "journal")
+        with sqlite3.connect(s.journal) as j:  # an operator pruned seqs 2 and 3
+            j.execute("DELETE FROM passes WHERE seq IN (2, 3)")
+        j.close()
+        for run in range(3):  # three starts on the same CSV
+            caplog.clear()
+            store = CSVStore(out)
+            listener = Listener(pub.endpoint, store, ["pass"], side_channel=pub.side_endpoint)
+            th = _run_listener(listener)
+            try:
+                with caplog.at_level(logging.WARNING, logger="gaitlive.publish.listen"):
+                    _until(lambda lis=listener: lis.streams and not lis.open_gaps() and all(
+                        not st.wants_catchup for st in lis.streams.values()), 10, "catch-up")
+            finally:
+                listener.stop_event.set()
+                th.join(10)
+                store.close()
+            assert ("pass seqs 2..3 lost" in caplog.text) == (run == 0), (run, caplog.text)
+            assert store.covered("p", pub.epoch) == {1, 2, 3, 4, 5, 6}
+    with open(gaps, newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert [r[:5] for r in rows] == [
+        ["publisher_id", "epoch", "first_seq", "last_seq", "reason"],
+        ["p", pub.epoch, "2", "3", "not in the publisher's journal"]]
+    with open(out, newline="") as fh:
+        assert [int(r["seq"]) for r in csv.DictReader(fh)] == [1, 4, 5, 6]
+    # a gap file with a row that is not one of ours is refused, naming the file and line
+    with open(gaps, "a") as fh:
+        fh.write("p,e1,two,3,x,1.0\n")
+    with pytest.raises(ListenError, match=r"scores.csv.gaps.csv, line 3: expected integer"):
+        CSVStore(out)
+
+
+def test_python_m_gaitlive_runs_the_cli():
+    r = subprocess.run([sys.executable, "-m", "gaitlive", "--help"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: gaitlive") and "listen" in r.stdout
+    # the CLI's exit status is the process's
+    r = subprocess.run([sys.executable, "-m", "gaitlive", "listen", "--duration", "-1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--duration: expected seconds > 0" in r.stderr, r.stderr

@@ -270,3 +270,15 @@ def test_endpoints_zeromq_would_misread_are_refused(ep):
         assert M.validate_endpoint(free) == free
         with pytest.raises(M.MessageError, match=r"port 1-65535\)"):
             M.validate_endpoint(free, "advertise", wildcard=False)
+
+
+@pytest.mark.parametrize("ep", ["tcp://*:5557", "tcp://0.0.0.0:5557", "tcp://[::]:5557",
+                                ">tcp://*:5557"])
+def test_every_interface_hosts_can_be_bound_but_not_connected_to(ep):
+    assert M.validate_endpoint(ep) == ep  # binding every interface is fine
+    host = ep.split("//")[1].rsplit(":", 1)[0]
+    with pytest.raises(M.MessageError) as e:
+        M.validate_endpoint(ep, "side channel", wildcard=False)
+    assert str(e.value).startswith(f"side channel: {host} means 'every interface'")
+    assert "tcp://127.0.0.1:5557 on this machine" in str(e.value) and repr(ep) in str(e.value)
+    assert not M.is_any_host("tcp://127.0.0.1:5557") and M.is_any_host(ep)

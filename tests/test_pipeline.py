@@ -393,6 +393,90 @@ def test_pose_messages_name_the_track_of_each_pose_row(tmp_path):
         f = e.strike_frame
         assert e.individual in ids[f], (e, ids[f])
 
+class _DemoCameraThatDropsOut:
+    """The demo video as a live camera that stops delivering after ``lose_at`` frames and
+    comes back when reopened (the camera's side of an outage; Capture, the pipeline, the
+    gait stage and the publisher are real)."""
+
+    reconnectable = True
+    skipped = 0
+    fps_set = None
+
+    def __init__(self, lose_at: int):
+        from gaitlive.capture import SourceSpec
+
+        self.spec = SourceSpec("camera", 0, "camera 0")
+        self.video = open_source("demo")
+        self.fps = self.video.fps
+        self.lose_at = lose_at
+        self.n = 0
+        self.lost = False
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray | None:
+        if self.n == self.lose_at and not self.lost:
+            self.lost = True
+            return None
+        self.n += 1
+        return self.video.read()
+
+    def close(self) -> None:
+        pass
+
+    n_frames = None
+    frame_shape = None
+
+
+def test_a_camera_outage_ends_the_open_passes_and_says_reconnecting(tmp_path):
+    """The camera stops mid-pass. Subscribers see the camera reconnecting at once and the
+    pass of the bird in view ends then, scored from what was seen; it used to wait for the
+    camera to come back (or for the run to stop), while every heartbeat said "live"."""
+    from gaitlive.config import PublishSettings
+    from gaitlive.publish import Publisher, Subscriber
+
+    truth = read_pose(ROOT / "models" / "demo" / "corridor-demo.h5")
+    lose_at, n = 150, 260  # the first bird is in view from frame ~100 to ~190
+    settings = PublishSettings(endpoint="tcp://127.0.0.1:*", side_channel="tcp://127.0.0.1:*",
+                               journal=str(tmp_path / "journal.sqlite"), queue_size=n + 10,
+                               sndhwm=10 * n)
+    with Publisher(settings, "camT", model="truth") as pub, \
+            Subscriber(pub.endpoint, ["pose", "pass", "status"], "camT",
+                       rcvhwm=10 * n) as sub:
+        time.sleep(0.3)  # slow joiner
+        cap = Capture(_DemoCameraThatDropsOut(lose_at), FrameSlot(blocking=True, capacity=4),
+                      camera_id="camT", realtime=False, max_frames=n, reconnect_max_s=0.1)
+        stats = PipelineStats()
+        pipe = Pipeline(cap, TruthPoses(truth.poses, truth.bodyparts),
+                        gait=GaitStage(PROFILE, 30.0, camera_id="camT"),
+                        sinks=[PublisherAdapter(pub, stats, PROFILE, camera_id="camT")],
+                        realtime=False, stats=stats)
+        pipe.run()
+        seq = []  # (kind, frame or state) in the order received
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            m = sub.recv(0.2)
+            if m is None:
+                if any(k == "pose" and f == n - 1 for k, f in seq):
+                    break
+                continue
+            if m.kind == "pose":
+                seq.append(("pose", m.body["frame"]))
+            elif m.kind == "pass":
+                seq.append(("pass", m.body["end_frame"]))
+            else:
+                seq.append(("status", m.body.get("state")))
+    poses_after = [i for i, (k, f) in enumerate(seq) if k == "pose" and f >= lose_at]
+    assert poses_after, seq[-5:]
+    first_after = poses_after[0]
+    before = seq[:first_after]
+    assert ("status", "reconnecting") in before
+    ended = [f for k, f in before if k == "pass"]
+    assert ended and lose_at - 10 <= max(ended) < lose_at  # the bird in view: ended there
+    assert stats.reconnects == 1
+
+
 class FailingTruthPoses(TruthPoses):
     """Truth poses until call ``fail_at``, then the model 'crashes'."""
 
@@ -650,24 +734,68 @@ def _image_folder(folder: Path, n: int = 12) -> Path:
     return folder
 
 
-def test_run_on_a_folder_with_a_corrupt_image_keeps_what_it_scored(tmp_path, tiny_model,
-                                                                    capsys):
+def test_run_on_a_folder_with_corrupt_images_skips_them_and_keeps_what_it_scored(
+        tmp_path, tiny_model, capsys, caplog):
+    """One corrupt image mid-folder is skipped with a warning (the frames after it keep
+    their numbers); a run of MAX_BAD_IMAGES corrupt ones ends the run with an error, and
+    what was scored before stays written."""
+    from gaitlive.capture import MAX_BAD_IMAGES
     from gaitlive.cli import main
 
     frames = _image_folder(tmp_path / "frames")
-    (frames / "f012.png").write_bytes(b"truncated")
+    (frames / "f005.png").write_bytes(b"truncated")
     out = tmp_path / "out"
-    rc = main(["run", "--config", str(_run_config(tmp_path)), "--source", str(frames),
-               "--model", str(tiny_model), "--no-realtime", "--headless", "--no-publish",
-               "--out", str(out)])
+    argv = ["run", "--config", str(_run_config(tmp_path)), "--source", str(frames),
+            "--model", str(tiny_model), "--no-realtime", "--headless", "--no-publish",
+            "--out", str(out)]
+    with caplog.at_level("WARNING", logger="gaitlive.capture"):
+        assert main(argv) == 0
+    assert "f005.png: cannot read as an image" in caplog.text and "skipped" in caplog.text
+    capsys.readouterr()
+    data = read_pose(out / "poses.h5")
+    assert data.n_frames == 11 and 5 not in list(data.frame_index)
+    assert list(data.frame_index)[5:7] == [6, 7]
+    for i in range(MAX_BAD_IMAGES):
+        (frames / f"g{i:03d}.png").write_bytes(b"truncated")
+    rc = main([*argv[:-1], str(tmp_path / "out2")])
     cap = capsys.readouterr()
     assert rc == 2
     assert "gaitlive run: error: capture stage failed: SourceError:" in cap.err
-    assert "f012.png: cannot read as an image" in cap.err
+    assert f"g{MAX_BAD_IMAGES - 1:03d}.png: cannot read as an image" in cap.err
     assert "--- gaitlive run: statistics ---" in cap.out
-    # the 12 good frames were processed and their poses written before the error
-    assert read_pose(out / "poses.h5").n_frames == 12
-    assert _strict_json(out / "stats.json")["frames_gait"] == 12
+    # the 11 good frames were processed and their poses written before the error
+    assert read_pose(tmp_path / "out2" / "poses.h5").n_frames == 11
+    assert _strict_json(tmp_path / "out2" / "stats.json")["frames_gait"] == 11
+
+
+def test_a_second_run_keeps_the_first_runs_overlay_video_elsewhere(tmp_path, tiny_model):
+    """``overlay.video`` outside ``--out``: the next run moves the earlier video to
+    ``previous/<time>/`` beside it (it used to overwrite it: a 40-frame video replaced by
+    an 80-frame one)."""
+    from gaitlive.cli import main
+
+    frames = _image_folder(tmp_path / "frames")
+    cfg = yaml.safe_load(_run_config(tmp_path).read_text())
+    video = tmp_path / "ov" / "custom.mp4"
+    cfg["overlay"]["video"] = str(video)
+    conf = tmp_path / "ov.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    argv = ["run", "--config", str(conf), "--source", str(frames), "--model",
+            str(tiny_model), "--no-realtime", "--headless", "--no-publish", "--out",
+            str(tmp_path / "out")]
+
+    def n_frames(p: Path) -> int:
+        cap = cv2.VideoCapture(str(p))
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        return n
+
+    assert main([*argv, "--max-frames", "4"]) == 0
+    assert n_frames(video) == 4
+    assert main([*argv, "--max-frames", "8"]) == 0
+    moved = list((video.parent / "previous").glob("*/custom.mp4"))
+    assert len(moved) == 1 and n_frames(moved[0]) == 4 and n_frames(video) == 8
 
 
 def test_a_second_run_into_the_same_folder_keeps_the_first_runs_outputs(tmp_path, tiny_model,
@@ -791,6 +919,49 @@ def test_gaitlive_run_stops_cleanly_on_a_signal(tmp_path, tiny_model, sig):
     m = re.search(r"recorded (\d+) frames \((\d+) dropped\)", out_text)
     assert m and int(m.group(1)) + int(m.group(2)) == summary["frames_read"], why
     assert len(segments[0].with_suffix(".csv").read_text().splitlines()) - 1 == int(m.group(1))
+
+
+@pytest.mark.slow
+def test_a_quick_second_signal_forces_the_stop_but_keeps_the_outputs(tmp_path, tiny_model):
+    """Ctrl-C twice in 50 ms: the second forces the stop (no waiting for queued frames),
+    yet every output is finalised. It used to raise KeyboardInterrupt wherever the main
+    thread was, even while the files were being closed: rc 130, an unplayable overlay and
+    no poses.h5, poses.csv or stats.json."""
+    video = write_scene(tmp_path / "long.avi", 900, fps=30.0)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [GAITLIVE, "run", "--config", str(_run_config(tmp_path)), "--source", str(video),
+         "--model", str(tiny_model), "--headless", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    lines: list[str] = []
+    t = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    t.start()
+    deadline = time.monotonic() + 120
+    while not any(line.startswith("gaitlive run: running") for line in lines):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "gaitlive run did not start"
+        time.sleep(0.1)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    try:
+        rc = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    t.join(5)
+    err = proc.stderr.read()
+    why = f"stdout:\n{''.join(lines)}\nstderr:\n{err[-3000:]}"
+    assert rc == 0, why
+    # (the first signal may already have drained the queue and be closing the files)
+    assert "forcing the stop" in err or "closing the output files" in err, why
+    summary = _strict_json(out / "stats.json")
+    assert read_pose(out / "poses.h5").n_frames == summary["frames_gait"] > 0
+    assert (out / "poses.csv").is_file()
+    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
+    assert cap.isOpened() and cap.read()[0]
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
@@ -22,7 +23,11 @@ from gaitlive.publish import messages as M
 from gaitlive.publish.demo import synthetic_pass
 from gaitlive.publish.journal import Journal, JournalError
 from gaitlive.publish.listen import Listener, SQLiteStore
-from gaitlive.publish.sidechannel import MAX_REQUEST_BYTES, SideChannelClient
+from gaitlive.publish.sidechannel import (
+    MAX_REQUEST_BYTES,
+    SideChannelClient,
+    SideChannelError,
+)
 
 BODYPARTS = tuple(f"bp{i}" for i in range(8))
 
@@ -423,3 +428,87 @@ def test_every_start_of_a_publisher_has_its_own_run_on_the_wire(tmp_path):
             assert msg.run == pub.run_id and msg.epoch == pub.epoch
             runs.append(msg.run)
     assert runs[0] != runs[1]  # same journal, same epoch, a new run
+
+
+def test_pose_headers_carry_the_run_so_a_restart_is_not_counted_as_lost_poses(tmp_path):
+    """Real publisher restarts on one endpoint; the subscriber of the second run joins late
+    (its first pose of that run is seq 20): nothing of that run was lost."""
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.SUB)
+    raw.linger = 0
+    for t in (b"pose/", b"status/"):
+        raw.subscribe(t)
+    got: list[tuple[str, list[list[bytes]]]] = []
+    endpoint = ""
+    try:
+        for n in (5, 25):
+            s = _settings(tmp_path, **({"endpoint": endpoint} if endpoint else {}))
+            with Publisher(s, "cam0") as pub:
+                if not endpoint:
+                    endpoint = pub.endpoint
+                    raw.connect(endpoint)
+                _until(lambda p=pub: raw.poll(100) and M.decode(raw.recv_multipart()).run
+                       == p.run_id, 10, "a status of this run (connected)")
+                for i in range(n):
+                    pub.publish_pose(i, 0.0, 0.0, np.zeros((1, 8, 3), np.float32), BODYPARTS)
+                poses: list[list[bytes]] = []
+                while len(poses) < n:
+                    assert raw.poll(5000), f"only {len(poses)} of {n} poses"
+                    frames = raw.recv_multipart()
+                    if frames[0].startswith(b"pose/"):
+                        poses.append(frames)
+                got.append((pub.run_id, poses))
+    finally:
+        ctx.destroy(linger=0)
+    (run1, poses1), (run2, poses2) = got
+    assert run1 != run2
+    assert [M.decode(f).run for f in poses1] == [run1] * 5
+    assert [M.decode(f).run for f in poses2] == [run2] * 25
+    with Subscriber("tcp://127.0.0.1:5999", ["pose"]) as sub:  # decode() only
+        for frames in poses1 + poses2[19:]:  # run 2 joined late, at its seq 20
+            assert sub.decode(frames) is not None
+        assert sub.lost["pose"] == 0
+
+
+# --------------------------------------------------------------------------------------
+# side channels bound to every interface, or that libzmq refuses
+# --------------------------------------------------------------------------------------
+
+
+def test_a_side_channel_bound_to_every_interface_is_advertised_on_loopback_with_a_warning(
+        tmp_path, caplog):
+    s = _settings(tmp_path, side_channel="tcp://*:*")
+    with caplog.at_level(logging.WARNING, logger="gaitlive.publish.publisher"), \
+            Publisher(s, "cam0", publisher_id="p") as pub, \
+            Subscriber(pub.endpoint, ["status"]) as sub:
+        pub.publish_pass(synthetic_pass(0, "cam0"))
+        _until(lambda: pub.stats()["pass_seq"] == 1, 5, "journal")
+        assert re.fullmatch(r"tcp://127\.0\.0\.1:\d+", pub.side_endpoint), pub.side_endpoint
+        assert _wait_kind(sub, "status").side_channel == pub.side_endpoint
+        with SideChannelClient(pub.side_endpoint, timeout_s=5) as c:  # it can be reached
+            assert [st["last_seq"] for st in c.hello()] == [1]
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and "tcp://*:*" in warning[0], warning
+    assert "subscribers on other machines need publish.advertise" in warning[0]
+    # given an address to advertise, that is what subscribers are told (and no warning)
+    caplog.clear()
+    s = _settings(tmp_path, side_channel="tcp://*:*", advertise="tcp://barn-pc:5557")
+    with caplog.at_level(logging.WARNING, logger="gaitlive.publish.publisher"), \
+            Publisher(s, "cam0", publisher_id="p") as pub:
+        assert pub.side_endpoint == "tcp://barn-pc:5557"
+    assert not caplog.records
+
+
+def test_a_side_channel_libzmq_refuses_is_a_side_channel_error_and_leaks_no_socket():
+    ctx = zmq.Context()
+    client = SideChannelClient("tcp://bad!host:5557", ctx, timeout_s=0.2)
+    with pytest.raises(SideChannelError, match=r"tcp://bad!host:5557: cannot connect"):
+        client.hello()
+    with pytest.raises(SideChannelError):  # and again: each try is a clean failure
+        client.hello()
+    client.close()
+    # nothing was left open: term() returns (a leaked socket blocks it forever)
+    th = threading.Thread(target=ctx.term, daemon=True)
+    th.start()
+    th.join(10)
+    assert not th.is_alive(), "zmq.Context.term() blocked on a socket left open"

@@ -51,6 +51,7 @@ __all__ = [
     "ImageFolderSource",
     "CameraSource",
     "StreamSource",
+    "RateProbe",
     "open_source",
     "FrameSlot",
     "Capture",
@@ -155,6 +156,11 @@ class FrameSource:
     fps: float = DEFAULT_FPS
     #: a lost live source is reopened (cameras, streams); files end instead
     reconnectable: bool = False
+    #: a rate set by the run (measured, :func:`live_rate`): kept when a source reopens
+    fps_set: float | None = None
+    #: frames of the source left out because they could not be read (an image folder's
+    #: corrupt files): frame indices still count them, so they stay the source's positions
+    skipped: int = 0
 
     def open(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -194,17 +200,19 @@ class _CvSource(FrameSource):
     def _make_capture(self) -> cv2.VideoCapture:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def _open_error(self) -> SourceError:  # pragma: no cover - interface
+    def _open_error(self, elapsed_s: float) -> SourceError:  # pragma: no cover - interface
         raise NotImplementedError
 
     def open(self) -> None:
         self.close()
+        t0 = time.monotonic()
         cap = self._make_capture()
         if not cap.isOpened():
             cap.release()
-            raise self._open_error()
+            raise self._open_error(time.monotonic() - t0)
         self._cap = cap
-        self.fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS), f"source {self.spec.text!r}")
+        self.fps = self.fps_set or _sane_fps(cap.get(cv2.CAP_PROP_FPS),
+                                             f"source {self.spec.text!r}")
 
     def read(self) -> np.ndarray | None:
         if self._cap is None:
@@ -238,7 +246,7 @@ class VideoFileSource(_CvSource):
     def _make_capture(self) -> cv2.VideoCapture:
         return cv2.VideoCapture(str(self.spec.target))
 
-    def _open_error(self) -> SourceError:
+    def _open_error(self, elapsed_s: float) -> SourceError:
         return SourceError(f"source {self.spec.text!r}: cannot open as a video file "
                            f"(OpenCV/FFmpeg could not decode it)")
 
@@ -261,7 +269,7 @@ class CameraSource(_CvSource):
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return cap
 
-    def _open_error(self) -> SourceError:
+    def _open_error(self, elapsed_s: float) -> SourceError:
         devices = sorted(str(p) for p in Path("/dev").glob("video*"))
         have = ", ".join(devices) if devices else "no /dev/video* devices on this machine"
         return SourceError(f"camera index {self.spec.target}: no such camera or it cannot be "
@@ -298,10 +306,16 @@ class StreamSource(_CvSource):
                   cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000)]
         return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
 
-    def _open_error(self) -> SourceError:
-        return SourceError(f"stream {self.spec.text!r}: cannot open within "
-                           f"{self.open_timeout_s:g} s (is the camera/server up and the URL "
-                           f"right?)")
+    def _open_error(self, elapsed_s: float) -> SourceError:
+        how = (f"cannot open within {self.open_timeout_s:g} s" if elapsed_s >= 0.9 *
+               self.open_timeout_s else f"cannot open (refused or failed after "
+               f"{elapsed_s:.2g} s)")
+        return SourceError(f"stream {self.spec.text!r}: {how} (is the camera/server up and the "
+                           f"URL right?)")
+
+
+#: unreadable images in a row after which an image folder source fails
+MAX_BAD_IMAGES = 10
 
 
 class ImageFolderSource(FrameSource):
@@ -329,16 +343,27 @@ class ImageFolderSource(FrameSource):
             raise SourceError(f"source {self.spec.text!r}: no images in the folder (expected "
                               f"files ending in {', '.join(IMAGE_SUFFIXES)})")
         self._pos = 0
+        self.skipped = 0
 
     def read(self) -> np.ndarray | None:
-        if self._pos >= len(self._files):
-            return None
-        path = self._files[self._pos]
-        self._pos += 1
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"{path}: cannot read as an image (corrupt or not an image)")
-        return image
+        """The next image; an unreadable one is skipped with a warning (counted in
+        ``skipped``), and ``MAX_BAD_IMAGES`` unreadable ones in a row end the run with an
+        error naming the last."""
+        bad = 0
+        while self._pos < len(self._files):
+            path = self._files[self._pos]
+            self._pos += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return image
+            bad += 1
+            self.skipped += 1
+            if bad >= MAX_BAD_IMAGES:
+                raise SourceError(f"{path}: cannot read as an image (corrupt or not an "
+                                  f"image), the {MAX_BAD_IMAGES}th unreadable image in a row")
+            log.warning("%s: cannot read as an image (corrupt or not an image); skipped "
+                        "(frame %d counts as a frame without a bird)", path, self._pos - 1)
+        return None
 
     @property
     def n_frames(self) -> int | None:
@@ -350,6 +375,88 @@ class ImageFolderSource(FrameSource):
             return None
         image = cv2.imread(str(self._files[0]), cv2.IMREAD_COLOR)
         return None if image is None else (image.shape[0], image.shape[1])
+
+
+class RateProbe:
+    """Measure the rate a live source really delivers frames at, reading it in a thread
+    while something else runs (the model loading).
+
+    Cameras and streams report a nominal rate (``CAP_PROP_FPS``) that may be wrong: an
+    MJPEG stream over HTTP carries none (FFmpeg says 25), a USB camera in low light
+    delivers fewer frames than it reports. The gait stage's clock (cadence, stance times,
+    every setting in seconds) must follow the real rate. The frames read are dropped (the
+    first frames scored must be fresh anyway).
+
+    Parameters
+    ----------
+    source
+        An open live source; nothing else may read it until :meth:`finish` returns.
+    max_s
+        Stop reading after this long.
+    """
+
+    #: the first frames after opening come in a burst from buffers: not measured
+    SKIP = 5
+    SKIP_S = 0.5
+
+    def __init__(self, source: FrameSource, max_s: float = 10.0):
+        self.source = source
+        self.max_s = float(max_s)
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="gaitlive-rate-probe",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        t_end = self._t0 + self.max_s
+        while not self._stop.is_set() and time.monotonic() < t_end:
+            try:
+                image = self.source.read()
+            except Exception:  # the capture thread will meet (and report) it again
+                return
+            if image is None:
+                return
+            self.times.append(time.monotonic())
+
+    def finish(self, min_s: float = 2.0, min_frames: int = 20) -> float | None:
+        """Stop reading (after at least ``min_s`` seconds since the start, or sooner once
+        ``min_frames`` frames were measured) and return the measured rate in frames per
+        second over the frames after the first ``SKIP`` and ``SKIP_S`` seconds (a burst
+        from buffers at opening).
+        None when too few frames came to tell."""
+        t_end = self._t0 + min_s
+        while time.monotonic() < t_end and self._thread.is_alive():
+            if len(self.times) >= self.SKIP + min_frames and \
+                    self.times[-1] - self._t0 >= 0.5 * min_s:
+                break
+            time.sleep(0.02)
+        self._stop.set()
+        # a read blocks at most the source's read timeout
+        self._thread.join(timeout=float(getattr(self.source, "read_timeout_s", 5.0)) + 2.0)
+        if self._thread.is_alive():
+            raise SourceError(f"{self.source.spec.text}: a read did not return; cannot go on "
+                              f"reading it")
+        t = [x for x in self.times[self.SKIP:] if x - self.times[0] >= self.SKIP_S]
+        if len(t) < min_frames // 2 or t[-1] <= t[0]:
+            return None
+        return (len(t) - 1) / (t[-1] - t[0])
+
+
+def live_rate(source: FrameSource, measured: float | None, tolerance: float = 0.1) -> float:
+    """The frame rate to run a live source at: the measured one (:class:`RateProbe`) when
+    it differs from the source's reported rate by more than ``tolerance`` (a warning says
+    so), else the reported one."""
+    reported = float(source.fps)
+    if measured is None or not np.isfinite(measured) or measured <= 0:
+        return reported
+    measured = _sane_fps(measured, f"{source.spec.text} (measured)")
+    if abs(measured / reported - 1.0) > tolerance:
+        log.warning("%s reports %.3g fps but delivers %.3g fps: the gait stage runs at the "
+                    "measured rate", source.spec.text, reported, measured)
+        return measured
+    return reported
 
 
 def open_source(source: str | int | Path, *, open_timeout_s: float = 10.0,
@@ -555,6 +662,14 @@ class Capture(threading.Thread):
         reason = "end of source"
         try:
             reason = self._loop()
+            n = self.source.n_frames
+            read = self.stats.frames_read + self.source.skipped
+            if reason == "end of source" and n is not None and read < 0.99 * n - 1:
+                # a truncated or damaged file: its header announced more frames
+                reason = f"end of source after {read} of the {n} frames it announces"
+                log.warning("%s: the file ended after %d of the %d frames its header "
+                            "announces (truncated or damaged?)", self.source.spec.text,
+                            read, n)
         except BaseException as e:  # reported by the pipeline, never lost
             self.error = e
             reason = f"error: {e}"
@@ -601,8 +716,8 @@ class Capture(threading.Thread):
                 t0, n_since_open = time.monotonic(), 0
                 continue
             self.stats.read_s.append(t_cap - t_read)
-            rec = FrameRecord(index=self.stats.frames_read, t_capture=t_cap, t_wall=time.time(),
-                              camera_id=self.camera_id, image=image)
+            rec = FrameRecord(index=self.stats.frames_read + src.skipped, t_capture=t_cap,
+                              t_wall=time.time(), camera_id=self.camera_id, image=image)
             self.stats.frames_read += 1
             n_since_open += 1
             self._reset_pending = False
@@ -625,6 +740,14 @@ class Capture(threading.Thread):
         if frames_since_open > 0:
             log.warning("%s: lost (no frame); reconnecting", src.spec.text)
             self._backoff = 0.0
+            # downstream learns now, not when (if ever) it comes back: the open passes end
+            # and subscribers see the camera reconnecting
+            lost = FrameRecord(index=self.stats.frames_read, t_capture=time.monotonic(),
+                               t_wall=time.time(), camera_id=self.camera_id,
+                               event=FrameEvent.STREAM_LOST,
+                               info={"reconnects": self.stats.reconnects})
+            if not self.slot.put(lost):
+                return False
         else:  # opened but gave no frame: wait before the next try
             self._backoff = min(max(2 * self._backoff, 0.25), self.reconnect_max_s)
             log.warning("%s: opened but gave no frame; reopening in %.2g s", src.spec.text,

@@ -356,10 +356,25 @@ class PublishSettings:
         for key in ("endpoint", "side_channel", "advertise"):
             value = getattr(self, key)
             if value or key != "advertise":
-                try:  # an advertised endpoint is connected to: no wildcard port
-                    validate_endpoint(value, key, wildcard=key != "advertise")
+                # an advertised endpoint, or one with '>', is connected to: no wildcard port,
+                # no 'every interface' host (*, 0.0.0.0)
+                connect = key == "advertise" or value.startswith(">")
+                try:
+                    validate_endpoint(value, key, wildcard=not connect)
                 except MessageError as e:
                     raise ConfigError(str(e).split(": ", 1)[1], key=key) from None
+        # the journal is opened only when the publisher starts (after the model loads):
+        # refuse what can never be a journal file now
+        if self.enabled:
+            journal = self.journal
+            if not journal.strip():
+                raise ConfigError(f"expected the path of the pass journal file, e.g. "
+                                  f"gaitlive-journal.sqlite, got {journal!r}", key="journal")
+            if Path(journal).is_dir():
+                raise ConfigError(f"{journal!r} is a folder; expected the path of the pass "
+                                  f"journal file in it, e.g. "
+                                  f"{(Path(journal) / 'gaitlive-journal.sqlite').as_posix()}",
+                                  key="journal")
 
 
 @dataclass(frozen=True)
@@ -368,12 +383,26 @@ class OverlaySettings:
     video: str = ""  # overlay video path for --headless; "" = <out_dir>/overlay.mp4
     queue_size: int = _field(4, lo=1, hi=10000)
 
+    def __post_init__(self) -> None:
+        if not self.video:
+            return
+        from gaitlive.overlay.video import VIDEO_OUT_SUFFIXES  # cv2: only when one is set
+
+        p = Path(self.video)
+        if p.is_dir():
+            raise ConfigError(f"{self.video!r} is a folder (expected a video file name "
+                              f"ending in {', '.join(VIDEO_OUT_SUFFIXES)})", key="video")
+        if p.suffix.lower() not in VIDEO_OUT_SUFFIXES:
+            raise ConfigError(f"expected a video file name ending in "
+                              f"{', '.join(VIDEO_OUT_SUFFIXES)}, got {self.video!r}",
+                              key="video")
+
 
 @dataclass(frozen=True)
 class RecordSettings:
     enabled: bool = False
     dir: str = "recordings"
-    segment_s: float = _field(600.0, lo=1.0, hi=7 * 24 * 3600.0)
+    segment_s: float = _field(60.0, lo=1.0, hi=7 * 24 * 3600.0)
     fourcc: str = "mp4v"
 
 

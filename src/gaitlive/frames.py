@@ -24,6 +24,9 @@ class FrameEvent:
 
     FRAME = "frame"
     STREAM_RESET = "stream_reset"  # the source reconnected: gait windows must be cleared
+    # a live source stopped delivering frames and is being reopened: the birds in view are
+    # gone from it (their passes end now, not when it comes back)
+    STREAM_LOST = "stream_lost"
     END = "end"  # the source is exhausted
 
 

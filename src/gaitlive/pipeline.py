@@ -459,9 +459,9 @@ class OverlayAdapter:
         self.state = "live"
 
     def handle(self, record: FrameRecord, update: GaitUpdate | None) -> None:
-        if record.event == FrameEvent.STREAM_RESET:
-            self.state = "live"
-            if update is not None:  # the passes the reset ended get their badges
+        if record.event in (FrameEvent.STREAM_RESET, FrameEvent.STREAM_LOST):
+            self.state = "live" if record.event == FrameEvent.STREAM_RESET else "reconnecting"
+            if update is not None:  # the passes the loss ended get their badges
                 self.overlay.add_events(update)
             return
         if record.event != FrameEvent.FRAME or record.image is None:
@@ -547,8 +547,8 @@ class PublisherAdapter:
             self._last_status = now
             s = self._stats
             wall = now - s.t_start
-            state = {FrameEvent.END: "ended", FrameEvent.STREAM_RESET: "reconnected"}.get(
-                record.event, "live")
+            state = {FrameEvent.END: "ended", FrameEvent.STREAM_RESET: "reconnected",
+                     FrameEvent.STREAM_LOST: "reconnecting"}.get(record.event, "live")
             lat = s.lat_pose.values[-1] * 1000.0 if s.lat_pose.values else None
             pub.publish_status({"camera": self.camera_id, "state": state,
                                 "fps": s.frames_gait / wall if wall > 0 else 0.0,
@@ -631,6 +631,8 @@ class Pipeline:
         self._errors: list[tuple[str, BaseException]] = []
         self._threads: list[threading.Thread] = []
         self._stop_reason = ""
+        self._forced = False
+        self.closing = False  # the sinks are being closed (files finalised)
         # (individual, pass_id) -> foot -> last strike frame, for stats.steps (open passes)
         self._last_strike: dict[tuple[int, int], dict[str, int]] = {}
         self._failed_sinks: set[int] = set()  # sinks whose handle() raised: not called again
@@ -656,6 +658,18 @@ class Pipeline:
         if not self._stop_reason:
             self._stop_reason = reason
         self.capture.stop()
+
+    def force(self) -> None:
+        """Stop without waiting for queued frames or slow threads: the stages stop at
+        once, the open passes are ended and scored from what was seen, and the sinks still
+        close their files (nothing already produced is lost). Safe from a signal
+        handler."""
+        self._forced = True
+        if not self._stop_reason:
+            self._stop_reason = "forced stop"
+        self._abort.set()
+        self.capture.stop()
+        self.slot.close()
 
     def _fail(self, stage: str, exc: BaseException) -> None:
         log.error("%s stage failed: %s", stage, exc)
@@ -744,7 +758,7 @@ class Pipeline:
     def _shutdown(self) -> None:
         self.capture.stop()
         if self.capture.ident is not None:  # started
-            self.capture.join(timeout=15.0)
+            self.capture.join(timeout=2.0 if self._forced else 15.0)
         if self.capture.error is not None and not any(s == "capture" for s, _ in self._errors):
             self._errors.append(("capture", self.capture.error))
         if self.capture.is_alive():
@@ -752,10 +766,11 @@ class Pipeline:
             self._abort.set()
             self.slot.close()
         for t in self._threads:
-            t.join(timeout=30.0)
+            t.join(timeout=2.0 if self._forced else 30.0)
             if t.is_alive():
                 log.warning("%s thread did not finish; abandoning it", t.name)
                 self._abort.set()
+        self.closing = True
         for sink in self.sinks:
             try:
                 sink.close()
@@ -821,7 +836,7 @@ class Pipeline:
             if rec is None:
                 continue
             if rec.event != FrameEvent.FRAME:
-                if rec.event == FrameEvent.STREAM_RESET:
+                if rec.event in (FrameEvent.STREAM_RESET, FrameEvent.STREAM_LOST):
                     if gate is not None:
                         gate.reset()
                     if hasattr(runner, "reset"):
@@ -878,7 +893,7 @@ class Pipeline:
             else:
                 if rec.event == FrameEvent.STREAM_RESET:
                     st.stream_resets += 1
-                else:
+                elif rec.event != FrameEvent.STREAM_LOST:
                     st.end_reason = str(rec.info.get("reason", "end"))
                 if self.gait is not None:
                     passes = self.gait.reset()

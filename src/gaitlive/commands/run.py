@@ -9,6 +9,7 @@ cleanly (files flushed and closed, statistics printed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import signal
@@ -98,13 +99,24 @@ RUN_OUTPUTS = ("poses.h5", "poses.csv", "passes.csv", "steps.csv", "stats.json",
                "overlay.mp4")
 
 
-def _keep_previous_outputs(out_dir: Path) -> Path | None:
+def _keep_previous_outputs(out_dir: Path, overlay_video: Path | None = None) -> Path | None:
     """Move an earlier run's outputs in ``out_dir`` to ``out_dir/previous/<time>/`` (the
     time its files were last written), so a new run never overwrites scores already
-    produced; returns that folder, or None when there was nothing to move."""
+    produced; returns that folder, or None when there was nothing to move. An
+    ``overlay.video`` elsewhere that exists is moved the same way, to ``previous/<time>/``
+    beside it."""
     from gaitlive.fileio import move_aside
 
     old = [out_dir / n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
+    if overlay_video is not None and overlay_video.is_file():
+        if overlay_video.resolve().parent == out_dir.resolve():
+            if overlay_video.name not in RUN_OUTPUTS:
+                old.append(overlay_video)
+        else:
+            dest = move_aside([overlay_video], overlay_video.parent / "previous",
+                              when=overlay_video.stat().st_mtime)
+            print(f"the previous overlay video {overlay_video} was moved to {dest}",
+                  flush=True)
     if not old:
         return None
     dest = move_aside(old, out_dir / "previous", when=max(f.stat().st_mtime for f in old))
@@ -168,7 +180,7 @@ def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: P
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from gaitlive.capture import Capture, FrameSlot, open_source
+    from gaitlive.capture import Capture, FrameSlot, RateProbe, live_rate, open_source
     from gaitlive.gait.stage import GaitStage, view_box
     from gaitlive.pipeline import Pipeline, PipelineStats
     from gaitlive.pose import load_runner
@@ -187,11 +199,26 @@ def run(args: argparse.Namespace) -> int:
     # the source first: a wrong camera index or URL fails before the slow model load
     source = open_source(cfg.source, open_timeout_s=cfg.open_timeout_s,
                          read_timeout_s=cfg.read_timeout_s)
+    # a camera or stream may deliver another rate than it reports: measured while the
+    # model loads, and the gait stage's clock follows what it delivers
+    probe = RateProbe(source) if source.reconnectable else None
+    reported = source.fps
     try:
         runner = load_runner(cfg.model.path, cfg.model)
     except BaseException:
+        if probe is not None:
+            with contextlib.suppress(Exception):
+                probe.finish(min_s=0.0)
         source.close()
         raise
+    if probe is not None:
+        try:
+            measured = probe.finish()
+        except BaseException:
+            runner.close()
+            source.close()
+            raise
+        source.fps = source.fps_set = live_rate(source, measured)
     if tuple(runner.bodyparts) != tuple(profile.bodyparts):
         source.close()
         runner.close()
@@ -227,7 +254,9 @@ def run(args: argparse.Namespace) -> int:
         publisher = _make_publisher(cfg, args, source, pipeline_stats)
         if publisher is not None:
             sinks.append(publisher)
-        _keep_previous_outputs(out_dir)  # only once nothing else can stop the run
+        # only once nothing else can stop the run
+        _keep_previous_outputs(out_dir, Path(cfg.overlay.video)
+                               if cfg.overlay.video and not args.no_overlay else None)
         _make_sinks(sinks, cfg, args, out_dir, source, runner, pipeline_stats)
         init = None
         if shape is not None:
@@ -243,14 +272,27 @@ def run(args: argparse.Namespace) -> int:
         def on_signal(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
             received.append(name)
-            if len(received) > 1:  # a second signal: stop waiting for a clean shutdown
+            if len(received) == 1:
+                print(f"gaitlive run: {name} received, stopping (again to force)",
+                      file=sys.stderr, flush=True)
+                pipeline.stop(f"{name} received")
+            elif pipeline.closing:
+                # the files are being finalised: an interrupt now would lose them
+                print("gaitlive run: closing the output files, please wait",
+                      file=sys.stderr, flush=True)
+            elif len(received) == 2:
+                # a second signal: stop waiting for queued frames and slow threads; the
+                # open passes are still ended and the files still closed
+                print(f"gaitlive run: {name} received again, forcing the stop (closing the "
+                      "files; a third time to quit at once)", file=sys.stderr, flush=True)
+                pipeline.force()
+            else:
                 raise KeyboardInterrupt
-            print(f"gaitlive run: {name} received, stopping (again to force)",
-                  file=sys.stderr, flush=True)
-            pipeline.stop(f"{name} received")
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        print(f"gaitlive run: {source.spec.kind} {source.spec.text} at {source.fps:.3g} fps, "
+        rate = (f"{source.fps:.3g} fps" if source.fps == reported else
+                f"{source.fps:.3g} fps (measured; it reports {reported:.3g})")
+        print(f"gaitlive run: {source.spec.kind} {source.spec.text} at {rate}, "
               f"model {cfg.model.path} ({runner.engine}, {runner.device}), profile "
               f"{profile.name}, output {out_dir}", flush=True)
         failed: BaseException | None = None

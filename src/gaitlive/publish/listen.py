@@ -305,6 +305,8 @@ class CSVStore(ScoreStore):
             raise ListenError(f"--csv {self.path}: its gap file {self._gaps_path} is not a "
                               f"gaitlive listen gap file (expected the columns "
                               f"{','.join(GAP_COLUMNS)}); move it away or give another --csv")
+        if self._gaps_path.is_file() and self._gaps_path.stat().st_size > 0:
+            self._load_gaps()
         if self.path.exists() and self.path.stat().st_size > 0:
             header = _csv_header(self.path)
             if header != PASS_COLUMNS:
@@ -331,20 +333,38 @@ class CSVStore(ScoreStore):
             self._fh.flush()
         self._writer = csv.DictWriter(self._fh, PASS_COLUMNS)
 
-    def _repair_tail(self) -> None:
+    def _load_gaps(self) -> None:
+        """Read the seqs recorded as lost in ``<file>.gaps.csv`` back (as
+        :class:`SQLiteStore` reads its ``gaps`` table), so a restart does not record them
+        again."""
+        self._repair_tail(self._gaps_path)
+        with open(self._gaps_path, newline="", encoding="utf-8") as fh:
+            for i, row in enumerate(csv.DictReader(fh), start=2):
+                try:
+                    first, last = int(row["first_seq"]), int(row["last_seq"])
+                    key = (row["publisher_id"], row["epoch"])
+                except (TypeError, ValueError):
+                    raise ListenError(f"--csv {self.path}: its gap file {self._gaps_path}, "
+                                      f"line {i}: expected integer first_seq and last_seq, "
+                                      f"got {row.get('first_seq')!r}, "
+                                      f"{row.get('last_seq')!r}") from None
+                self._gaps.setdefault(key, set()).update(range(first, last + 1))
+
+    def _repair_tail(self, path: Path | None = None) -> None:
         """Remove a last line cut short by a crash in the middle of a row (a listen CSV's
-        rows always end with a line end); the header line is kept."""
-        with open(self.path, "rb+") as fh:
+        rows, and its gap file's, always end with a line end); the header line is kept."""
+        path = path or self.path
+        with open(path, "rb+") as fh:
             data = fh.read()
             if not data or data.endswith(b"\n"):
                 return
             header_end = data.find(b"\n") + 1
             if header_end == 0:  # only the header, its line end lost
-                log.warning("%s: adding the line end missing after the header", self.path)
+                log.warning("%s: adding the line end missing after the header", path)
                 fh.write(b"\r\n")
                 return
             cut = data.rfind(b"\n") + 1
-            log.warning("%s: removing a last line cut short (%d bytes)", self.path,
+            log.warning("%s: removing a last line cut short (%d bytes)", path,
                         len(data) - cut)
             fh.truncate(cut)
 
@@ -637,11 +657,15 @@ class Listener:
     # ---------------------------------------------------------------- main loop
     def run(self, duration_s: float | None = None) -> int:
         """Listen until :attr:`stop_event` is set (or ``duration_s`` passed)."""
-        self._ctx = zmq.Context()
         wanted = set(self.topics) | ({"status"} if "pass" in self.topics else set())
-        sub = Subscriber(self.endpoint, [t for t in M.TOPICS if t in wanted], self.camera,
-                         security=self.security, ctx=self._ctx, max_lag_s=5.0,
-                         rcvhwm=self.rcvhwm)
+        self._ctx = zmq.Context()
+        try:
+            sub = Subscriber(self.endpoint, [t for t in M.TOPICS if t in wanted], self.camera,
+                             security=self.security, ctx=self._ctx, max_lag_s=5.0,
+                             rcvhwm=self.rcvhwm)
+        except BaseException:
+            self._ctx.destroy(linger=0)
+            raise
         self.subscriber = sub
         end = None if duration_s is None else time.monotonic() + duration_s
         log.info("listening to %s (topics %s, camera %s)", self.endpoint, ",".join(self.topics),
@@ -692,7 +716,8 @@ class Listener:
                 c.close()
             self._clients.clear()
             sub.close()
-            self._ctx.term()
+            # closes any socket still open too: term() would wait for it forever
+            self._ctx.destroy(linger=0)
         for pub, epoch, a, b in self.open_gaps():
             log.warning("exit with pass seqs %d..%d of %s (epoch %s) not filled", a, b, pub,
                         epoch)

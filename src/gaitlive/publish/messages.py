@@ -49,6 +49,8 @@ __all__ = [
     "parse_topic",
     "subscription",
     "validate_camera_id",
+    "validate_endpoint",
+    "is_any_host",
     "encode_header",
     "encode_body",
     "encode",
@@ -98,6 +100,18 @@ def validate_camera_id(camera_id: str) -> str:
 _TCP_RE = re.compile(r"^tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\s]+):(?P<port>\*|[0-9]+)$")
 
 
+#: hosts that mean "every interface": fine to bind, nothing to connect to
+ANY_HOSTS = frozenset({"*", "0.0.0.0", "[::]", "[0:0:0:0:0:0:0:0]"})
+
+
+def is_any_host(endpoint: str) -> bool:
+    """Whether ``endpoint`` is ``tcp://`` on a host meaning "every interface" (``*``,
+    ``0.0.0.0``, ``[::]``): an address to bind, not one to connect to."""
+    text = endpoint[1:] if endpoint[:1] in (">", "@") else endpoint
+    m = _TCP_RE.match(text)
+    return bool(m) and m.group("host") in ANY_HOSTS
+
+
 def validate_endpoint(endpoint: str, what: str = "endpoint", *, wildcard: bool = True) -> str:
     """Return ``endpoint`` if ZeroMQ can use it, else raise :class:`MessageError` naming
     ``what``.
@@ -105,13 +119,21 @@ def validate_endpoint(endpoint: str, what: str = "endpoint", *, wildcard: bool =
     Accepted: ``tcp://HOST:PORT`` with PORT 1-65535 (or ``*`` or ``0``, a free port, where
     ``wildcard``), ``ipc://PATH`` and ``inproc://NAME``, optionally prefixed by ``>``
     (connect) or ``@`` (bind). libzmq itself takes port 99999 and binds some other port,
-    so a mistyped port is caught here instead."""
+    so a mistyped port is caught here instead. Without ``wildcard`` (an endpoint to connect
+    to) a host meaning "every interface" -- ``*``, ``0.0.0.0``, ``[::]`` -- is refused too:
+    libzmq refuses to connect to ``*``, and ``0.0.0.0`` is not an address another machine
+    can reach."""
     text = endpoint[1:] if endpoint[:1] in (">", "@") else endpoint
     ok = False
     m = _TCP_RE.match(text)
     if m:
         port = m.group("port")
         ok = (port in ("*", "0") and wildcard) or (port.isdigit() and 1 <= int(port) <= 65535)
+        if ok and not wildcard and m.group("host") in ANY_HOSTS:
+            raise MessageError(f"{what}: {m.group('host')} means 'every interface', an "
+                               f"address to bind, not one to connect to; give the host name "
+                               f"or address of the machine (e.g. tcp://barn-pc:{port}, or "
+                               f"tcp://127.0.0.1:{port} on this machine), got {endpoint!r}")
     elif text.startswith(("ipc://", "inproc://")):
         ok = len(text.split("://", 1)[1]) > 0
     if not ok:

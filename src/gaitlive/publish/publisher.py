@@ -213,6 +213,14 @@ class Publisher:
         log.info("publishing %s on %s (side channel %s, journal %s, epoch %s, last seq %d)",
                  self.publisher_id, self.endpoint, self.side_endpoint, s.journal, self.epoch,
                  self._pass_seq)
+        if not s.advertise and self._side is not None and M.is_any_host(self._side.endpoint):
+            port = self.side_endpoint.rsplit(":", 1)[1]
+            log.warning("publish.side_channel %s binds every interface but publish.advertise "
+                        "is not set: subscribers are told to catch up from %s, which only "
+                        "subscribers on this machine can reach; subscribers on other machines "
+                        "need publish.advertise set to an address of this machine they can "
+                        "reach, e.g. tcp://%s:%s", s.side_channel, self.side_endpoint,
+                        socket.gethostname() or "barn-pc", port)
         return self
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -423,8 +431,9 @@ class Publisher:
             try:
                 self._pub.send_multipart([self._topics[kind],
                                           pack({"v": M.SCHEMA_VERSION, "pub": self.publisher_id,
-                                                "epoch": self.epoch, "seq": seq,
-                                                "t_mono": t_mono, "t_wall": t_wall}),
+                                                "epoch": self.epoch, "run": self.run_id,
+                                                "seq": seq, "t_mono": t_mono,
+                                                "t_wall": t_wall}),
                                           pack(body)])
                 self._published[kind] += 1
             except zmq.ZMQError as e:

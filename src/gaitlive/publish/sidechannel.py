@@ -70,7 +70,9 @@ class SideChannelServer:
     journal_path
         The journal the publisher writes.
     advertise
-        Side-channel endpoint written into the replayed headers (``""``: the bound one).
+        Side-channel endpoint written into the replayed headers (``""``: the bound one; when
+        that binds every interface, ``tcp://*:P`` or ``tcp://0.0.0.0:P``, the loopback
+        address with the bound port, which only subscribers on this machine can reach).
     security
         CURVE server settings, or None for plain TCP.
     """
@@ -91,8 +93,14 @@ class SideChannelServer:
 
     @property
     def advertised(self) -> str:
-        """The endpoint subscribers are told to use (``advertise`` or the bound one)."""
-        return self._advertise or self.endpoint
+        """The endpoint subscribers are told to use: ``advertise``, else the bound one with
+        a host meaning "every interface" (``0.0.0.0``, ``[::]``) replaced by loopback, an
+        address that can be connected to (on this machine)."""
+        if self._advertise or not M.is_any_host(self.endpoint):
+            return self._advertise or self.endpoint
+        port = self.endpoint.rsplit(":", 1)[1]
+        host = "[::1]" if self.endpoint.startswith("tcp://[") else "127.0.0.1"
+        return f"tcp://{host}:{port}"
 
     def start(self) -> SideChannelServer:
         """Bind (errors raise here) and serve in a daemon thread."""
@@ -265,9 +273,15 @@ class SideChannelClient:
         if self._sock is None:
             s = self.ctx.socket(zmq.DEALER)
             s.linger = 0
-            if self.security is not None:
-                self.security.apply(s)
-            s.connect(self.endpoint)
+            try:
+                if self.security is not None:
+                    self.security.apply(s)
+                s.connect(self.endpoint)
+            except zmq.ZMQError as e:
+                # never leave an unusable socket behind: it would block ctx.term() forever
+                s.close(linger=0)
+                raise SideChannelError(f"side channel {self.endpoint}: cannot connect "
+                                       f"({e})") from None
             self._sock = s
         return self._sock
 
