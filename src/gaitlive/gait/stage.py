@@ -487,8 +487,10 @@ class GaitStage:
             if i in match:
                 j = match[i]
                 assert poses is not None
-                self._run(tr, frame, poses[rows[j]], rows[j], upd)
-                self._note_extent(tr, poses[rows[j]])
+                pose = poses[rows[j]]
+                self._run(tr, frame, pose, rows[j], upd)
+                if tr.scale != tr.scale:  # (per frame: skip the call once a leg is known)
+                    self._note_extent(tr, pose)
                 cx, cy = centres[j]
                 if tr.last_seen == frame - 1 and tr.cx == tr.cx and tr.cy == tr.cy:
                     vx = 0.7 * tr.vx + 0.3 * (cx - tr.cx)
@@ -503,7 +505,8 @@ class GaitStage:
                 tr.last_count = counts[j]
                 self._note_size(tr, sizes[j])
                 tr.n_seen += 1
-                self._confirm(tr, upd)
+                if not tr.confirmed:
+                    self._confirm(tr, upd)
             else:
                 self._run(tr, frame, tr.nan_pose, -1, upd)
                 gone = frame - tr.last_seen
@@ -674,16 +677,17 @@ class GaitStage:
         return compute_pass_features(hist, self.layout.hist, steps, self.fps, light=True)
 
     def _track_state(self, tr: _Track) -> TrackState:
-        lay = self.layout
+        # (per frame and bird: plain zips over lists of the same, fixed lengths)
         c = self._c_angles
-        names = lay.hist.angles
+        names = self.layout.hist.angles
         row = tr.hist[tr.next_frame - 1 - tr.start_frame, :c + len(names)].tolist()
         states = tr.istate[:, kernels.I_STATE].tolist()
-        return TrackState(individual=tr.individual, pass_id=tr.pass_id, pose_row=tr.pose_row,
-                          complete=row[7] == 1.0, angles=dict(zip(names, row[c:], strict=True)),
-                          stance={leg: st == kernels.STANCE
-                                  for leg, st in zip(lay.hist.legs, states, strict=True)},
-                          features=tr.rolling, n_steps=tr.n_steps, scale_px=float(tr.scale))
+        stance = kernels.STANCE
+        return TrackState(tr.individual, tr.pass_id, tr.pose_row, row[7] == 1.0,
+                          dict(zip(names, row[c:], strict=False)),
+                          {leg: st == stance
+                           for leg, st in zip(self.layout.hist.legs, states, strict=False)},
+                          tr.rolling, tr.n_steps, float(tr.scale))
 
     def _finish(self, tr: _Track, upd: GaitUpdate) -> PassResult | None:
         # drain the delayed contact decisions: frames up to ``delay`` after the last one
