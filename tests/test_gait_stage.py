@@ -612,7 +612,8 @@ def test_a_pose_spanning_two_birds_does_not_join_them():
     assert len(passes) == 2
     alone = GaitStage(prof, fps=30.0).run_series(a.poses[:k + 1])[1]
     assert (passes[0].start_frame, passes[0].end_frame) == (alone[0].start_frame, k)
-    assert k + 2 <= passes[1].start_frame <= k + 5 and passes[1].end_frame == len(seq) - 1
+    # (the spread pose may start the other bird's track: it is no longer the first's)
+    assert k + 1 <= passes[1].start_frame <= k + 5 and passes[1].end_frame == len(seq) - 1
     first = {(s.foot, s.strike_frame) for s in steps
              if s.kind == "lift" and s.individual == passes[0].individual}
     assert first and max(f for _, f in first) <= k

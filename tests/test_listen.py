@@ -568,8 +568,9 @@ def _free_port() -> int:
 def test_an_advertised_side_channel_that_cannot_be_connected_to_is_a_retried_failure(
         tmp_path, caplog):
     """A publisher (a bare PUB socket, hand-encoded messages) advertising ``tcp://*:P`` --
-    what a bind address in ``publish.advertise`` gave: the listener logs a failed catch-up,
-    goes on storing live passes and stops at its duration."""
+    what a bind address in ``publish.advertise`` gave: the listener asks that port on the
+    publisher's host, logs the failed catch-up, goes on storing live passes and stops at
+    its duration (it used to hang on exit)."""
     import zmq
 
     ctx = zmq.Context()
@@ -604,9 +605,10 @@ def test_an_advertised_side_channel_that_cannot_be_connected_to_is_a_retried_fai
     assert not th.is_alive(), "the listener did not stop at its duration (hung on exit)"
     assert result == [0] and took < 10, took
     assert listener.stored == 2 and listener.open_gaps() == [("p", "e1", 2, 2)]
-    assert "not filled yet" in caplog.text and "'every interface'" in caplog.text
+    # 'every interface' is asked on the host the publisher was reached on (nobody there)
+    reached = "tcp://127.0.0.1:" + side.rsplit(":", 1)[1]
+    assert "not filled yet" in caplog.text and f"side channel {reached}" in caplog.text
     assert "exit with pass seqs 2..2 of p" in caplog.text
-    assert f"got {side!r}" in caplog.text
 
 
 def test_listen_cli_side_channel_libzmq_refuses_is_logged_and_duration_is_honoured():

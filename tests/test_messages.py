@@ -282,3 +282,15 @@ def test_every_interface_hosts_can_be_bound_but_not_connected_to(ep):
     assert str(e.value).startswith(f"side channel: {host} means 'every interface'")
     assert "tcp://127.0.0.1:5557 on this machine" in str(e.value) and repr(ep) in str(e.value)
     assert not M.is_any_host("tcp://127.0.0.1:5557") and M.is_any_host(ep)
+
+
+def test_a_side_channel_advertised_on_every_interface_is_reached_on_the_publishers_host():
+    """An older publisher advertises its bound side channel, tcp://0.0.0.0:P; a subscriber
+    (which refuses to connect to 'every interface') asks the host it reached the publisher
+    on instead."""
+    from gaitlive.publish.messages import connectable
+
+    assert connectable("tcp://0.0.0.0:5557", "tcp://barn-pc:5556") == "tcp://barn-pc:5557"
+    assert connectable("tcp://*:5557", ">tcp://10.0.0.7:5556") == "tcp://10.0.0.7:5557"
+    assert connectable("tcp://barn-pc:5557", "tcp://10.0.0.7:5556") == "tcp://barn-pc:5557"
+    assert connectable("tcp://0.0.0.0:5557", "ipc:///tmp/x") == "tcp://0.0.0.0:5557"

@@ -378,31 +378,39 @@ class ImageFolderSource(FrameSource):
 
 
 class RateProbe:
-    """Measure the rate a live source really delivers frames at, reading it in a thread
-    while something else runs (the model loading).
+    """Measure the rate a live source really delivers frames at.
 
     Cameras and streams report a nominal rate (``CAP_PROP_FPS``) that may be wrong: an
     MJPEG stream over HTTP carries none (FFmpeg says 25), a USB camera in low light
     delivers fewer frames than it reports. The gait stage's clock (cadence, stance times,
-    every setting in seconds) must follow the real rate. The frames read are dropped (the
-    first frames scored must be fresh anyway).
+    every setting in seconds) must follow the real rate.
+
+    The probe reads the source in a thread from when it is made (while the model loads:
+    a live source's frames would be dropped then anyway, and reading keeps its buffers
+    from filling), but measures only over ``measure_s`` seconds after :meth:`finish` is
+    called: while the model loads the probe thread gets the interpreter late and a camera
+    that keeps only its newest frame would seem slower than it is.
 
     Parameters
     ----------
     source
         An open live source; nothing else may read it until :meth:`finish` returns.
     max_s
-        Stop reading after this long.
+        Stop reading after this long, whatever happens.
     """
 
-    #: the first frames after opening come in a burst from buffers: not measured
-    SKIP = 5
-    SKIP_S = 0.5
+    #: frames read after ``finish`` is called and before the measurement (a backlog)
+    SETTLE_S = 0.3
+    #: a source delivering this much faster than it reports is no live source (a video
+    #: file served over HTTP): the probe stops reading it so as not to drain it
+    TOO_FAST = 3.0
+    FAST_WINDOW = 90  # frames (more than the burst a live stream sends when opened)
 
-    def __init__(self, source: FrameSource, max_s: float = 10.0):
+    def __init__(self, source: FrameSource, max_s: float = 60.0):
         self.source = source
         self.max_s = float(max_s)
         self.times: list[float] = []
+        self.too_fast = False
         self._stop = threading.Event()
         self._t0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="gaitlive-rate-probe",
@@ -411,6 +419,7 @@ class RateProbe:
 
     def _run(self) -> None:
         t_end = self._t0 + self.max_s
+        fast = self.TOO_FAST * max(float(self.source.fps), 1.0)
         while not self._stop.is_set() and time.monotonic() < t_end:
             try:
                 image = self.source.read()
@@ -418,30 +427,55 @@ class RateProbe:
                 return
             if image is None:
                 return
-            self.times.append(time.monotonic())
+            t = time.monotonic()
+            self.times.append(t)
+            w = self.FAST_WINDOW
+            if len(self.times) > w and t - self.times[-w - 1] < w / fast:
+                self.too_fast = True  # a whole window of frames far faster than real time
+                return
 
-    def finish(self, min_s: float = 2.0, min_frames: int = 20) -> float | None:
-        """Stop reading (after at least ``min_s`` seconds since the start, or sooner once
-        ``min_frames`` frames were measured) and return the measured rate in frames per
-        second over the frames after the first ``SKIP`` and ``SKIP_S`` seconds (a burst
-        from buffers at opening).
-        None when too few frames came to tell."""
-        t_end = self._t0 + min_s
-        while time.monotonic() < t_end and self._thread.is_alive():
-            if len(self.times) >= self.SKIP + min_frames and \
-                    self.times[-1] - self._t0 >= 0.5 * min_s:
-                break
-            time.sleep(0.02)
+    def stop(self, wait_s: float = 30.0) -> bool:
+        """Stop reading; False when a read has not returned within ``wait_s`` (the source
+        must then not be touched)."""
         self._stop.set()
-        # a read blocks at most the source's read timeout
-        self._thread.join(timeout=float(getattr(self.source, "read_timeout_s", 5.0)) + 2.0)
-        if self._thread.is_alive():
-            raise SourceError(f"{self.source.spec.text}: a read did not return; cannot go on "
-                              f"reading it")
-        t = [x for x in self.times[self.SKIP:] if x - self.times[0] >= self.SKIP_S]
-        if len(t) < min_frames // 2 or t[-1] <= t[0]:
+        self._thread.join(timeout=wait_s)
+        return not self._thread.is_alive()
+
+    def finish(self, measure_s: float = 2.0, min_frames: int = 20) -> float | None:
+        """Measure for ``measure_s`` seconds (after ``SETTLE_S``), stop, and return the
+        rate in frames per second: frames / time over that window. None when it cannot
+        tell: too few frames came, the two ways of reading the intervals (their mean and
+        their median) disagree by more than 15 % (an irregular source), the source
+        stalled or is faster than real time (:attr:`too_fast`).
+
+        Raises
+        ------
+        SourceError
+            When a read does not return within 30 s (the source is stuck).
+        """
+        t_a = time.monotonic() + self.SETTLE_S
+        t_b = t_a + measure_s
+        while time.monotonic() < t_b and self._thread.is_alive():
+            time.sleep(0.02)
+        if not self.stop():
+            raise SourceError(f"{self.source.spec.text}: a read did not return within "
+                              f"30 s; the source is stuck")
+        if self.too_fast:
+            log.info("%s delivers frames far faster than %.3g fps (a file, not a live "
+                     "source?): its rate is taken as reported", self.source.spec.text,
+                     self.source.fps)
             return None
-        return (len(t) - 1) / (t[-1] - t[0])
+        t = np.asarray([x for x in self.times if t_a <= x <= t_b])
+        if len(t) < min_frames or t[-1] <= t[0]:
+            return None
+        mean_rate = (len(t) - 1) / (t[-1] - t[0])
+        median_dt = float(np.median(np.diff(t)))
+        if median_dt <= 0 or abs(mean_rate * median_dt - 1.0) > 0.15:
+            log.info("%s: frame intervals too irregular to measure its rate (%.3g fps from "
+                     "their mean, %.3g from their median): taken as reported",
+                     self.source.spec.text, mean_rate, 1.0 / max(median_dt, 1e-9))
+            return None
+        return mean_rate
 
 
 def live_rate(source: FrameSource, measured: float | None, tolerance: float = 0.1) -> float:

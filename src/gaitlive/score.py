@@ -278,7 +278,7 @@ def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
     # round-off from blowing it up to z-scores of 1e8
     std = np.where(np.isfinite(std) & (std > 1e-9 * np.maximum(np.abs(mean), 1.0)), std, 1.0)
     Z = (X - mean) / std
-    Z = np.where(np.isfinite(Z), Z, 0.0)
+    Z = np.clip(np.where(np.isfinite(Z), Z, 0.0), -Z_MAX, Z_MAX)  # as when predicting
     yi = np.searchsorted(classes, y)
     K = len(classes)
     n, d = Z.shape

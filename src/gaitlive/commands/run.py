@@ -9,7 +9,6 @@ cleanly (files flushed and closed, statistics printed).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import signal
@@ -206,10 +205,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         runner = load_runner(cfg.model.path, cfg.model)
     except BaseException:
-        if probe is not None:
-            with contextlib.suppress(Exception):
-                probe.finish(min_s=0.0)
-        source.close()
+        if probe is None or probe.stop():  # never close a source a read is still inside
+            source.close()
         raise
     if probe is not None:
         try:
@@ -297,26 +294,29 @@ def run(args: argparse.Namespace) -> int:
               f"{profile.name}, output {out_dir}", flush=True)
         failed: BaseException | None = None
         try:
-            pipeline.run(on_start=lambda: print(
-                "gaitlive run: running (Ctrl-C or SIGTERM stops it)", flush=True))
-        except Exception as e:
-            failed = e
+            try:
+                pipeline.run(on_start=lambda: print(
+                    "gaitlive run: running (Ctrl-C or SIGTERM stops it)", flush=True))
+            except Exception as e:
+                failed = e
+            # the pipeline has closed its sinks (pipeline.closing): a signal from now on
+            # only says to wait, until the recording and stats.json are written too
+            if recorder is not None:
+                recorder.close()
+            st = pipeline.stats
+            print("--- gaitlive run: statistics ---")
+            print(st.format())
+            if recorder is not None:
+                print(f"recorded {recorder.written} frames ({recorder.dropped} dropped) in "
+                      f"{len(recorder.segments)} file(s) under {recorder.dir}"
+                      + (f"; recording stopped: {recorder.error}" if recorder.error else ""))
+            from gaitlive.fileio import atomic_write_text, jsonable
+
+            atomic_write_text(out_dir / "stats.json", json.dumps(
+                jsonable(st.summary()), indent=1, default=str, allow_nan=False))
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-            if recorder is not None:
-                recorder.close()
-        st = pipeline.stats
-        print("--- gaitlive run: statistics ---")
-        print(st.format())
-        if recorder is not None:
-            print(f"recorded {recorder.written} frames ({recorder.dropped} dropped) in "
-                  f"{len(recorder.segments)} file(s) under {recorder.dir}"
-                  + (f"; recording stopped: {recorder.error}" if recorder.error else ""))
-        from gaitlive.fileio import atomic_write_text, jsonable
-
-        atomic_write_text(out_dir / "stats.json", json.dumps(jsonable(st.summary()), indent=1,
-                                                             default=str, allow_nan=False))
         written = [n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
         print(f"outputs in {out_dir}: {', '.join(written)}", flush=True)
         if failed is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -169,6 +170,7 @@ class _Track:
         # ... of the detections with whole legs only, and how many there were (SIZE_GATE)
         self.size = math.nan
         self.n_size = 0
+        self.first_sizes: list[float] = []
         # keypoints' extent (px) while the leg length is unknown: the matching scale then
         self.extent = math.nan
         self.pose_row = -1
@@ -410,29 +412,18 @@ class GaitStage:
         s = tr.size
         return tr.n_size >= SIZE_MIN_N and (size > SIZE_GATE * s or size * SIZE_GATE < s)
 
-    def _misposed(self, centre: list[float], size: float, frame: int) -> bool:
-        """Whether an unmatched detection lies on a bird in view (within the matching
-        distance of a track seen in this frame or the last) but has another size: a pose
-        spanning two birds, or a far bird behind the near one. It starts no track then (a
-        track started from one such pose took the next poses of the bird it lay on)."""
-        max_d = self.profile.gait.max_match_distance
-        for tr in self.tracks:
-            if frame - tr.last_seen > 1 or not self._other_size(tr, size):
-                continue
-            px, py = self._predicted(tr, frame) if tr.last_seen < frame else (tr.cx, tr.cy)
-            if math.hypot(centre[0] - px, centre[1] - py) <= max_d * tr.scale:
-                return True
-        return False
-
     @staticmethod
     def _note_size(tr: _Track, size: float) -> None:
+        """Follow the track's whole-leg length: the median of its first ``SIZE_MIN_N``
+        (one odd pose among them does not set it), then a clamped running value."""
         if not size > 0.0:
             return
-        if tr.n_size:
+        if tr.n_size >= SIZE_MIN_N:
             size = min(max(size, tr.size / SCALE_CLAMP), tr.size * SCALE_CLAMP)
             tr.size += SCALE_RATE * (size - tr.size)
         else:
-            tr.size = size
+            tr.first_sizes.append(size)
+            tr.size = statistics.median(tr.first_sizes)
         tr.n_size += 1
 
     def _assign(self, rows: list[int], centres: list[list[float]], counts: list[int],
@@ -440,7 +431,9 @@ class GaitStage:
         """track position -> detection position. A track that walked out of the view
         takes no detection, and one lost for more than 0.1 s only a detection with
         ``min_present_keypoints`` keypoints (a foot coming into view where a bird left is
-        the next bird); a track takes no detection of another size (``SIZE_GATE``)."""
+        the next bird); a track takes no detection of another size (``SIZE_GATE``).
+        Each track reaches ``max_match_distance`` of its own leg lengths; within reach,
+        the assignment minimises the distances in pixels."""
         if not rows or not self.tracks:
             return {}
         max_d = self.profile.gait.max_match_distance
@@ -467,12 +460,14 @@ class GaitStage:
                 continue
             s = self._match_scale(tr)
             s = s if math.isfinite(s) else np.inf
-            d = np.hypot(cen[:, 0] - px, cen[:, 1] - py) / s
-            ok = d <= max_d
+            d = np.hypot(cen[:, 0] - px, cen[:, 1] - py)
+            ok = d <= max_d * s  # each track's reach is in its own leg lengths ...
             if frame - tr.last_seen > self.leave_frames:
                 ok &= ~few
             if tr.n_size >= SIZE_MIN_N:
                 ok &= ~((siz > SIZE_GATE * tr.size) | (siz * SIZE_GATE < tr.size))
+            # ... but tracks compete in pixels: a track started by one odd pose (spanning
+            # two birds, a leg length of hundreds of px) is not nearer in its own units
             cost[i] = np.where(ok, d, 1e6)
         ti, di = linear_sum_assignment(cost)
         return {int(t): int(d) for t, d in zip(ti, di, strict=True) if cost[t, d] < 1e6}
@@ -518,8 +513,6 @@ class GaitStage:
         for j, r in enumerate(rows):
             if j in used or counts[j] < min_new:
                 continue  # a new bird needs min_present_keypoints keypoints
-            if self._misposed(centres[j], sizes[j], frame):
-                continue  # a pose of another size on a bird in view: no new bird
             assert poses is not None
             tr = _Track(self._next_individual, self._next_pass, frame, self.layout, self.n_kp,
                         self.fps)

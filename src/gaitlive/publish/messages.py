@@ -51,6 +51,7 @@ __all__ = [
     "validate_camera_id",
     "validate_endpoint",
     "is_any_host",
+    "connectable",
     "encode_header",
     "encode_body",
     "encode",
@@ -110,6 +111,19 @@ def is_any_host(endpoint: str) -> bool:
     text = endpoint[1:] if endpoint[:1] in (">", "@") else endpoint
     m = _TCP_RE.match(text)
     return bool(m) and m.group("host") in ANY_HOSTS
+
+
+def connectable(endpoint: str, via: str) -> str:
+    """``endpoint`` as a subscriber can connect to it: a host meaning "every interface"
+    (an older publisher advertising its bound side channel ``tcp://0.0.0.0:P``) becomes
+    the host of ``via``, the endpoint the subscriber reached that publisher on."""
+    if not is_any_host(endpoint):
+        return endpoint
+    v = _TCP_RE.match(via[1:] if via[:1] in (">", "@") else via)
+    e = _TCP_RE.match(endpoint[1:] if endpoint[:1] in (">", "@") else endpoint)
+    if not (v and e) or v.group("host") in ANY_HOSTS:
+        return endpoint
+    return f"tcp://{v.group('host')}:{e.group('port')}"
 
 
 def validate_endpoint(endpoint: str, what: str = "endpoint", *, wildcard: bool = True) -> str:
