@@ -639,6 +639,22 @@ def test_one_pose_of_another_size_does_not_split_a_pass():
     assert abs(passes[0].n_steps - clean[0].n_steps) <= 1
 
 
+def test_a_bird_whose_first_whole_leg_pose_is_too_large_keeps_its_pass():
+    """The first pose with every leg segment is twice too large: the track's size is the
+    median of its first three whole-leg poses, not that one (it used to be, and the gate
+    then refused the bird's own poses: a pass of 0 steps and another of 10 instead of 12)."""
+    prof = load_profile("broiler-side")
+    a = simulate_pass(severity=1, view="side", seed=31, direction=1)
+    poses = a.poses.copy()
+    k = int(np.flatnonzero((poses[:, 0, 2:8, 2] > 0).all(axis=1))[0])
+    c = np.nanmean(poses[k, 0, 1:4, :2], axis=0)
+    poses[k, 0, :, :2] = c + 2.0 * (poses[k, 0, :, :2] - c)
+    clean = GaitStage(prof, fps=30.0).run_series(a.poses)[1]
+    odd = GaitStage(prof, fps=30.0).run_series(poses)[1]
+    assert [(p.start_frame, p.end_frame, p.n_steps) for p in odd] == [
+        (p.start_frame, p.end_frame, p.n_steps) for p in clean]
+
+
 def test_a_false_detection_sends_no_step_events():
     """8 frames of a bird (less than min_pass_s): no pass, and no strike or lift either
     (a steps table row of a pass that never was)."""
