@@ -958,10 +958,10 @@ def test_a_quick_second_signal_forces_the_stop_but_keeps_the_outputs(tmp_path, t
     # (the first signal may already have drained the queue and be closing the files)
     assert "forcing the stop" in err or "closing the output files" in err, why
     summary = _strict_json(out / "stats.json")
-    assert read_pose(out / "poses.h5").n_frames == summary["frames_gait"] > 0
-    assert (out / "poses.csv").is_file()
+    assert read_pose(out / "poses.h5").n_frames == summary["frames_gait"] > 0, why
+    assert (out / "poses.csv").is_file(), why
     cap = cv2.VideoCapture(str(out / "overlay.mp4"))
-    assert cap.isOpened() and cap.read()[0]
+    assert cap.isOpened() and cap.read()[0], why
 
 
 @pytest.mark.slow
