@@ -50,6 +50,16 @@ SIZE_GATE = 1.6
 SIZE_MIN_N = 3
 
 
+def _follow(value: float, new: float) -> float:
+    """A robust running value: ``new`` clamped to ``SCALE_CLAMP`` times ``value`` either
+    way, then averaged in at ``SCALE_RATE`` (one odd frame moves it by a few percent)."""
+    if new > value * SCALE_CLAMP:
+        new = value * SCALE_CLAMP
+    elif new * SCALE_CLAMP < value:
+        new = value / SCALE_CLAMP
+    return value + SCALE_RATE * (new - value)
+
+
 def view_box(frame_size: tuple[int, int] | None, cropping: Sequence[int] = ()
              ) -> tuple[int, int, int, int] | None:
     """The part of the image poses can come from, ``(x0, y0, x1, y1)``: the whole frame of
@@ -419,8 +429,7 @@ class GaitStage:
         if not size > 0.0:
             return
         if tr.n_size >= SIZE_MIN_N:
-            size = min(max(size, tr.size / SCALE_CLAMP), tr.size * SCALE_CLAMP)
-            tr.size += SCALE_RATE * (size - tr.size)
+            tr.size = _follow(tr.size, size)
         else:
             tr.first_sizes.append(size)
             tr.size = statistics.median(tr.first_sizes)
@@ -599,13 +608,9 @@ class GaitStage:
                                 tr.events, tr.tmp_angles, tr.tmp_ratios)
         tr.next_frame = frame + 1
         tr.pose_row = row
-        s = tr.hist[row_t, 1]
-        if s == s and s > 0.0:
-            if tr.scale == tr.scale:
-                s = min(max(s, tr.scale / SCALE_CLAMP), tr.scale * SCALE_CLAMP)
-                tr.scale += SCALE_RATE * (s - tr.scale)
-            else:
-                tr.scale = s
+        s = float(tr.hist[row_t, 1])  # (a Python float: cheaper comparisons than numpy's)
+        if s > 0.0:  # (False for NaN)
+            tr.scale = _follow(tr.scale, s) if tr.scale == tr.scale else s
         if n_events == 0 or row_u < 0:
             return
         ev = tr.events
