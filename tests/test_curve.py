@@ -123,3 +123,26 @@ def test_keys_cli_refuses_to_overwrite_and_publisher_names_missing_keys(tmp_path
                                             allow_dir=str(tmp_path / "no-allow")))
     with pytest.raises(PublishError, match="allow-list folder not found"):
         Publisher(s, "cam0").start()
+
+
+def test_a_failed_curve_handshake_says_why(keys):
+    """A subscriber with the wrong server key, or one not on the allow list, receives
+    nothing; it can now say why (the socket monitor's handshake events) instead of only
+    "nothing received"."""
+    tmp_path = keys
+    other = create_keypair(tmp_path / "other", "server")
+    good = _client(tmp_path, "farm1")
+    wrong_key = ClientSecurity.from_files(other.public, tmp_path / "clients" / "farm1.key_secret")
+    with Publisher(_settings(tmp_path), "cam0") as pub, \
+            Subscriber(pub.endpoint, ["status"], security=good) as ok, \
+            Subscriber(pub.endpoint, ["status"], security=wrong_key) as wrong, \
+            Subscriber(pub.endpoint, ["status"],
+                       security=_client(tmp_path, "intruder")) as refused:
+        deadline = time.monotonic() + 10
+        while not (wrong.handshake_problem() and refused.handshake_problem()):
+            assert time.monotonic() < deadline, (wrong.handshake_error,
+                                                 refused.handshake_error)
+            ok.recv(0.1)
+        assert ok.received > 0 and ok.handshake_problem() == ""
+        assert "handshake failed" in wrong.handshake_error and wrong.received == 0
+        assert "allow list" in refused.handshake_error and refused.received == 0

@@ -707,8 +707,13 @@ class Listener:
                                       msg.publisher_id, e)
                 now = time.monotonic()
                 if not silent_warned and not sub.received and now - t_start > 5.0:
-                    log.warning("nothing received from %s in 5 s: is a publisher running there "
-                                "(or a relay, with publishers connected)?", self.endpoint)
+                    why = sub.handshake_problem()
+                    if why:
+                        log.error("nothing received from %s in 5 s: %s", self.endpoint, why)
+                    else:
+                        log.warning("nothing received from %s in 5 s: is a publisher running "
+                                    "there (or a relay, with publishers connected)?",
+                                    self.endpoint)
                     silent_warned = True
                 for st in list(self.streams.values()):
                     if st.wants_catchup and now >= st.next_try:

@@ -83,8 +83,14 @@ class Subscriber:
         s.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         s.setsockopt(zmq.HEARTBEAT_IVL, 1000)
         s.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
+        self._monitor: zmq.Socket | None = None
+        self.handshake_error = ""  # why the last CURVE handshake failed ("" if none did)
         if security is not None:
             security.apply(s)
+            # a CURVE handshake that fails is otherwise silent: nothing is ever received
+            self._monitor = s.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
         for t in self.topics:
             s.setsockopt(zmq.SUBSCRIBE, M.subscription(t, self.camera))
         if endpoint.startswith("@"):
@@ -143,6 +149,27 @@ class Subscriber:
         self._last[key] = msg.seq  # a smaller seq: the publisher restarted
         return msg
 
+    def handshake_problem(self) -> str:
+        """Why the CURVE handshake with the publisher fails, from the socket's monitor
+        (checked without waiting; ``""`` when it succeeded, has not been tried yet, or
+        the connection is plain TCP)."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        mon = self._monitor
+        while mon is not None and mon.poll(0):
+            event = recv_monitor_message(mon)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.handshake_error = ""
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self.handshake_error = ("the publisher refused this client's key (is its "
+                                        "public key in the publisher's allow list, "
+                                        "publish.curve.allow_dir?)")
+            else:
+                self.handshake_error = ("the CURVE handshake failed (is --curve-server-key "
+                                        "the publisher's server.key, and does the publisher "
+                                        "use CURVE?)")
+        return self.handshake_error
+
     def __iter__(self) -> Iterator[M.Message]:
         while True:
             msg = self.recv()
@@ -157,6 +184,10 @@ class Subscriber:
 
     def close(self) -> None:
         """Close the socket (and the private context)."""
+        if self._monitor is not None:
+            self.socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         self.socket.close(linger=0)
         if self._own_ctx:
             self.ctx.term()
