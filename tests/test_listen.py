@@ -678,3 +678,20 @@ def test_python_m_gaitlive_runs_the_cli():
     r = subprocess.run([sys.executable, "-m", "gaitlive", "listen", "--duration", "-1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--duration: expected seconds > 0" in r.stderr, r.stderr
+
+
+def test_listen_duration_bounds_a_side_channel_request_nobody_answers():
+    """--duration 2 with --timeout 10 and a side channel nobody answers: the run ends at
+    its duration, not after the request's 10 s (the start-up request used to wait them all),
+    and the warning names the side channel once."""
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    side = f"tcp://127.0.0.1:{_free_port()}"
+    t0 = time.monotonic()
+    r = subprocess.run([*GAITLIVE, "listen", endpoint, "--side-channel", side,
+                        "--duration", "2", "--timeout", "10"],
+                       capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert took < 8.0, (took, r.stderr)  # (interpreter start-up included)
+    assert f"side channel {side}: no answer" in r.stderr
+    assert f"side channel {side}: side channel" not in r.stderr

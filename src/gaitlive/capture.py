@@ -401,9 +401,11 @@ class RateProbe:
 
     #: frames read after ``finish`` is called and before the measurement (a backlog)
     SETTLE_S = 0.3
-    #: a source delivering this much faster than it reports is no live source (a video
-    #: file served over HTTP): the probe stops reading it so as not to drain it
-    TOO_FAST = 3.0
+    #: a source that has delivered more frames than this many times its reported rate
+    #: allows since it opened (plus ``FAST_WINDOW``: a burst at opening) is no live source
+    #: but a video file served over HTTP: the probe stops reading it so as not to drain it.
+    #: A stalled live source's backlog only catches up with real time, never beyond.
+    TOO_FAST = 1.5
     FAST_WINDOW = 90  # frames (more than the burst a live stream sends when opened)
 
     def __init__(self, source: FrameSource, max_s: float = 60.0):
@@ -429,9 +431,10 @@ class RateProbe:
                 return
             t = time.monotonic()
             self.times.append(t)
-            w = self.FAST_WINDOW
-            if len(self.times) > w and t - self.times[-w - 1] < w / fast:
-                self.too_fast = True  # a whole window of frames far faster than real time
+            # more frames than real time can have brought, even allowing a burst at opening
+            # and a backlog after a stall (which only catches up with real time): a file
+            if len(self.times) > fast * (t - self._t0) + self.FAST_WINDOW:
+                self.too_fast = True
                 return
 
     def stop(self, wait_s: float = 30.0) -> bool:

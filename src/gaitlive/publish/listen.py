@@ -581,8 +581,7 @@ class Listener:
         try:
             streams = self._client(self.side_channel).hello()
         except SideChannelError as e:
-            log.warning("side channel %s: %s (will catch up when the publisher is heard)",
-                        self.side_channel, e)
+            log.warning("%s (will catch up when the publisher is heard)", e)
             return
         for s in streams:
             if self.camera and s["camera"] != self.camera:
@@ -674,6 +673,9 @@ class Listener:
             raise
         self.subscriber = sub
         end = None if duration_s is None else time.monotonic() + duration_s
+        if duration_s is not None and duration_s < self.request_timeout_s:
+            # no side-channel request may outlast the run (a dead one waits its timeout)
+            self.request_timeout_s = max(duration_s, 0.1)
         log.info("listening to %s (topics %s, camera %s)", self.endpoint, ",".join(self.topics),
                  self.camera or "all")
         silent_warned = False
