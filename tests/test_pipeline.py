@@ -1051,3 +1051,21 @@ def test_run_with_a_missing_score_model_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "score.model" in err and "missing-score.json: score model file not found" in err
+
+
+def test_the_live_frame_rate_is_the_recent_one():
+    """The status and HUD frame rate is over about the last 5 s: 6 s after an 8 s outage a
+    30 fps stream shows 30, not frames / time since the start (19.9 in a walkthrough)."""
+    from gaitlive.pipeline import RecentRate
+
+    rate = RecentRate()
+    frames, got = 0, None
+    for k in range(24 * 10):  # ten checks a second: 10 s live, 8 s lost, 6 s live
+        t = k / 10
+        if not 10 <= t < 18:
+            frames += 3
+        got = rate(t, frames)
+        if k == 17 * 10:
+            assert got == pytest.approx(0.0, abs=1e-9)  # in the outage
+    assert got == pytest.approx(30.0, rel=0.03)
+    assert frames / 23.9 < 21  # what the rate since the start said

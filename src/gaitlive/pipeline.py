@@ -446,6 +446,23 @@ class OutputWriter:
                 "dir": str(self.out_dir)}
 
 
+class RecentRate:
+    """Frames per second over about the last ``window_s`` seconds (what the live status
+    and the HUD show: a rate since the start stays low long after an outage)."""
+
+    def __init__(self, window_s: float = 5.0):
+        self.window_s = window_s
+        self._marks: collections.deque[tuple[float, int]] = collections.deque()
+
+    def __call__(self, now: float, frames: int) -> float | None:
+        marks = self._marks
+        marks.append((now, frames))
+        while len(marks) > 2 and now - marks[1][0] >= self.window_s:
+            marks.popleft()
+        t0, f0 = marks[0]
+        return (frames - f0) / (now - t0) if now > t0 else None
+
+
 class OverlayAdapter:
     """Hands frames to a :class:`gaitlive.overlay.OverlaySink` (non-blocking; it drops
     frames when busy) with a heads-up line of live figures."""
@@ -457,6 +474,7 @@ class OverlayAdapter:
         self._stats = stats
         self.camera_id = camera_id
         self.state = "live"
+        self._rate = RecentRate()
 
     def handle(self, record: FrameRecord, update: GaitUpdate | None) -> None:
         if record.event in (FrameEvent.STREAM_RESET, FrameEvent.STREAM_LOST):
@@ -468,9 +486,8 @@ class OverlayAdapter:
             return
         st = self._stats
         lat = st.lat_pose.values[-1] * 1000.0 if st.lat_pose.values else None
-        wall = time.monotonic() - st.t_start
         hud = {"camera": self.camera_id, "state": self.state,
-               "fps": st.frames_gait / wall if wall > 0 else None, "latency_ms": lat,
+               "fps": self._rate(time.monotonic(), st.frames_gait), "latency_ms": lat,
                "dropped": st.dropped_capture + st.dropped_gait, "frame": record.index}
         self.overlay.submit(record.image, record.poses, update, hud, frame_index=record.index)
 
@@ -522,6 +539,7 @@ class PublisherAdapter:
         self.fps = fps
         self.status_every_s = status_every_s
         self._last_status = 0.0
+        self._rate = RecentRate()
 
     def handle(self, record: FrameRecord, update: GaitUpdate | None) -> None:
         pub = self.publisher
@@ -546,12 +564,11 @@ class PublisherAdapter:
         if now - self._last_status >= self.status_every_s or record.event != FrameEvent.FRAME:
             self._last_status = now
             s = self._stats
-            wall = now - s.t_start
             state = {FrameEvent.END: "ended", FrameEvent.STREAM_RESET: "reconnected",
                      FrameEvent.STREAM_LOST: "reconnecting"}.get(record.event, "live")
             lat = s.lat_pose.values[-1] * 1000.0 if s.lat_pose.values else None
             pub.publish_status({"camera": self.camera_id, "state": state,
-                                "fps": s.frames_gait / wall if wall > 0 else 0.0,
+                                "fps": self._rate(now, s.frames_gait) or 0.0,
                                 "latency_ms": lat, "frames": s.frames_gait,
                                 "inferences": s.inferences,
                                 "drops": s.dropped_capture + s.dropped_gait,
