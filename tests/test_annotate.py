@@ -484,16 +484,16 @@ def test_killed_window_loses_no_click(xvfb_display, tmp_path):
            "--max-size", f"{IMG_W}x{IMG_H}"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        ox, oy = _click_labelled(proc, project, "k", 50, 60, n=1)
-        for k in range(1, 3):
-            _xdo("mousemove", str(ox + 50 + 40 * k), str(oy + 60 + 30 * k), "click", "1")
-        _wait(lambda: _n_labelled(project, "k") == 3, what="3 clicks saved")
+        origin = _click_labelled(proc, project, "k", 50, 60, n=1)
+        for k in range(1, 3):  # (each click repeated only while it is not labelled)
+            _click_labelled(proc, project, "k", 50 + 40 * k, 60 + 30 * k, n=k + 1,
+                            origin=origin)
+        ox, oy = origin
         # zoom x1.25 at the mouse (image centre), then click: window (200, 160) is image
         # (160 + 40 / 1.25, 120 + 40 / 1.25)
         _xdo("mousemove", str(ox + 160), str(oy + 120), "key", "plus")
-        time.sleep(0.5)
-        _xdo("mousemove", str(ox + 200), str(oy + 160), "click", "1")
-        _wait(lambda: _n_labelled(project, "k") == 4, what="the click on the zoomed view")
+        time.sleep(1.0)
+        _click_labelled(proc, project, "k", 200, 160, n=4, origin=origin)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
