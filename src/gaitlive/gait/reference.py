@@ -61,9 +61,9 @@ def skeleton_frame_ref(pose: np.ndarray, pcutoff: float, required_idx: np.ndarra
         u = xy[a] - xy[v]
         w = xy[c] - xy[v]
         valid = ok[a] & ok[v] & ok[c] & np.any(u != 0, axis=1) & np.any(w != 0, axis=1)
-        cross = np.abs(u[:, 0] * w[:, 1] - u[:, 1] * w[:, 0])
-        dot = np.sum(u * w, axis=1)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"):  # (missing or infinite points: masked below)
+            cross = np.abs(u[:, 0] * w[:, 1] - u[:, 1] * w[:, 0])
+            dot = np.sum(u * w, axis=1)
             out_angles[:] = np.where(valid, np.degrees(np.arctan2(cross, dot)), np.nan)
     scale = np.nan
     if len(seg_idx):
