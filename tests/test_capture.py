@@ -185,18 +185,25 @@ def test_video_file_no_realtime_delivers_every_frame_then_end(tmp_path):
     assert slot.dropped == 0 and cap.error is None
 
 
+def _read_all(path: Path) -> tuple[Capture, list[FrameRecord]]:
+    """Read a file or folder source to its end as fast as it decodes: the capture (its
+    ``error``) and every record it sent."""
+    slot = FrameSlot(blocking=True)
+    cap = Capture(open_source(str(path)), slot, realtime=False)
+    cap.start()
+    recs = drain(slot)
+    cap.join(5)
+    return cap, recs
+
+
 def test_a_truncated_video_ends_with_a_warning_saying_how_far(tmp_path, caplog):
     """A video cut at 60 % of its bytes: the frames there are read, and the end says the
     file ended after 60 of the 100 frames it announces (it used to end as if complete)."""
     path = write_video(tmp_path / "v.avi", 100)
     data = path.read_bytes()
     path.write_bytes(data[:int(0.6 * len(data))])
-    slot = FrameSlot(blocking=True)
-    cap = Capture(open_source(str(path)), slot, realtime=False)
     with caplog.at_level("WARNING", logger="gaitlive.capture"):
-        cap.start()
-        recs = drain(slot)
-        cap.join(5)
+        cap, recs = _read_all(path)
     n = sum(r.event == FrameEvent.FRAME for r in recs)
     assert 50 <= n < 100 and cap.error is None
     assert recs[-1].info["reason"] == f"end of source after {n} of the 100 frames it announces"
@@ -223,12 +230,8 @@ def test_a_corrupt_image_in_a_folder_is_skipped_and_keeps_its_frame_number(tmp_p
     for i in range(5):
         cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((H, W, 3), frame_value(i), np.uint8))
     (tmp_path / "f2.png").write_bytes(b"not a png")
-    slot = FrameSlot(blocking=True)
-    cap = Capture(open_source(str(tmp_path)), slot, realtime=False)
     with caplog.at_level("WARNING", logger="gaitlive.capture"):
-        cap.start()
-        recs = drain(slot)
-        cap.join(5)
+        cap, recs = _read_all(tmp_path)
     frames = [r for r in recs if r.event == FrameEvent.FRAME]
     assert [r.index for r in frames] == [0, 1, 3, 4]
     assert [int(r.image[0, 0, 0]) for r in frames] == [frame_value(i) for i in (0, 1, 3, 4)]
@@ -240,11 +243,7 @@ def test_a_folder_of_unreadable_images_stops_with_an_error_naming_one(tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((H, W, 3), np.uint8))
     for i in range(MAX_BAD_IMAGES):
         (tmp_path / f"b{i:02d}.png").write_bytes(b"not a png")
-    slot = FrameSlot(blocking=True)
-    cap = Capture(open_source(str(tmp_path)), slot, realtime=False)
-    cap.start()
-    recs = drain(slot)
-    cap.join(5)
+    cap, recs = _read_all(tmp_path)
     assert [r.event for r in recs] == [FrameEvent.FRAME, FrameEvent.END]
     last = f"b{MAX_BAD_IMAGES - 1:02d}.png"
     assert isinstance(cap.error, SourceError) and last in str(cap.error)

@@ -132,14 +132,22 @@ def test_late_listener_fills_the_gap_from_the_advertised_side_channel(tmp_path):
     assert 5 <= listener.caught_up <= 8 and listener.open_gaps() == []
 
 
+def _journal_six_passes_without_2_and_3(pub, journal: str) -> None:
+    """Publish 6 passes, wait until they are journaled, then prune seqs 2 and 3 from the
+    journal (as an operator might): a gap no side channel can fill."""
+    for i in range(6):
+        pub.publish_pass(synthetic_pass(i, "cam0"))
+    _until(lambda: pub.stats()["pass_seq"] == 6, 5, "journal")
+    j = sqlite3.connect(journal)
+    with j:
+        j.execute("DELETE FROM passes WHERE seq IN (2, 3)")
+    j.close()
+
+
 def test_gaps_the_journal_cannot_fill_are_recorded(tmp_path, caplog):
     s = _settings(tmp_path)
     with Publisher(s, "cam0", publisher_id="p") as pub:
-        for i in range(6):
-            pub.publish_pass(synthetic_pass(i, "cam0"))
-        _until(lambda: pub.stats()["pass_seq"] == 6, 5, "journal")
-        with sqlite3.connect(s.journal) as j:  # an operator pruned seqs 2 and 3
-            j.execute("DELETE FROM passes WHERE seq IN (2, 3)")
+        _journal_six_passes_without_2_and_3(pub, s.journal)
         store = SQLiteStore(tmp_path / "farm.sqlite")
         listener = Listener(pub.endpoint, store, ["pass"], side_channel=pub.side_endpoint)
         th = _run_listener(listener)
@@ -634,12 +642,7 @@ def test_csv_restarts_record_an_unfillable_gap_once(tmp_path, caplog):
     out = tmp_path / "scores.csv"
     gaps = tmp_path / "scores.csv.gaps.csv"
     with Publisher(s, "cam0", publisher_id="p") as pub:
-        for i in range(6):
-            pub.publish_pass(synthetic_pass(i, "cam0"))
-        _until(lambda: pub.stats()["pass_seq"] == 6, 5, "journal")
-        with sqlite3.connect(s.journal) as j:  # an operator pruned seqs 2 and 3
-            j.execute("DELETE FROM passes WHERE seq IN (2, 3)")
-        j.close()
+        _journal_six_passes_without_2_and_3(pub, s.journal)
         for run in range(3):  # three starts on the same CSV
             caplog.clear()
             store = CSVStore(out)

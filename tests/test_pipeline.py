@@ -862,41 +862,48 @@ def _run_config(tmp_path: Path) -> Path:
     return p
 
 
+class _RunningRun:
+    """``gaitlive run`` on a 30 s scene as a subprocess, started and scoring (its stdout
+    read in a thread): signal it, then :meth:`wait` for its exit status and output."""
+
+    def __init__(self, tmp_path: Path, model: Path, *extra: str):
+        video = write_scene(tmp_path / "long.avi", 900, fps=30.0)  # 30 s: it must be stopped
+        self.proc = subprocess.Popen(
+            [GAITLIVE, "run", "--config", str(_run_config(tmp_path)), "--source", str(video),
+             "--model", str(model), "--headless", "--out", str(tmp_path / "out"), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=tmp_path)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout),
+                                        daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("gaitlive run: running") for line in self.lines):
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            assert time.monotonic() < deadline, "gaitlive run did not start"
+            time.sleep(0.1)
+        time.sleep(3.0)  # let it score a while
+
+    def wait(self) -> tuple[int, str, str, str]:
+        """Exit status, stdout, stderr and both as an assertion message."""
+        try:
+            rc = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        self._reader.join(5)
+        err = self.proc.stderr.read()
+        out_text = "".join(self.lines)
+        return rc, out_text, err, f"stdout:\n{out_text}\nstderr:\n{err[-3000:]}"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM,
                                  pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_gaitlive_run_stops_cleanly_on_a_signal(tmp_path, tiny_model, sig):
-    video = write_scene(tmp_path / "long.avi", 900, fps=30.0)  # 30 s: it must be stopped
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [GAITLIVE, "run", "--config", str(_run_config(tmp_path)), "--source", str(video),
-         "--model", str(tiny_model), "--headless", "--out", str(out), "--record"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        cwd=tmp_path)
-    lines: list[str] = []
-
-    def reader():
-        for line in proc.stdout:
-            lines.append(line)
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 120
-    while not any(line.startswith("gaitlive run: running") for line in lines):
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "gaitlive run did not start"
-        time.sleep(0.1)
-    time.sleep(3.0)  # let it score a while
-    proc.send_signal(sig)
-    try:
-        rc = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    t.join(5)
-    err = proc.stderr.read()
-    out_text = "".join(lines)
-    why = f"stdout:\n{out_text}\nstderr:\n{err[-3000:]}"
+    run = _RunningRun(tmp_path, tiny_model, "--record")
+    run.proc.send_signal(sig)
+    rc, out_text, err, why = run.wait()
     assert rc == 0, why
     assert f"{sig.name} received, stopping" in err, why
     assert "--- gaitlive run: statistics ---" in out_text, why
@@ -927,33 +934,12 @@ def test_a_quick_second_signal_forces_the_stop_but_keeps_the_outputs(tmp_path, t
     yet every output is finalised. It used to raise KeyboardInterrupt wherever the main
     thread was, even while the files were being closed: rc 130, an unplayable overlay and
     no poses.h5, poses.csv or stats.json."""
-    video = write_scene(tmp_path / "long.avi", 900, fps=30.0)
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [GAITLIVE, "run", "--config", str(_run_config(tmp_path)), "--source", str(video),
-         "--model", str(tiny_model), "--headless", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-    lines: list[str] = []
-    t = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    t.start()
-    deadline = time.monotonic() + 120
-    while not any(line.startswith("gaitlive run: running") for line in lines):
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "gaitlive run did not start"
-        time.sleep(0.1)
-    time.sleep(3.0)
-    proc.send_signal(signal.SIGINT)
+    run = _RunningRun(tmp_path, tiny_model)
+    run.proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    try:
-        rc = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    t.join(5)
-    err = proc.stderr.read()
-    why = f"stdout:\n{''.join(lines)}\nstderr:\n{err[-3000:]}"
+    run.proc.send_signal(signal.SIGINT)
+    rc, _, err, why = run.wait()
     assert rc == 0, why
     # (the first signal may already have drained the queue and be closing the files)
     assert "forcing the stop" in err or "closing the output files" in err, why

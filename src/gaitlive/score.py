@@ -61,6 +61,13 @@ class ScoreModelError(ValueError):
     """A score model file is missing or malformed (the message names it)."""
 
 
+def _standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """z-scores of feature rows: missing (NaN, inf) is the mean (0), and each is clipped to
+    +-``Z_MAX``, in the fit and when scoring alike."""
+    Z = (np.asarray(X, dtype=np.float64) - mean) / std
+    return np.clip(np.where(np.isfinite(Z), Z, 0.0), -Z_MAX, Z_MAX)
+
+
 @dataclass
 class ScoreModel:
     """A fitted cumulative-link logistic score model.
@@ -90,8 +97,7 @@ class ScoreModel:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def _z(self, X: np.ndarray) -> np.ndarray:
-        Z = (np.asarray(X, dtype=np.float64) - self.mean) / self.std
-        return np.clip(np.where(np.isfinite(Z), Z, 0.0), -Z_MAX, Z_MAX)
+        return _standardise(X, self.mean, self.std)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities ``(n, n_classes)`` for feature rows ``X`` ``(n, n_features)``
@@ -277,8 +283,7 @@ def fit_score_model(X: np.ndarray, y: Sequence[int], features: Sequence[str], *,
     # a feature (nearly) constant over the passes carries nothing: a relative floor keeps
     # round-off from blowing it up to z-scores of 1e8
     std = np.where(np.isfinite(std) & (std > 1e-9 * np.maximum(np.abs(mean), 1.0)), std, 1.0)
-    Z = (X - mean) / std
-    Z = np.clip(np.where(np.isfinite(Z), Z, 0.0), -Z_MAX, Z_MAX)  # as when predicting
+    Z = _standardise(X, mean, std)  # as when predicting
     yi = np.searchsorted(classes, y)
     K = len(classes)
     n, d = Z.shape

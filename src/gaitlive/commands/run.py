@@ -198,8 +198,9 @@ def run(args: argparse.Namespace) -> int:
     # the source first: a wrong camera index or URL fails before the slow model load
     source = open_source(cfg.source, open_timeout_s=cfg.open_timeout_s,
                          read_timeout_s=cfg.read_timeout_s)
-    # a camera or stream may deliver another rate than it reports: measured while the
-    # model loads, and the gait stage's clock follows what it delivers
+    # a camera or stream may deliver another rate than it reports: read from now (while
+    # the model loads), measured after it, and the gait stage's clock follows what it
+    # delivers
     probe = RateProbe(source) if source.reconnectable else None
     reported = source.fps
     try:

@@ -516,15 +516,18 @@ class Listener:
         self._epoch_of[pub] = epoch
         return st
 
-    def _side_of(self, msg: M.Message) -> str | None:
-        """The side channel a message advertises, as this listener can reach it."""
-        return M.connectable(msg.side_channel, self.endpoint) if msg.side_channel else None
+    def _learn_side(self, st: _Stream, msg: M.Message) -> bool:
+        """Take the side channel a message advertises, as this listener can reach it;
+        whether it is new for the stream."""
+        side = M.connectable(msg.side_channel, self.endpoint) if msg.side_channel else None
+        if side and side != st.side:
+            st.side = side
+            return True
+        return False
 
     def _handle_pass(self, msg: M.Message, via: str) -> None:
         st = self._stream(msg.publisher_id, msg.epoch, msg.camera_id)
-        side = self._side_of(msg)
-        if side and side != st.side:
-            st.side = side
+        self._learn_side(st, msg)
         self.store.note_stream(st.pub, st.epoch, st.camera, st.side)
         if self.store.add_pass(msg):
             self.stored += 1
@@ -541,9 +544,7 @@ class Listener:
 
     def _handle_status(self, msg: M.Message) -> None:
         st = self._stream(msg.publisher_id, msg.epoch, msg.camera_id)
-        side = self._side_of(msg)
-        if side and side != st.side:
-            st.side = side
+        if self._learn_side(st, msg):
             self.store.note_stream(st.pub, st.epoch, st.camera, st.side)
         seq = msg.body.get("pass_seq", 0)
         if isinstance(seq, int) and seq > st.target:
