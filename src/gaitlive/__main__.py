@@ -1,11 +1,9 @@
 """``python -m gaitlive``: the same command line as the ``gaitlive`` script
-(:func:`gaitlive.cli.main`), exiting with its return code."""
+(:func:`gaitlive.cli.script`), exiting with its return code."""
 
 from __future__ import annotations
 
-import sys
-
-from gaitlive.cli import main
+from gaitlive.cli import script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    script()

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -84,5 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def script() -> None:
+    """The ``gaitlive`` console script: :func:`main`, then exit with its status.
+
+    Once the command has returned everything it wrote is closed, so a Ctrl-C or SIGTERM
+    while Python shuts down (libraries' exit hooks, thread joins) exits with the command's
+    status at once instead of printing a traceback from whichever hook it interrupted.
+    """
+    from gaitlive.commands import exit_now
+
+    code = main()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: exit_now(code))
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    script()

@@ -7,8 +7,11 @@ Modules here only parse arguments; they import the modules that do the work insi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
 
-__all__ = ["add_config_args", "config_from_args"]
+__all__ = ["add_config_args", "config_from_args", "exit_now"]
 
 
 def add_config_args(p: argparse.ArgumentParser, *, source: bool = True) -> None:
@@ -43,3 +46,12 @@ def config_from_args(args: argparse.Namespace):  # -> gaitlive.config.Config
 #: the config key each common option overrides, and the option's name in errors
 OVERRIDE_OPTIONS = {"profile": "--profile", "source": "--source", "model.path": "--model",
                     "publish.endpoint": "--endpoint", "camera_id": "--camera-id"}
+
+
+def exit_now(code: int) -> None:
+    """Exit the process at once (no interpreter shutdown, no exit hooks) with ``code``,
+    after flushing what was printed: for a signal once every output is closed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, RuntimeError, ValueError):  # closed pipe; in a print
+            stream.flush()
+    os._exit(code)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gaitlive.commands import add_config_args, config_from_args
+from gaitlive.commands import add_config_args, config_from_args, exit_now
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
 
     recorder = None
     sinks: list[Any] = []
+    old_handlers: dict[int, Any] = {}
     try:
         taps = []
         if cfg.record.enabled or args.record:
@@ -266,10 +267,17 @@ def run(args: argparse.Namespace) -> int:
         sinks = []  # the pipeline closes them from now on
 
         received: list[str] = []
+        written: list[bool] = []  # set once every output is written and closed
 
         def on_signal(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
             received.append(name)
+            if written:
+                # nothing is left to lose: quit now instead of in the middle of closing the
+                # model or the interpreter's exit (a traceback from whatever ran then)
+                print(f"gaitlive run: {name} received, the outputs in {out_dir} are written; "
+                      "exiting now", file=sys.stderr, flush=True)
+                exit_now(0)
             if len(received) == 1:
                 print(f"gaitlive run: {name} received, stopping (again to force)",
                       file=sys.stderr, flush=True)
@@ -287,7 +295,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 raise KeyboardInterrupt
 
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old_handlers[sig] = signal.signal(sig, on_signal)
         rate = (f"{source.fps:.3g} fps" if source.fps == reported else
                 f"{source.fps:.3g} fps (measured; it reports {reported:.3g})")
         print(f"gaitlive run: {source.spec.kind} {source.spec.text} at {rate}, "
@@ -316,10 +325,10 @@ def run(args: argparse.Namespace) -> int:
             atomic_write_text(out_dir / "stats.json", json.dumps(
                 jsonable(st.summary()), indent=1, default=str, allow_nan=False))
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-        written = [n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
-        print(f"outputs in {out_dir}: {', '.join(written)}", flush=True)
+            if failed is None:  # (a failure is reported by the caller: let it be)
+                written.append(True)
+        outputs = [n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
+        print(f"outputs in {out_dir}: {', '.join(outputs)}", flush=True)
         if failed is not None:
             raise failed
         return 0
@@ -330,3 +339,5 @@ def run(args: argparse.Namespace) -> int:
             recorder.close()
         source.close()
         runner.close()
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
