@@ -554,3 +554,52 @@ def test_a_source_that_opens_but_gives_no_frame_is_retried_with_backoff_not_in_a
         events.append(rec.event)
     # one STREAM_RESET for the first loss (nothing was delivered after it), then END
     assert events == [FrameEvent.STREAM_RESET, FrameEvent.END]
+
+
+def _watch_series(watch, segments, t0=0.0, i0=0, every=1):
+    """Feed ``watch`` frames: ``segments`` of (seconds, fps) delivered, of which every
+    ``every``-th reaches it (a slow consumer); returns [(t, reported rate)] and the end."""
+    out = []
+    t, i = t0, i0
+    for dur, fps in segments:
+        n = int(round(dur * fps))
+        for _ in range(n):
+            t += 1.0 / fps
+            i += 1
+            if i % every == 0:
+                out.append((t, watch.add(t, i)))
+    return out, t, i
+
+
+def test_the_rate_watch_reports_a_new_rate_once_it_has_lasted_its_window():
+    from gaitlive.capture import RateWatch
+
+    watch = RateWatch(30.0, window_s=20.0)
+    # 30 fps seen through a consumer that takes every 3rd frame: no change
+    out, t, i = _watch_series(watch, [(60.0, 30.0)], every=3)
+    assert all(r is None for _, r in out)
+    # the camera halves its rate: reported once the new rate fills (nearly) the window
+    out, t, i = _watch_series(watch, [(30.0, 15.0)], t0=t, i0=i)
+    first, rate = next((tt, r) for tt, r in out if r is not None)
+    assert 60.0 + 19.0 <= first <= 60.0 + 21.0 and rate == pytest.approx(15.0, rel=0.02)
+    assert out[-1][1] == pytest.approx(15.0, rel=1e-9)
+    watch.accept(15.0)
+    out, t, i = _watch_series(watch, [(30.0, 15.0)], t0=t, i0=i)
+    assert all(r is None for _, r in out)
+
+
+def test_the_rate_watch_takes_no_stall_or_jitter_for_a_new_rate():
+    """A 3 s stall (shorter than the read timeout: no stream loss) in a 30 fps stream
+    lowers the window's mean rate by 15 %, but its halves disagree: no new rate. Frame
+    times jittered by +-30 % of an interval are no new rate either."""
+    from gaitlive.capture import RateWatch
+
+    watch = RateWatch(30.0, window_s=20.0)
+    out, t, i = _watch_series(watch, [(30.0, 30.0)])
+    t += 3.0  # nothing for 3 s, then frames go on at 30 fps
+    out, t, i = _watch_series(watch, [(30.0, 30.0)], t0=t, i0=i)
+    assert all(r is None for _, r in out)
+    rng = np.random.default_rng(0)
+    watch = RateWatch(30.0, window_s=20.0)
+    times = np.arange(1, 1800) / 30.0 + rng.uniform(-0.01, 0.01, 1799)
+    assert all(watch.add(float(tt), k + 1) is None for k, tt in enumerate(times))

@@ -742,3 +742,57 @@ def test_a_score_model_of_another_profile_is_warned_about(caplog):
         GaitStage(load_profile("broiler-side"), fps=30.0, score_model=model).run_series(
             sp.poses)
     assert not [r for r in caplog.records if "score model" in r.getMessage()]
+
+
+def test_frame_clock_keeps_the_times_before_a_rate_change():
+    from gaitlive.gait.clock import FrameClock
+
+    clock = FrameClock(30.0)
+    assert clock.seconds(90) == 3.0 and clock.changes == []
+    clock.retime(90, 15.0)
+    assert clock.fps == 15.0 and clock.changes == [(90, 15.0)]
+    assert clock.seconds(60) == 2.0 and clock.seconds(90) == 3.0 and clock.seconds(120) == 5.0
+    clock.retime(120, 25.0)
+    assert clock.seconds(145) == 6.0 and clock.seconds(105) == 4.0
+    clock.retime(120, 15.0)  # the same frame again: replaces, and merges with the rate before
+    assert clock.changes == [(90, 15.0)] and clock.seconds(150) == 7.0
+    with pytest.raises(ValueError, match="before the last one"):
+        clock.retime(80, 30.0)
+    with pytest.raises(ValueError, match="fps: expected a frame rate > 0"):
+        FrameClock(float("nan"))
+
+
+def test_the_stage_follows_a_camera_that_halves_its_rate_between_passes():
+    """A camera runs at 30 fps, then (low light) at 15. The pass walked at 15 fps, measured
+    on the 30 fps clock, has twice its true cadence; after ``set_fps`` between the passes
+    it has the truth's, and the step times continue from the 30 fps part."""
+    prof = load_profile("broiler-side")
+    sp = simulate_pass(severity=1, view="side", seed=7, fps=15.0)
+    first = 45  # empty frames at 30 fps, then the camera slows down
+
+    def run(follow: bool):
+        stage = GaitStage(prof, fps=30.0)
+        for i in range(first):
+            stage.update(i, None)
+        if follow:
+            stage.set_fps(first, 15.0)
+        steps, passes = [], []
+        for k in range(len(sp.poses)):
+            upd = stage.update(first + k, sp.poses[k])
+            steps += upd.steps
+            passes += upd.passes
+            if k == len(sp.poses) // 2 and follow:
+                with pytest.raises(RuntimeError, match="only between passes"):
+                    stage.set_fps(first + k, 30.0)
+        passes += stage.flush()
+        steps += stage.flushed_steps
+        assert len(passes) == 1
+        return stage, steps, passes[0]
+
+    stage, steps, p = run(follow=True)
+    assert stage.fps == 15.0 and stage.lost_frames == round(prof.gait.lost_s * 15)
+    assert abs(p.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz <= 0.05
+    lift = next(e for e in steps if e.kind == "lift")
+    assert lift.t == pytest.approx(first / 30.0 + (lift.lift_frame - first) / 15.0, abs=1e-12)
+    _, _, p30 = run(follow=False)
+    assert p30.features["cadence_hz"] == pytest.approx(2 * p.features["cadence_hz"], rel=0.1)

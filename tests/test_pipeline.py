@@ -477,6 +477,80 @@ def test_a_camera_outage_ends_the_open_passes_and_says_reconnecting(tmp_path):
     assert stats.reconnects == 1
 
 
+class _CameraThatSlowsDown:
+    """A live camera delivering frame k at ``times[k]`` seconds after it opens (a stream:
+    frames wait in its buffer until read), black 640x480 images; the camera's side of a
+    rate change (Capture, the pipeline, the gait stage and the files are real)."""
+
+    reconnectable = True
+    skipped = 0
+    fps_set = None
+    n_frames = None
+    frame_shape = None
+
+    def __init__(self, times: np.ndarray, fps: float):
+        from gaitlive.capture import SourceSpec
+
+        self.spec = SourceSpec("camera", 0, "camera 0")
+        self.fps = fps
+        self.times = times
+        self.k = 0
+        self.t0: float | None = None
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> np.ndarray | None:
+        if self.t0 is None:
+            self.t0 = time.monotonic()
+        if self.k >= len(self.times):
+            return None
+        time.sleep(max(0.0, self.t0 + self.times[self.k] - time.monotonic()))
+        self.k += 1
+        return np.zeros((480, 640, 3), np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_live_camera_that_halves_its_rate_is_followed_between_passes(tmp_path):
+    """The camera delivers 30 fps, then (low light) 15. The gait stage follows once the new
+    rate has lasted the watch window and no bird is in view, so the bird that then walks
+    past at 15 fps gets its true cadence (on the 30 fps clock it had twice that), and the
+    steps table's times continue across the change."""
+    from gaitlive.synth import simulate_pass
+
+    sp = simulate_pass(severity=1, view="side", seed=7, fps=15.0)
+    n30, n15 = 90, 45  # 3 s empty at 30 fps, 3 s empty at 15 fps, then the bird
+    n_bird = len(sp.poses)
+    n = n30 + n15 + n_bird + 15
+    times = np.concatenate([np.arange(n30) / 30.0, n30 / 30.0 + np.arange(n - n30) / 15.0])
+    poses = np.full((n, 1, len(BODYPARTS), 3), np.nan, np.float32)
+    poses[n30 + n15:n30 + n15 + n_bird] = sp.poses
+    cap = Capture(_CameraThatSlowsDown(times, 30.0), FrameSlot(blocking=True, capacity=4),
+                  camera_id="camT", realtime=False, max_frames=n)
+    gait = GaitStage(PROFILE, 30.0, camera_id="camT")
+    got = []
+    writer = OutputWriter(tmp_path, BODYPARTS, fps=30.0, clock=gait.clock)
+    stats = PipelineStats()
+    pipe = Pipeline(cap, TruthPoses(poses, BODYPARTS), gait=gait, realtime=False,
+                    sinks=[writer, CallbackSink(on_pass=got.append)], stats=stats,
+                    rate_window_s=2.0)
+    pipe.run()
+    assert stats.frames_gait == n
+    [change] = stats.rate_changes
+    assert change["was"] == 30.0 and change["fps"] == pytest.approx(15.0, rel=0.05)
+    assert n30 < change["frame"] < n30 + n15, change
+    [p] = got
+    assert abs(p.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz <= 0.05
+    rows = [r.split(",") for r in (tmp_path / "steps.csv").read_text().splitlines()[1:]]
+    assert rows
+    f, fps = change["frame"], change["fps"]
+    for r in rows:
+        assert float(r[5]) == pytest.approx(f / 30.0 + (int(r[3]) - f) / fps, rel=1e-5)
+    assert "the gait stage followed from frame" in stats.format()
+
+
 class FailingTruthPoses(TruthPoses):
     """Truth poses until call ``fail_at``, then the model 'crashes'."""
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import re
 import threading
@@ -494,6 +495,87 @@ def live_rate(source: FrameSource, measured: float | None, tolerance: float = 0.
                     "measured rate", source.spec.text, reported, measured)
         return measured
     return reported
+
+
+class RateWatch:
+    """Watch the rate a live source delivers frames at while it runs.
+
+    :class:`RateProbe` measures it once, at the start; a camera may change it later (a USB
+    camera lengthens its exposure in low light and delivers 15 of its 30 frames a second).
+    Fed each frame's capture time and source index (frames dropped downstream do not
+    matter: the index counts every frame read), it reports a rate that has differed from
+    the running one by more than ``tolerance`` over the last ``window_s`` seconds, the same
+    in both halves of the window (``agree``) so that a stall or a burst is not taken for a
+    new rate.
+
+    Parameters
+    ----------
+    fps
+        The rate the run is at now.
+    window_s
+        Seconds of frames a new rate is measured over (it is reported that long after the
+        change, at the earliest).
+    tolerance, agree
+        Relative differences: from the running rate, and between the window's halves.
+
+    Examples
+    --------
+    >>> watch = RateWatch(30.0, window_s=10.0)
+    >>> [watch.add(i / 15.0, i) for i in range(151)][-1]    # 10 s of 15 frames a second
+    15.0
+    """
+
+    #: seconds between two evaluations of the window
+    EVERY_S = 1.0
+
+    def __init__(self, fps: float, window_s: float = 20.0, tolerance: float = 0.1,
+                 agree: float = 0.05):
+        self.fps = float(fps)
+        self.window_s = float(window_s)
+        self.tolerance = float(tolerance)
+        self.agree = float(agree)
+        self._marks: collections.deque[tuple[float, int]] = collections.deque()
+        self._next_eval = -math.inf
+        self._found: float | None = None
+
+    def reset(self) -> None:
+        """Forget the frames seen (a stream loss or reconnect: a gap is no rate)."""
+        self._marks.clear()
+        self._next_eval = -math.inf
+        self._found = None
+
+    def accept(self, fps: float) -> None:
+        """The run is at ``fps`` from now: measure afresh against it."""
+        self.fps = float(fps)
+        self.reset()
+
+    def add(self, t: float, index: int) -> float | None:
+        """Add a frame read at monotonic time ``t`` with source index ``index``; returns the
+        new rate while the window shows one, else None."""
+        marks = self._marks
+        marks.append((t, index))
+        while len(marks) > 2 and t - marks[1][0] >= self.window_s:
+            marks.popleft()
+        if t < self._next_eval:
+            return self._found
+        self._next_eval = t + self.EVERY_S
+        self._found = None
+        t0, i0 = marks[0]
+        if t - t0 < self.window_s * 0.999 or index <= i0:
+            return None
+        # the mark nearest the middle of the window, for the rates of its two halves
+        mid = min(range(1, len(marks) - 1), key=lambda k: abs(marks[k][0] - (t0 + t) / 2),
+                  default=None)
+        if mid is None:
+            return None
+        tm, im = marks[mid]
+        r1, r2 = (im - i0) / (tm - t0), (index - im) / (t - tm)
+        if r1 <= 0 or r2 <= 0 or abs(r1 / r2 - 1.0) > self.agree:
+            return None
+        rate = (index - i0) / (t - t0)
+        if abs(rate / self.fps - 1.0) > self.tolerance:
+            self._found = rate
+        return self._found
 
 
 def open_source(source: str | int | Path, *, open_timeout_s: float = 10.0,

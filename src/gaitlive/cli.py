@@ -57,9 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, owns_process: bool = False) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    ``owns_process``: the caller exits the process when this returns (:func:`script`), so
+    a command may leave its signal handlers in place (``gaitlive run`` then exits at once
+    on a signal, its outputs written, instead of being interrupted on its way out)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.owns_process = owns_process
     logging.basicConfig(level=logging.DEBUG if args.verbose >= 2 else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -94,7 +100,7 @@ def script() -> None:
     """
     from gaitlive.commands import exit_now
 
-    code = main()
+    code = main(owns_process=True)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: exit_now(code))
     sys.exit(code)

@@ -41,9 +41,10 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from gaitlive.capture import Capture, FrameSlot
+from gaitlive.capture import Capture, FrameSlot, RateWatch
 from gaitlive.config import Config
 from gaitlive.frames import FrameEvent, FrameRecord, empty_pose
+from gaitlive.gait.clock import FrameClock
 from gaitlive.gait.events import GaitUpdate, PassResult, Stance, StanceCollector, StepEvent
 from gaitlive.presence import PresenceGate, runner_resize
 
@@ -127,6 +128,9 @@ class PipelineStats:
         passes, scored passes.
     reconnects, stream_resets
         Live-source reconnections and the STREAM_RESET records seen by the gait stage.
+    rate_changes
+        ``{"frame", "fps", "was"}`` for each time the gait stage followed a live source
+        to another frame rate (:class:`~gaitlive.capture.RateWatch`).
     """
 
     frames_read: int = 0
@@ -142,6 +146,7 @@ class PipelineStats:
     scored: int = 0
     reconnects: int = 0
     stream_resets: int = 0
+    rate_changes: list[dict[str, Any]] = field(default_factory=list)
     end_reason: str = ""
     wall_s: float = 0.0
     t_start: float = field(default_factory=time.monotonic)
@@ -168,6 +173,7 @@ class PipelineStats:
             "dropped_capture": self.dropped_capture, "dropped_gait": self.dropped_gait,
             "steps": self.steps, "passes": self.passes, "scored": self.scored,
             "reconnects": self.reconnects, "stream_resets": self.stream_resets,
+            "rate_changes": list(self.rate_changes),
             "end_reason": self.end_reason, "wall_s": wall,
             "fps_gait": self.frames_gait / wall if wall > 0 else float("nan"),
             "fps_inference": self.inferences / wall if wall > 0 else float("nan"),
@@ -211,6 +217,9 @@ class PipelineStats:
             f"{s['depth_slot']['max']:.0f}; gait mean {s['depth_gait']['mean']:.2f} max "
             f"{s['depth_gait']['max']:.0f}",
         ]
+        for c in s["rate_changes"]:
+            lines.append(f"frame rate: the source went from {c['was']:.3g} to {c['fps']:.3g} "
+                         f"fps; the gait stage followed from frame {c['frame']}")
         for name, d in self.sinks.items():
             if d:
                 lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in d.items()))
@@ -292,7 +301,11 @@ class OutputWriter:
     n_individuals
         Rows per frame in the pose file (poses are padded/truncated to it).
     camera_id, fps, scorer
-        Written into the files.
+        Written into the files (``fps`` into the pose file: the starting rate).
+    clock
+        Frame -> seconds for the steps table's times (the gait stage's
+        :attr:`~gaitlive.gait.stage.GaitStage.clock`, which follows a live camera's rate
+        changes); default ``frame / fps``.
     video
         The ``video`` column of passes.csv (default: ``camera_id``).
     chunk
@@ -306,7 +319,8 @@ class OutputWriter:
 
     def __init__(self, out_dir: str | Path, bodyparts: Sequence[str], *, n_individuals: int = 1,
                  camera_id: str = "cam0", fps: float | None = None, scorer: str = "gaitlive",
-                 video: str | None = None, chunk: int = 300, csv_max_frames: int = 1_000_000):
+                 video: str | None = None, chunk: int = 300, csv_max_frames: int = 1_000_000,
+                 clock: FrameClock | None = None):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.bodyparts = tuple(bodyparts)
@@ -315,6 +329,7 @@ class OutputWriter:
                             tuple(f"bird{i + 1}" for i in range(self.n_individuals)))
         self.camera_id = camera_id
         self.fps = fps or 30.0
+        self.clock = clock if clock is not None else FrameClock(self.fps)
         self.scorer = scorer
         self.video = video if video is not None else camera_id
         self.chunk = int(chunk)
@@ -361,10 +376,10 @@ class OutputWriter:
 
     def _write_step(self, st: Stance) -> None:
         strike, lift = st.strike_frame, st.lift_frame
+        sec = self.clock.seconds
         self._steps.writerow([st.individual, st.pass_id, st.foot, strike,
-                              "" if lift is None else lift, f"{strike / self.fps:.6g}",
-                              "" if lift is None else f"{lift / self.fps:.6g}",
-                              self.camera_id])
+                              "" if lift is None else lift, f"{sec(strike):.6g}",
+                              "" if lift is None else f"{sec(lift):.6g}", self.camera_id])
         self.steps_written += 1
         self.steps_open += lift is None
 
@@ -627,12 +642,23 @@ class Pipeline:
         on the first frame.
     stats
         Where to count (sinks made before the pipeline may hold it); a new one by default.
+    rate_window_s
+        Follow the source's frame rate as it runs (a live camera: a USB camera in low light
+        halves it; :meth:`from_config` sets ``RATE_WINDOW_S`` for a live source): when it
+        has delivered another rate for this many seconds, the gait stage switches to it at
+        the next moment no bird is in view
+        (:meth:`~gaitlive.gait.stage.GaitStage.set_fps`), with a warning, and
+        ``stats.rate_changes`` records it. None: the rate stays.
     """
+
+    #: seconds of another frame rate before a live source's new rate is followed
+    RATE_WINDOW_S = 20.0
 
     def __init__(self, capture: Capture, runner: Any, *, gait: Any | None = None,
                  presence: PresenceGate | None = None, sinks: Sequence[Sink] = (),
                  queue_size: int = 8, realtime: bool = True,
-                 init_frame: np.ndarray | None = None, stats: PipelineStats | None = None):
+                 init_frame: np.ndarray | None = None, stats: PipelineStats | None = None,
+                 rate_window_s: float | None = None):
         self.capture = capture
         self.slot: FrameSlot = capture.slot
         self.runner = runner
@@ -653,6 +679,9 @@ class Pipeline:
         # (individual, pass_id) -> foot -> last strike frame, for stats.steps (open passes)
         self._last_strike: dict[tuple[int, int], dict[str, int]] = {}
         self._failed_sinks: set[int] = set()  # sinks whose handle() raised: not called again
+        self._rate_watch = (RateWatch(gait.fps, window_s=rate_window_s)
+                            if rate_window_s and gait is not None and hasattr(gait, "set_fps")
+                            else None)
 
     @classmethod
     def from_config(cls, cfg: Config, capture: Capture, runner: Any, *, gait: Any | None = None,
@@ -662,9 +691,11 @@ class Pipeline:
         presence = PresenceGate(cfg.presence, pcutoff=cfg.profile.pcutoff,
                                 resize=runner_resize(runner, cfg.model.resize)) \
             if cfg.presence.enabled else None
+        live = capture.source.reconnectable
         return cls(capture, runner, gait=gait, presence=presence, sinks=sinks,
-                   queue_size=cfg.queue_size, realtime=capture.realtime or
-                   capture.source.reconnectable, init_frame=init_frame, stats=stats)
+                   queue_size=cfg.queue_size, realtime=capture.realtime or live,
+                   init_frame=init_frame, stats=stats,
+                   rate_window_s=cls.RATE_WINDOW_S if live else None)
 
     # -- control ---------------------------------------------------------------------
 
@@ -902,12 +933,16 @@ class Pipeline:
                 continue
             update: GaitUpdate | None = None
             if rec.event == FrameEvent.FRAME:
+                if self._rate_watch is not None:
+                    self._follow_rate(rec)
                 if self.gait is not None:
                     t0 = time.perf_counter()
                     update = self.gait.update(rec.index, rec.poses)
                     st.t_gait.add(time.perf_counter() - t0)
                 st.frames_gait += 1
             else:
+                if self._rate_watch is not None:
+                    self._rate_watch.reset()  # a gap in the stream is no rate
                 if rec.event == FrameEvent.STREAM_RESET:
                     st.stream_resets += 1
                 elif rec.event != FrameEvent.STREAM_LOST:
@@ -946,6 +981,25 @@ class Pipeline:
             if rec.event == FrameEvent.END:
                 return
         self._salvage_passes()
+
+    def _follow_rate(self, rec: FrameRecord) -> None:
+        """Switch the gait stage to the rate the source now delivers, between passes."""
+        assert self._rate_watch is not None and self.gait is not None
+        fps = self._rate_watch.add(rec.t_capture, rec.index)
+        if fps is None or self.gait.tracks:
+            return
+        was = self.gait.fps
+        fps = float(f"{fps:.4g}")
+        self._rate_watch.accept(fps)
+        try:
+            self.gait.set_fps(rec.index, fps)
+        except ValueError as e:  # beyond any camera: keep the rate
+            log.warning("the source seems to deliver %.4g fps; the gait stage keeps %.3g (%s)",
+                        fps, was, e)
+            return
+        self.stats.rate_changes.append({"frame": rec.index, "fps": fps, "was": was})
+        log.warning("the source now delivers %.3g fps (the gait stage ran at %.3g): the gait "
+                    "stage follows from frame %d", fps, was, rec.index)
 
     def _salvage_passes(self) -> None:
         """After another stage failed: end the open passes and hand their scores to the

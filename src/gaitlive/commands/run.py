@@ -142,7 +142,7 @@ def _make_publisher(cfg: Any, args: argparse.Namespace, source: Any, stats: Any)
 
 
 def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: Path,
-                source: Any, runner: Any, stats: Any) -> None:
+                source: Any, runner: Any, stats: Any, clock: Any) -> None:
     """Append the run's sinks to ``sinks`` (so a failure half-way still closes the ones
     made): output files, the pass printer and the overlay (window or video). The publisher
     is made before them (:func:`_make_publisher`)."""
@@ -156,7 +156,8 @@ def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: P
     spec = getattr(source, "spec", None)
     video = Path(spec.target).stem if spec is not None and spec.kind == "file" else None
     add(OutputWriter(out_dir, profile.bodyparts, n_individuals=n_ind, camera_id=cfg.camera_id,
-                     fps=source.fps, scorer=Path(cfg.model.path).name, video=video))
+                     fps=source.fps, scorer=Path(cfg.model.path).name, video=video,
+                     clock=clock))
     add(CallbackSink(on_pass=lambda r: print(format_pass(r), flush=True)))
     if not args.no_overlay:
         from gaitlive.overlay import OverlaySink, choose_overlay_mode
@@ -256,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         # only once nothing else can stop the run
         _keep_previous_outputs(out_dir, Path(cfg.overlay.video)
                                if cfg.overlay.video and not args.no_overlay else None)
-        _make_sinks(sinks, cfg, args, out_dir, source, runner, pipeline_stats)
+        _make_sinks(sinks, cfg, args, out_dir, source, runner, pipeline_stats, gait.clock)
         init = None
         if shape is not None:
             import numpy as np
@@ -339,5 +340,6 @@ def run(args: argparse.Namespace) -> int:
             recorder.close()
         source.close()
         runner.close()
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
+        if not getattr(args, "owns_process", False):  # else: on a signal, exit (see main)
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)

@@ -26,7 +26,7 @@ class StepEvent:
     kind: str  # "strike" | "lift"
     strike_frame: int
     lift_frame: int | None = None
-    t: float = 0.0  # seconds since the start of the stream (frame index / fps)
+    t: float = 0.0  # seconds since the start of the stream (GaitStage.clock)
 
     def __post_init__(self) -> None:
         if self.kind not in ("strike", "lift"):

@@ -22,6 +22,7 @@ import numpy as np
 
 from gaitlive.config import Profile
 from gaitlive.gait import kernels
+from gaitlive.gait.clock import FrameClock
 from gaitlive.gait.events import GaitUpdate, PassResult, StepEvent, TrackState
 from gaitlive.gait.features import HistoryLayout, compute_pass_features, stance_foothold
 
@@ -239,7 +240,7 @@ class GaitStage:
             view_box = tuple(float(v) for v in view_box)  # type: ignore[assignment]
         self.view_box = view_box
         self.profile = profile
-        self.fps = float(fps)
+        self.clock = FrameClock(fps)  # frame -> seconds (step times), across rate changes
         self.score_model = score_model
         self._features_checked = False
         classes = getattr(score_model, "classes", None)
@@ -252,28 +253,12 @@ class GaitStage:
         self._kernel = kernel if kernel is not None else kernels.gait_frame
         self.layout = GaitLayout.from_profile(profile)
         self._c_angles = kernels.HIST_FIXED + 4 * len(self.layout.foot_idx)
-        self.params = kernel_params(profile, self.fps)
-        self.delay = int(self.params[0] + self.params[1])
-        g = profile.gait
-        self.lost_frames = max(1, int(round(g.lost_s * self.fps)))
-        # a bird last seen only partly (fewer than min_present_keypoints) has left after this
-        self.leave_frames = min(self.lost_frames, max(3, int(round(0.1 * self.fps))))
-        self.min_pass_frames = max(1, int(round(g.min_pass_s * self.fps)))
-        # plausible step timing (pose-model noise splits stances into short pieces): a
-        # stance shorter than this is no step, a swing shorter than this joins its stances
-        self.min_stance_step = max(1, int(math.ceil(g.min_stance_s * self.fps - 1e-9)))
-        self.min_swing_step = max(0, int(math.ceil(g.min_swing_s * self.fps - 1e-9)))
-        self.min_step_length = float(g.min_step_length)
+        self.pcutoff = float(profile.pcutoff)
+        self.min_step_length = float(profile.gait.min_step_length)
         # a foot unseen for this many frames within a stance may have stepped unseen: the
         # kernel holds its contact state while it cannot measure a speed
-        self.gap_step_frames = max(3, int(g.min_swing_frames))
-        self.window_frames = max(2, int(round(g.window_s * self.fps)))
-        self.pcutoff = float(profile.pcutoff)
-        lay = self.layout
-        # the kernel's per-stage arguments, in its order (one tuple: fewer lookups per call)
-        self._kconst = (self.pcutoff, self.fps, lay.required_idx, lay.angle_idx, lay.seg_idx,
-                        lay.n_scale_legs, lay.foot_idx, lay.hock_idx, lay.body_idx,
-                        lay.head_idx, self.params)
+        self.gap_step_frames = max(3, int(profile.gait.min_swing_frames))
+        self._set_rate(float(fps))
         self.n_kp = profile.n_keypoints
         self.tracks: list[_Track] = []
         self._rows_buf = np.zeros(4, np.int64)
@@ -286,6 +271,48 @@ class GaitStage:
         self._next_pass = 0
         # step events decided while the last reset()/flush() drained the open passes
         self.flushed_steps: list[StepEvent] = []
+
+    def _set_rate(self, fps: float) -> None:
+        """Every setting in frames, from the profile's seconds at ``fps``."""
+        self.fps = fps
+        profile = self.profile
+        self.params = kernel_params(profile, fps)
+        self.delay = int(self.params[0] + self.params[1])
+        g = profile.gait
+        self.lost_frames = max(1, int(round(g.lost_s * self.fps)))
+        # a bird last seen only partly (fewer than min_present_keypoints) has left after this
+        self.leave_frames = min(self.lost_frames, max(3, int(round(0.1 * self.fps))))
+        self.min_pass_frames = max(1, int(round(g.min_pass_s * self.fps)))
+        # plausible step timing (pose-model noise splits stances into short pieces): a
+        # stance shorter than this is no step, a swing shorter than this joins its stances
+        self.min_stance_step = max(1, int(math.ceil(g.min_stance_s * self.fps - 1e-9)))
+        self.min_swing_step = max(0, int(math.ceil(g.min_swing_s * self.fps - 1e-9)))
+        self.window_frames = max(2, int(round(g.window_s * self.fps)))
+        lay = self.layout
+        # the kernel's per-stage arguments, in its order (one tuple: fewer lookups per call)
+        self._kconst = (self.pcutoff, self.fps, lay.required_idx, lay.angle_idx, lay.seg_idx,
+                        lay.n_scale_legs, lay.foot_idx, lay.hock_idx, lay.body_idx,
+                        lay.head_idx, self.params)
+
+    def set_fps(self, frame: int, fps: float) -> None:
+        """Run at ``fps`` from ``frame`` on: a live camera changed its rate. Only between
+        passes (no bird open): a pass is measured at one rate. Step times of the frames
+        before ``frame`` keep the old rate (:attr:`clock`).
+
+        Raises
+        ------
+        ValueError
+            ``fps`` outside ``(0, MAX_FPS]``.
+        RuntimeError
+            A pass is open.
+        """
+        if not (0 < fps <= MAX_FPS):
+            raise ValueError(f"fps: expected a frame rate > 0 and <= {MAX_FPS:g}, got {fps!r}")
+        if self.tracks:
+            raise RuntimeError(f"the gait stage's frame rate can change only between passes "
+                               f"({len(self.tracks)} open)")
+        self.clock.retime(frame, fps)
+        self._set_rate(float(fps))
 
     # ------------------------------------------------------------------ public API
     def update(self, frame_index: int, poses: np.ndarray | None) -> GaitUpdate:
@@ -640,13 +667,13 @@ class GaitStage:
                     tr.n_steps += 1
                     lifted = True
                     self._emit(tr, upd, StepEvent(tr.individual, tr.pass_id, legs[leg], "lift",
-                                                  s0, l0, l0 / self.fps))
+                                                  s0, l0, self.clock.seconds(l0)))
             # a strike is never on a frame after the bird was last seen (frames without
             # a pose decide nothing; a pass ends there)
             if ev[leg, 0] >= 0 and ev[leg, 0] <= seen:
                 s0 = int(ev[leg, 0])
                 self._emit(tr, upd, StepEvent(tr.individual, tr.pass_id, legs[leg], "strike",
-                                              s0, None, s0 / self.fps))
+                                              s0, None, self.clock.seconds(s0)))
         if lifted:
             tr.rolling = self._rolling(tr, frame)
 

@@ -1,0 +1,78 @@
+"""Frame index -> seconds for a source whose frame rate may change mid-stream.
+
+A file's frames are ``index / fps`` seconds apart for good. A live camera may change its
+rate while it runs: a USB camera in low light lengthens its exposure and delivers 15 of
+its 30 frames per second. :class:`FrameClock` keeps the piecewise-linear mapping of such a
+stream: the times of the frames before a rate change stay what they were.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+__all__ = ["FrameClock"]
+
+
+class FrameClock:
+    """Seconds since the start of the stream for each frame index.
+
+    Parameters
+    ----------
+    fps
+        The frame rate from frame 0 on.
+
+    Examples
+    --------
+    >>> clock = FrameClock(30.0)
+    >>> clock.seconds(60)
+    2.0
+    >>> clock.retime(60, 15.0)   # from frame 60 on, 15 frames a second
+    >>> clock.seconds(75), clock.seconds(30)
+    (3.0, 1.0)
+    """
+
+    def __init__(self, fps: float):
+        self._frames: list[int] = [0]
+        self._starts: list[float] = [0.0]
+        self._rates: list[float] = [self._check(fps)]
+
+    @staticmethod
+    def _check(fps: float) -> float:
+        fps = float(fps)
+        if not (math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps: expected a frame rate > 0, got {fps!r}")
+        return fps
+
+    @property
+    def fps(self) -> float:
+        """The current frame rate (of the latest frames)."""
+        return self._rates[-1]
+
+    @property
+    def changes(self) -> list[tuple[int, float]]:
+        """``(frame, fps)`` of every rate change, in order (not the starting rate)."""
+        return list(zip(self._frames[1:], self._rates[1:], strict=True))
+
+    def seconds(self, frame: float) -> float:
+        """Seconds since frame 0 of ``frame`` (frames before 0 extrapolate the first
+        rate)."""
+        i = max(0, bisect.bisect_right(self._frames, frame) - 1)
+        return self._starts[i] + (frame - self._frames[i]) / self._rates[i]
+
+    def retime(self, frame: int, fps: float) -> None:
+        """Run at ``fps`` from ``frame`` on (not before the latest change)."""
+        fps = self._check(fps)
+        frame = int(frame)
+        if frame < self._frames[-1]:
+            raise ValueError(f"frame: a rate change at frame {frame} is before the last one, "
+                             f"at frame {self._frames[-1]}")
+        start = self.seconds(frame)
+        if frame == self._frames[-1]:  # a second change at the same frame replaces it
+            self._rates[-1] = fps
+            if len(self._frames) > 1 and fps == self._rates[-2]:
+                del self._frames[-1], self._starts[-1], self._rates[-1]
+            return
+        self._frames.append(frame)
+        self._starts.append(start)
+        self._rates.append(fps)
