@@ -652,7 +652,7 @@ class Pipeline:
     """
 
     #: seconds of another frame rate before a live source's new rate is followed
-    RATE_WINDOW_S = 20.0
+    RATE_WINDOW_S = 10.0
 
     def __init__(self, capture: Capture, runner: Any, *, gait: Any | None = None,
                  presence: PresenceGate | None = None, sinks: Sequence[Sink] = (),
