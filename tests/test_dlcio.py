@@ -61,6 +61,24 @@ def test_pose_h5_notes_frame_rate_and_size_without_pickle(tmp_path):
     assert plain.fps is None and "frame_size" not in plain.meta
 
 
+def test_pose_h5_notes_a_live_camera_s_rate_changes_and_ignores_a_malformed_note(tmp_path):
+    import pandas as pd
+
+    from gaitlive.dlcio import H5_KEY, META_ATTR
+
+    data = PoseData(_poses(), BPS, scorer="DLC_x", fps=30.0)
+    data.meta["rate_changes"] = [(120, 15.0), (900, 30.0)]
+    write_pose(tmp_path / "a.h5", data)
+    assert read_pose(tmp_path / "a.h5").meta["rate_changes"] == [(120, 15.0), (900, 30.0)]
+    for bad in ('[[900, 15.0], [120, 30.0]]', '[[120, 0]]', '[[-1, 15.0]]', '[120, 15.0]',
+                '[[120.5, 15.0]]'):
+        with pd.HDFStore(tmp_path / "a.h5", mode="a") as store:
+            setattr(store.get_storer(H5_KEY).attrs, META_ATTR,
+                    f'{{"fps": 30.0, "rate_changes": {bad}}}')
+        back = read_pose(tmp_path / "a.h5")
+        assert back.fps == 30.0 and "rate_changes" not in back.meta, bad
+
+
 def test_pose_h5_has_deeplabcut_layout(tmp_path):
     data = PoseData(_poses(), BPS, scorer="DLC_x")
     write_pose(tmp_path / "a.h5", data)

@@ -549,6 +549,24 @@ def test_a_live_camera_that_halves_its_rate_is_followed_between_passes(tmp_path)
     for r in rows:
         assert float(r[5]) == pytest.approx(f / 30.0 + (int(r[3]) - f) / fps, rel=1e-5)
     assert "the gait stage followed from frame" in stats.format()
+    # poses.h5 notes the change: `gaitlive analyze` of it follows it too, and gives the
+    # live pass and steps table (with `--fps 30` it measures the bird on the 30 fps clock)
+    from gaitlive.analyze import analyze_file
+
+    assert read_pose(tmp_path / "poses.h5").meta["rate_changes"] == [(f, fps)]
+    res = analyze_file(tmp_path / "poses.h5", tmp_path / "an", PROFILE, movie=False,
+                       camera_id="camT")
+    assert as_json(res.passes) == as_json(got)
+    offline = [r.split(",") for r in
+               (tmp_path / "an" / "poses_steps.csv").read_text().splitlines()[1:]]
+    assert sorted(r[:5] for r in rows) == sorted(r[:5] for r in offline)
+    times = {tuple(r[:5]): (float(r[5]), float(r[6])) for r in offline}
+    for r in rows:
+        assert (float(r[5]), float(r[6])) == pytest.approx(times[tuple(r[:5])], rel=1e-5)
+    fixed = analyze_file(tmp_path / "poses.h5", tmp_path / "an30", PROFILE, movie=False,
+                         fps=30.0)
+    assert fixed.passes[0].features["cadence_hz"] == pytest.approx(
+        2 * p.features["cadence_hz"], rel=0.1)
 
 
 class FailingTruthPoses(TruthPoses):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,17 +100,25 @@ def _atomic_csv(df: pd.DataFrame, path: Path) -> Path:
     return atomic_write(path, lambda p: df.to_csv(p, index=False))
 
 
-def steps_table(steps: list[StepEvent], fps: float) -> pd.DataFrame:
+def steps_table(steps: list[StepEvent], fps: float,
+                rate_changes: Sequence[tuple[int, float]] = ()) -> pd.DataFrame:
     """One row per stance from the stage's step events, in their order (see
     :class:`~gaitlive.gait.events.StanceCollector`: provisional strikes and joined stances
-    are resolved; ``lift_frame`` is empty for a stance still open when its pass ended)."""
+    are resolved; ``lift_frame`` is empty for a stance still open when its pass ended).
+    Times are frame / ``fps``, following ``rate_changes`` (``(frame, fps)``) if any."""
+    from gaitlive.gait.clock import FrameClock
+
+    clock = FrameClock(fps)
+    for f, r in rate_changes:
+        clock.retime(f, r)
+    sec = clock.seconds
     col = StanceCollector()
     stances = [st for ev in steps for st in col.add(ev)] + col.flush()
     rows = [{"individual": st.individual, "pass_id": st.pass_id, "foot": st.foot,
              "strike_frame": st.strike_frame,
              "lift_frame": st.lift_frame if st.lift_frame is not None else pd.NA,
-             "strike_s": st.strike_frame / fps,
-             "lift_s": st.lift_frame / fps if st.lift_frame is not None else np.nan}
+             "strike_s": sec(st.strike_frame),
+             "lift_s": sec(st.lift_frame) if st.lift_frame is not None else np.nan}
             for st in sorted(stances, key=lambda st: (st.pass_id, st.strike_frame, st.foot))]
     df = pd.DataFrame(rows, columns=["individual", "pass_id", "foot", "strike_frame",
                                      "lift_frame", "strike_s", "lift_s"])
@@ -149,7 +157,8 @@ def passes_table(passes: list[PassResult], video: str = "",
 
 
 def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None,
-                  camera_id: str = "cam0", source: str | os.PathLike[str] | None = None
+                  camera_id: str = "cam0", source: str | os.PathLike[str] | None = None,
+                  rate_changes: Sequence[tuple[int, float]] = ()
                   ) -> tuple[list[StepEvent], list[PassResult]]:
     """Run the gait stage over a pose series.
 
@@ -165,6 +174,9 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
         A :class:`gaitlive.score.ScoreModel` or ``None``.
     source
         Where the poses come from (named in errors).
+    rate_changes
+        ``(frame, fps)`` where a live source changed its rate (noted in a live run's
+        ``poses.h5``; :meth:`GaitStage.run_series <gaitlive.gait.stage.GaitStage.run_series>`).
 
     Returns
     -------
@@ -177,7 +189,7 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
     box = view_box(data.meta.get("frame_size"), data.meta.get("cropping", ()))
     stage = GaitStage(profile, fps=fps, score_model=score_model, camera_id=camera_id,
                       view_box=box)
-    return stage.run_series(poses, data.frame_index)
+    return stage.run_series(poses, data.frame_index, rate_changes=rate_changes)
 
 
 def _check_bodyparts(have: tuple[str, ...] | list[str], profile: Profile,
@@ -560,6 +572,11 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                                   presence, frame_size)
     interrupted = data.meta.get("interrupted")
     stopped_at = data.meta.get("stopped_at")
+    # a live run's rate changes, noted in its poses.h5, unless --fps says otherwise
+    changes: Sequence[tuple[int, float]] = () if fps else data.meta.get("rate_changes", ())
+    if changes:
+        log.info("%s: the source changed its frame rate during the run (frame, fps): %s; "
+                 "the analysis follows (--fps sets one rate instead)", path, changes)
     if fps is None:
         fps = data.fps or (_video_fps(path) if kind == "video" else None)
         if fps is None:
@@ -576,8 +593,9 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
             # written before the analysis, so an interrupted analysis keeps the poses
             pose_file = write_pose(out / f"{stem}.h5", data)
             written += [pose_file, pose_file.with_suffix(".csv")]
-        steps, passes = analyze_poses(data, profile, fps, score_model, camera_id, source=path)
-        steps_csv = _atomic_csv(steps_table(steps, fps), out / f"{stem}_steps.csv")
+        steps, passes = analyze_poses(data, profile, fps, score_model, camera_id, source=path,
+                                      rate_changes=changes)
+        steps_csv = _atomic_csv(steps_table(steps, fps, changes), out / f"{stem}_steps.csv")
         written.append(steps_csv)
         passes_csv = _atomic_csv(passes_table(passes, video=stem,
                                               legs=tuple(profile.gait.legs)),
@@ -596,7 +614,8 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
         else:
             try:
                 res.movie = write_labelled_video(path, data, out / f"{stem}_labeled.mp4",
-                                                 profile, steps_table(steps, fps), passes,
+                                                 profile, steps_table(steps, fps, changes),
+                                                 passes,
                                                  fps=fps, progress=progress)
             except KeyboardInterrupt as e:  # the tables and poses are complete
                 res.interrupted = _signal_name(e)

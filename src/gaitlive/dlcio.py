@@ -18,6 +18,7 @@ In memory everything is the gaitlive pose layout (see :mod:`gaitlive.frames`):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -184,7 +185,8 @@ def write_pose(path: str | os.PathLike[str], data: PoseData, *, csv: bool = True
         # DeepLabCut 3 writes analysis files in "table" format (pandas can append to them)
         with pd.HDFStore(p, mode="w") as store:
             store.put(H5_KEY, df, format="table")
-            set_pose_meta(store, fps=data.fps, frame_size=data.meta.get("frame_size"))
+            set_pose_meta(store, fps=data.fps, frame_size=data.meta.get("frame_size"),
+                          rate_changes=data.meta.get("rate_changes"))
 
     atomic_write(path, write_h5)
     if csv:
@@ -196,11 +198,16 @@ META_ATTR = "gaitlive_meta"
 
 
 def set_pose_meta(store: pd.HDFStore, *, fps: float | None,
-                  frame_size: tuple[int, int] | None) -> None:
+                  frame_size: tuple[int, int] | None,
+                  rate_changes: Sequence[tuple[int, float]] | None = None) -> None:
     """Note the frame rate and frame size ``(width, height)`` of the poses in an open pose
     file: a JSON string attribute of its table (``gaitlive_meta``; DeepLabCut ignores it,
-    and nothing is pickled), so a later analysis of the file knows them."""
-    meta = {k: v for k, v in (("fps", fps), ("frame_size", frame_size)) if v is not None}
+    and nothing is pickled), so a later analysis of the file knows them. ``rate_changes``:
+    ``(frame, fps)`` where a live camera changed its rate (``fps`` is the starting one;
+    :class:`gaitlive.gait.clock.FrameClock`)."""
+    changes = [[int(f), float(r)] for f, r in rate_changes] if rate_changes else None
+    meta = {k: v for k, v in (("fps", fps), ("frame_size", frame_size),
+                              ("rate_changes", changes)) if v is not None}
     if meta:
         setattr(store.get_storer(H5_KEY).attrs, META_ATTR, json.dumps(
             {k: (list(v) if isinstance(v, tuple) else v) for k, v in meta.items()}))
@@ -223,6 +230,13 @@ def _pose_meta(path: Path) -> dict[str, Any]:
     if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0
                                                         for v in size):
         out["frame_size"] = (size[0], size[1])
+    changes = meta.get("rate_changes")
+    ok = (isinstance(changes, list) and all(
+        isinstance(c, list) and len(c) == 2 and isinstance(c[0], int) and c[0] >= 0
+        and isinstance(c[1], (int, float)) and 0 < c[1] <= 1000 for c in changes)
+        and all(a[0] < b[0] for a, b in itertools.pairwise(changes)))
+    if ok and changes:
+        out["rate_changes"] = [(c[0], float(c[1])) for c in changes]
     return out
 
 
@@ -329,8 +343,9 @@ def read_pose(path: str | os.PathLike[str]) -> PoseData:
     if path.suffix.lower() == ".h5":
         meta = _pose_meta(path)
         data.fps = meta.get("fps")
-        if "frame_size" in meta:
-            data.meta["frame_size"] = meta["frame_size"]
+        for key in ("frame_size", "rate_changes"):
+            if key in meta:
+                data.meta[key] = meta[key]
     lik = data.poses[..., 2]
     bad = np.isfinite(lik) & ((lik < 0) | (lik > 1))
     if bad.any():  # DeepLabCut's likelihoods are probabilities: columns mixed up?

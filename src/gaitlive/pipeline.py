@@ -301,7 +301,8 @@ class OutputWriter:
     n_individuals
         Rows per frame in the pose file (poses are padded/truncated to it).
     camera_id, fps, scorer
-        Written into the files (``fps`` into the pose file: the starting rate).
+        Written into the files (``fps`` into the pose file: the starting rate; the clock's
+        rate changes are noted there too, see :func:`gaitlive.dlcio.set_pose_meta`).
     clock
         Frame -> seconds for the steps table's times (the gait stage's
         :attr:`~gaitlive.gait.stage.GaitStage.clock`, which follows a live camera's rate
@@ -341,6 +342,7 @@ class OutputWriter:
             p.unlink(missing_ok=True)
         self._rows: list[np.ndarray] = []
         self._index: list[int] = []
+        self._meta_changes: list[tuple[int, float]] = []  # rate changes noted in poses.h5
         self.frame_size: tuple[int, int] | None = None  # (width, height), from the frames
         self._stances = StanceCollector()  # one row per stance, once it is final
         self.frames_written = 0
@@ -411,10 +413,14 @@ class OutputWriter:
                         individuals=self.individuals, scorer=self.scorer, fps=self.fps,
                         frame_index=np.asarray(self._index, dtype=np.int64))
         df = pose_dataframe(data)
+        changes = self.clock.changes
         with pd.HDFStore(self.pose_path, mode="a") as store:
             store.append(H5_KEY, df, format="table")
-            if self.frames_written == 0:
-                set_pose_meta(store, fps=self.fps, frame_size=self.frame_size)
+            if self.frames_written == 0 or changes != self._meta_changes:
+                # the live camera's rate changes too, so re-analysing the file follows them
+                set_pose_meta(store, fps=self.fps, frame_size=self.frame_size,
+                              rate_changes=changes)
+                self._meta_changes = changes
         self.frames_written += len(self._rows)
         self._rows, self._index = [], []
 

@@ -775,16 +775,24 @@ class GaitStage:
         self.tracks = []
         return out
 
-    def run_series(self, poses: np.ndarray, frame_index: Sequence[int] | None = None
+    def run_series(self, poses: np.ndarray, frame_index: Sequence[int] | None = None,
+                   rate_changes: Sequence[tuple[int, float]] = ()
                    ) -> tuple[list[StepEvent], list[PassResult]]:
         """Run a whole pose series ``(n_frames, n_ind, n_kp, 3)`` through the stage.
+
+        ``rate_changes``: ``(frame, fps)`` where the source changed its frame rate (a live
+        run's ``poses.h5`` notes them): each is applied (:meth:`set_fps`) at the first frame
+        from ``frame`` on with no pass open, as the live run did.
 
         Returns every step event and every pass (including those ended by the flush).
         """
         steps: list[StepEvent] = []
         passes: list[PassResult] = []
         idx = range(len(poses)) if frame_index is None else frame_index
+        pending = sorted(rate_changes)
         for f, p in zip(idx, poses, strict=True):
+            if pending and f >= pending[0][0] and not self.tracks:
+                self.set_fps(int(f), pending.pop(0)[1])
             u = self.update(int(f), p)
             steps.extend(u.steps)
             passes.extend(u.passes)
