@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -1068,6 +1069,63 @@ def test_signals_after_the_outputs_are_written_exit_at_once_without_a_traceback(
     assert "Traceback" not in err and "interrupted" not in err, why
     summary = _strict_json(out / "stats.json")
     assert read_pose(out / "poses.h5").n_frames == summary["frames_gait"] > 0, why
+
+
+_SIGNAL_AT_MODEL_CLOSE = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import test_pipeline as tp
+import gaitlive.pose as pose, gaitlive.fileio as fileio
+from gaitlive import cli
+
+tmp, mode = Path({tmp!r}), {mode!r}
+real_load = pose.load_runner
+def load_runner(*a, **k):  # the real model; a Ctrl-C arrives while it closes
+    r = real_load(*a, **k)
+    real_close = r.close
+    def close():
+        os.kill(os.getpid(), signal.SIGINT)
+        real_close()
+    r.close = close
+    return r
+pose.load_runner = load_runner
+if mode == "disk-full":
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+    fileio.atomic_write_text = full
+argv = ["run", "--config", str(tp._run_config(tmp)), "--source",
+        str(tp.write_scene(tmp / "v.avi", 20)), "--model", {model!r}, "--headless",
+        "--no-overlay", "--out", str(tmp / "out")]
+if mode == "in-process":
+    print("main returned", cli.main(argv), flush=True)
+    print("the caller goes on", flush=True)
+else:
+    sys.argv = ["gaitlive", *argv]
+    cli.script()
+"""
+
+
+@pytest.mark.parametrize("mode", ["in-process", "disk-full"])
+def test_a_signal_while_the_model_closes_neither_exits_a_caller_nor_hides_a_failure(
+        tmp_path, tiny_model, mode):
+    """Ctrl-C while the run closes the model, its outputs written. A program that called
+    ``gaitlive.cli.main`` goes on (the exit-at-once belongs to the ``gaitlive`` script
+    alone), and a run that could not write stats.json still fails with status 2 and says
+    why: both exited 0 in silence (review, 2026-12-07)."""
+    script = tmp_path / "run_it.py"
+    script.write_text(_SIGNAL_AT_MODEL_CLOSE.format(
+        tests=str(ROOT / "tests"), tmp=str(tmp_path), mode=mode, model=str(tiny_model)))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    why = f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    assert "exiting now" not in proc.stderr, why
+    if mode == "in-process":
+        assert proc.returncode == 0, why
+        assert "main returned 0" in proc.stdout and "the caller goes on" in proc.stdout, why
+    else:
+        assert proc.returncode == 2, why
+        assert "No space left on device" in proc.stderr, why
 
 
 @pytest.mark.slow

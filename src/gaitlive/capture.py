@@ -506,7 +506,8 @@ class RateWatch:
     matter: the index counts every frame read), it reports a rate that has differed from
     the running one by more than ``tolerance`` over the last ``window_s`` seconds, the same
     in both halves of the window (``agree``) so that a stall or a burst is not taken for a
-    new rate.
+    new rate. The rate reported is the latest half's: the window may still hold a little
+    of the old rate when the halves first agree (up to 2.5 % off for the whole window).
 
     Parameters
     ----------
@@ -528,7 +529,7 @@ class RateWatch:
     #: seconds between two evaluations of the window
     EVERY_S = 1.0
 
-    def __init__(self, fps: float, window_s: float = 20.0, tolerance: float = 0.1,
+    def __init__(self, fps: float, window_s: float = 10.0, tolerance: float = 0.1,
                  agree: float = 0.05):
         self.fps = float(fps)
         self.window_s = float(window_s)
@@ -572,9 +573,8 @@ class RateWatch:
         r1, r2 = (im - i0) / (tm - t0), (index - im) / (t - tm)
         if r1 <= 0 or r2 <= 0 or abs(r1 / r2 - 1.0) > self.agree:
             return None
-        rate = (index - i0) / (t - t0)
-        if abs(rate / self.fps - 1.0) > self.tolerance:
-            self._found = rate
+        if abs(r2 / self.fps - 1.0) > self.tolerance:
+            self._found = r2
         return self._found
 
 

@@ -83,8 +83,9 @@ def main(argv: Sequence[str] | None = None, *, owns_process: bool = False) -> in
         # Python flushes stdout into the closed pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (CLIError, ValueError, FileNotFoundError, RuntimeError) as e:
-        # ConfigError, DLCFileError, ... are ValueErrors with a message naming file and key
+    except (CLIError, ValueError, OSError, RuntimeError) as e:
+        # ConfigError, DLCFileError, ... are ValueErrors with a message naming file and key;
+        # OSError: a file that cannot be read or written (missing, no space, permissions)
         if args.verbose >= 2:
             raise
         print(f"gaitlive {args.command}: error: {e}", file=sys.stderr)

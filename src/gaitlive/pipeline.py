@@ -688,20 +688,27 @@ class Pipeline:
         self._rate_watch = (RateWatch(gait.fps, window_s=rate_window_s)
                             if rate_window_s and gait is not None and hasattr(gait, "set_fps")
                             else None)
+        self._rate_pending = False  # a new rate waits for no bird in view (logged once)
 
     @classmethod
     def from_config(cls, cfg: Config, capture: Capture, runner: Any, *, gait: Any | None = None,
                     sinks: Sequence[Sink] = (), init_frame: np.ndarray | None = None,
-                    stats: PipelineStats | None = None) -> Pipeline:
-        """A pipeline with the config's presence gating, queue size and real-time mode."""
+                    stats: PipelineStats | None = None,
+                    follow_rate: bool | None = None) -> Pipeline:
+        """A pipeline with the config's presence gating, queue size and real-time mode.
+        ``follow_rate``: follow the source's frame rate as it runs (``rate_window_s``
+        ``RATE_WINDOW_S``); default for a live source. False for one that delivers faster
+        than real time (a video file served over HTTP, :attr:`RateProbe.too_fast`): its
+        rate is the decoder's."""
         presence = PresenceGate(cfg.presence, pcutoff=cfg.profile.pcutoff,
                                 resize=runner_resize(runner, cfg.model.resize)) \
             if cfg.presence.enabled else None
         live = capture.source.reconnectable
+        follow = live if follow_rate is None else follow_rate
         return cls(capture, runner, gait=gait, presence=presence, sinks=sinks,
                    queue_size=cfg.queue_size, realtime=capture.realtime or live,
                    init_frame=init_frame, stats=stats,
-                   rate_window_s=cls.RATE_WINDOW_S if live else None)
+                   rate_window_s=cls.RATE_WINDOW_S if follow else None)
 
     # -- control ---------------------------------------------------------------------
 
@@ -992,17 +999,26 @@ class Pipeline:
         """Switch the gait stage to the rate the source now delivers, between passes."""
         assert self._rate_watch is not None and self.gait is not None
         fps = self._rate_watch.add(rec.t_capture, rec.index)
-        if fps is None or self.gait.tracks:
+        if fps is None:
+            self._rate_pending = False
             return
+        if self.gait.tracks:
+            if not self._rate_pending:
+                self._rate_pending = True
+                log.info("the source delivers %.3g fps (the gait stage runs at %.3g): the "
+                         "gait stage follows once no bird is in view", fps, self.gait.fps)
+            return
+        self._rate_pending = False
         was = self.gait.fps
         fps = float(f"{fps:.4g}")
-        self._rate_watch.accept(fps)
         try:
             self.gait.set_fps(rec.index, fps)
-        except ValueError as e:  # beyond any camera: keep the rate
-            log.warning("the source seems to deliver %.4g fps; the gait stage keeps %.3g (%s)",
-                        fps, was, e)
+        except ValueError as e:  # no camera's rate (> MAX_FPS): stop following
+            log.warning("the source seems to deliver %.4g fps, which the gait stage does not "
+                        "take (%s): it keeps %.3g fps", fps, e, was)
+            self._rate_watch = None
             return
+        self._rate_watch.accept(fps)
         self.stats.rate_changes.append({"frame": rec.index, "fps": fps, "was": was})
         log.warning("the source now delivers %.3g fps (the gait stage ran at %.3g): the gait "
                     "stage follows from frame %d", fps, was, rec.index)

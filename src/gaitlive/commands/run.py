@@ -264,7 +264,8 @@ def run(args: argparse.Namespace) -> int:
 
             init = np.zeros((shape[0], shape[1], 3), np.uint8)
         pipeline = Pipeline.from_config(cfg, capture, runner, gait=gait, sinks=sinks,
-                                        init_frame=init, stats=pipeline_stats)
+                                        init_frame=init, stats=pipeline_stats,
+                                        follow_rate=probe is not None and not probe.too_fast)
         sinks = []  # the pipeline closes them from now on
 
         received: list[str] = []
@@ -273,9 +274,10 @@ def run(args: argparse.Namespace) -> int:
         def on_signal(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
             received.append(name)
-            if written:
+            if written and getattr(args, "owns_process", False):
                 # nothing is left to lose: quit now instead of in the middle of closing the
-                # model or the interpreter's exit (a traceback from whatever ran then)
+                # model or the interpreter's exit (a traceback from whatever ran then); an
+                # in-process caller of main() gets the usual behaviour (its process)
                 print(f"gaitlive run: {name} received, the outputs in {out_dir} are written; "
                       "exiting now", file=sys.stderr, flush=True)
                 exit_now(0)
@@ -305,29 +307,27 @@ def run(args: argparse.Namespace) -> int:
               f"{profile.name}, output {out_dir}", flush=True)
         failed: BaseException | None = None
         try:
-            try:
-                pipeline.run(on_start=lambda: print(
-                    "gaitlive run: running (Ctrl-C or SIGTERM stops it)", flush=True))
-            except Exception as e:
-                failed = e
-            # the pipeline has closed its sinks (pipeline.closing): a signal from now on
-            # only says to wait, until the recording and stats.json are written too
-            if recorder is not None:
-                recorder.close()
-            st = pipeline.stats
-            print("--- gaitlive run: statistics ---")
-            print(st.format())
-            if recorder is not None:
-                print(f"recorded {recorder.written} frames ({recorder.dropped} dropped) in "
-                      f"{len(recorder.segments)} file(s) under {recorder.dir}"
-                      + (f"; recording stopped: {recorder.error}" if recorder.error else ""))
-            from gaitlive.fileio import atomic_write_text, jsonable
+            pipeline.run(on_start=lambda: print(
+                "gaitlive run: running (Ctrl-C or SIGTERM stops it)", flush=True))
+        except Exception as e:
+            failed = e
+        # the pipeline has closed its sinks (pipeline.closing): a signal from now on
+        # only says to wait, until the recording and stats.json are written too
+        if recorder is not None:
+            recorder.close()
+        st = pipeline.stats
+        print("--- gaitlive run: statistics ---")
+        print(st.format())
+        if recorder is not None:
+            print(f"recorded {recorder.written} frames ({recorder.dropped} dropped) in "
+                  f"{len(recorder.segments)} file(s) under {recorder.dir}"
+                  + (f"; recording stopped: {recorder.error}" if recorder.error else ""))
+        from gaitlive.fileio import atomic_write_text, jsonable
 
-            atomic_write_text(out_dir / "stats.json", json.dumps(
-                jsonable(st.summary()), indent=1, default=str, allow_nan=False))
-        finally:
-            if failed is None:  # (a failure is reported by the caller: let it be)
-                written.append(True)
+        atomic_write_text(out_dir / "stats.json", json.dumps(
+            jsonable(st.summary()), indent=1, default=str, allow_nan=False))
+        if failed is None:  # every output written (a failure is reported by the caller)
+            written.append(True)
         outputs = [n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
         print(f"outputs in {out_dir}: {', '.join(outputs)}", flush=True)
         if failed is not None:

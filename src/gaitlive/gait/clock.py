@@ -33,9 +33,10 @@ class FrameClock:
     """
 
     def __init__(self, fps: float):
-        self._frames: list[int] = [0]
-        self._starts: list[float] = [0.0]
-        self._rates: list[float] = [self._check(fps)]
+        # (first frame, its seconds, fps) per segment, replaced as a whole by retime (a
+        # reader in another thread sees the old or the new mapping, never half of one)
+        self._segs: tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]] = (
+            (0,), (0.0,), (self._check(fps),))
 
     @staticmethod
     def _check(fps: float) -> float:
@@ -47,32 +48,33 @@ class FrameClock:
     @property
     def fps(self) -> float:
         """The current frame rate (of the latest frames)."""
-        return self._rates[-1]
+        return self._segs[2][-1]
 
     @property
     def changes(self) -> list[tuple[int, float]]:
         """``(frame, fps)`` of every rate change, in order (not the starting rate)."""
-        return list(zip(self._frames[1:], self._rates[1:], strict=True))
+        frames, _, rates = self._segs
+        return list(zip(frames[1:], rates[1:], strict=True))
 
     def seconds(self, frame: float) -> float:
         """Seconds since frame 0 of ``frame`` (frames before 0 extrapolate the first
         rate)."""
-        i = max(0, bisect.bisect_right(self._frames, frame) - 1)
-        return self._starts[i] + (frame - self._frames[i]) / self._rates[i]
+        frames, starts, rates = self._segs
+        i = max(0, bisect.bisect_right(frames, frame) - 1)
+        return starts[i] + (frame - frames[i]) / rates[i]
 
     def retime(self, frame: int, fps: float) -> None:
         """Run at ``fps`` from ``frame`` on (not before the latest change)."""
         fps = self._check(fps)
         frame = int(frame)
-        if frame < self._frames[-1]:
+        frames, starts, rates = self._segs
+        if frame < frames[-1]:
             raise ValueError(f"frame: a rate change at frame {frame} is before the last one, "
-                             f"at frame {self._frames[-1]}")
-        start = self.seconds(frame)
-        if frame == self._frames[-1]:  # a second change at the same frame replaces it
-            self._rates[-1] = fps
-            if len(self._frames) > 1 and fps == self._rates[-2]:
-                del self._frames[-1], self._starts[-1], self._rates[-1]
+                             f"at frame {frames[-1]}")
+        if frame == frames[-1]:  # a second change at the same frame replaces it
+            if len(frames) > 1 and fps == rates[-2]:  # ... and undoes it
+                self._segs = (frames[:-1], starts[:-1], rates[:-1])
+            else:
+                self._segs = (frames, starts, rates[:-1] + (fps,))
             return
-        self._frames.append(frame)
-        self._starts.append(start)
-        self._rates.append(fps)
+        self._segs = (frames + (frame,), starts + (self.seconds(frame),), rates + (fps,))

@@ -273,7 +273,9 @@ class GaitStage:
         self.flushed_steps: list[StepEvent] = []
 
     def _set_rate(self, fps: float) -> None:
-        """Every setting in frames, from the profile's seconds at ``fps``."""
+        """Every setting in frames that comes from the profile's seconds, at ``fps`` (the
+        profile's settings given in frames, e.g. ``smoothing_frames``, stay as they are, as
+        in a stage made at ``fps``)."""
         self.fps = fps
         profile = self.profile
         self.params = kernel_params(profile, fps)
