@@ -752,6 +752,8 @@ def test_frame_clock_keeps_the_times_before_a_rate_change():
     clock.retime(90, 15.0)
     assert clock.fps == 15.0 and clock.changes == [(90, 15.0)]
     assert clock.seconds(60) == 2.0 and clock.seconds(90) == 3.0 and clock.seconds(120) == 5.0
+    assert (clock.rate(-5), clock.rate(89), clock.rate(90), clock.rate(1e9)) == (
+        30.0, 30.0, 15.0, 15.0)
     clock.retime(120, 25.0)
     assert clock.seconds(145) == 6.0 and clock.seconds(105) == 4.0
     clock.retime(120, 15.0)  # the same frame again: replaces, and merges with the rate before

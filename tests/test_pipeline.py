@@ -32,6 +32,7 @@ from gaitlive.gait.stage import GaitStage
 from gaitlive.pipeline import (
     CallbackSink,
     OutputWriter,
+    OverlayAdapter,
     Pipeline,
     PipelineError,
     PipelineStats,
@@ -518,7 +519,10 @@ def test_a_live_camera_that_halves_its_rate_is_followed_between_passes(tmp_path)
     """The camera delivers 30 fps, then (low light) 15. The gait stage follows once the new
     rate has lasted the watch window and no bird is in view, so the bird that then walks
     past at 15 fps gets its true cadence (on the 30 fps clock it had twice that), and the
-    steps table's times continue across the change."""
+    steps table's times continue across the change. The overlay movie (30 fps) writes each
+    frame after the switch twice, so it keeps playing in real time, and the raw recording
+    starts a segment at 15 fps."""
+    from gaitlive.overlay import OverlaySink
     from gaitlive.synth import simulate_pass
 
     sp = simulate_pass(severity=1, view="side", seed=7, fps=15.0)
@@ -528,25 +532,47 @@ def test_a_live_camera_that_halves_its_rate_is_followed_between_passes(tmp_path)
     times = np.concatenate([np.arange(n30) / 30.0, n30 / 30.0 + np.arange(n - n30) / 15.0])
     poses = np.full((n, 1, len(BODYPARTS), 3), np.nan, np.float32)
     poses[n30 + n15:n30 + n15 + n_bird] = sp.poses
-    cap = Capture(_CameraThatSlowsDown(times, 30.0), FrameSlot(blocking=True, capacity=4),
-                  camera_id="camT", realtime=False, max_frames=n)
     gait = GaitStage(PROFILE, 30.0, camera_id="camT")
+    recorder = Recorder(RecordSettings(dir=str(tmp_path / "rec"), segment_s=3600.0,
+                                       fourcc="MJPG"), camera_id="camT", fps=30.0,
+                        clock=gait.clock)
+    recorder.start()
+    cap = Capture(_CameraThatSlowsDown(times, 30.0), FrameSlot(blocking=True, capacity=4),
+                  camera_id="camT", realtime=False, max_frames=n, taps=[recorder.submit])
     got = []
     writer = OutputWriter(tmp_path, BODYPARTS, fps=30.0, clock=gait.clock)
     stats = PipelineStats()
+    overlay = OverlaySink(PROFILE, window=False, video_path=tmp_path / "overlay.avi",
+                          fps=30.0, lossless=True, clock=gait.clock)
     pipe = Pipeline(cap, TruthPoses(poses, BODYPARTS), gait=gait, realtime=False,
-                    sinks=[writer, CallbackSink(on_pass=got.append)], stats=stats,
+                    sinks=[writer, CallbackSink(on_pass=got.append),
+                           OverlayAdapter(overlay, stats, "camT")], stats=stats,
                     rate_window_s=2.0)
     pipe.run()
+    recorder.close()
     assert stats.frames_gait == n
     [change] = stats.rate_changes
     assert change["was"] == 30.0 and change["fps"] == pytest.approx(15.0, rel=0.05)
     assert n30 < change["frame"] < n30 + n15, change
+    f, fps = change["frame"], change["fps"]
+    # the overlay movie: frames before the switch once, after it as many as 30 / fps says
+    assert (overlay.drawn, overlay.dropped) == (n, 0)
+    movie = cv2.VideoCapture(str(tmp_path / "overlay.avi"))
+    assert int(movie.get(cv2.CAP_PROP_FRAME_COUNT)) == f + int(round((n - f) * 30.0 / fps))
+    # the recording: a 30 fps segment, then (from a frame at or after the switch) one at
+    # the new rate; the frame indices beside them cover every frame once
+    assert recorder.written == n and recorder.dropped == 0
+    segs = sorted(recorder.segments)
+    assert len(segs) == 2, segs
+    rates = [cv2.VideoCapture(str(s)).get(cv2.CAP_PROP_FPS) for s in segs]
+    assert rates == [pytest.approx(30.0), pytest.approx(fps, rel=1e-3)]
+    first = [int(r.split(",")[0]) for r in
+             segs[1].with_suffix(".csv").read_text().splitlines()[1:]]
+    assert first[0] >= f and first[-1] == n - 1
     [p] = got
     assert abs(p.features["cadence_hz"] - sp.cadence_hz) / sp.cadence_hz <= 0.05
     rows = [r.split(",") for r in (tmp_path / "steps.csv").read_text().splitlines()[1:]]
     assert rows
-    f, fps = change["frame"], change["fps"]
     for r in rows:
         assert float(r[5]) == pytest.approx(f / 30.0 + (int(r[3]) - f) / fps, rel=1e-5)
     assert "the gait stage followed from frame" in stats.format()

@@ -3,7 +3,8 @@
 A :class:`Recorder` is a thread with a bounded queue: :meth:`Recorder.submit` never blocks
 the capture thread (a full queue drops the frame and counts it). Frames go to
 ``<dir>/<camera_id>_<YYYYmmdd-HHMMSS>.<ext>``; a new file starts every ``segment_s``
-seconds of wall-clock time and when the frame size changes. A segment being written is
+seconds of wall-clock time, when the frame size changes, and when a live camera's rate
+changes (the gait stage's clock: each file's header has its rate). A segment being written is
 named ``....partial.<ext>`` and renamed when it is closed, so a finished name is always a
 complete, playable file. Beside each segment a ``.csv`` lists the source frame index and
 wall-clock time of every frame in it (to line recordings up with poses and scores).
@@ -26,6 +27,7 @@ import numpy as np
 
 from gaitlive.config import RecordSettings
 from gaitlive.frames import FrameEvent, FrameRecord, even_size
+from gaitlive.gait.clock import FrameClock
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class _Segment:
     index_csv: object
     t_start: float
     size: tuple[int, int]
+    fps: float
     frames: int = 0
 
 
@@ -69,6 +72,10 @@ class Recorder(threading.Thread):
         Frame rate written into the files.
     queue_size
         Frames that may wait for the encoder before new ones are dropped.
+    clock
+        The gait stage's :class:`~gaitlive.gait.clock.FrameClock`, when a live camera may
+        change its rate: a segment is written at the clock's rate at its first frame, and
+        a change of rate starts a new segment. ``None``: every segment at ``fps``.
 
     Attributes
     ----------
@@ -81,7 +88,7 @@ class Recorder(threading.Thread):
     """
 
     def __init__(self, settings: RecordSettings, *, camera_id: str = "cam0",
-                 fps: float = 30.0, queue_size: int = 64):
+                 fps: float = 30.0, queue_size: int = 64, clock: FrameClock | None = None):
         super().__init__(name="gaitlive-record", daemon=True)
         if len(settings.fourcc) != 4:
             raise RecordError(f"record.fourcc: expected a 4-character FourCC code like "
@@ -89,6 +96,7 @@ class Recorder(threading.Thread):
         self.settings = settings
         self.camera_id = camera_id
         self.fps = float(fps)
+        self.clock = clock
         self.dir = Path(settings.dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -166,19 +174,20 @@ class Recorder(threading.Thread):
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         image = even_size(image)  # the encoder would drop an odd last row or column
         size = (image.shape[1], image.shape[0])
+        fps = self.fps if self.clock is None else self.clock.rate(rec.index)
         seg = self._seg
         if seg is not None and (rec.t_wall - seg.t_start >= self.settings.segment_s
-                                or size != seg.size):
+                                or size != seg.size or fps != seg.fps):
             self._finish_segment()
             seg = None
         if seg is None:
-            seg = self._seg = self._start_segment(rec.t_wall, size)
+            seg = self._seg = self._start_segment(rec.t_wall, size, fps)
         seg.writer.write(np.ascontiguousarray(image))
         seg.index_csv.writerow([rec.index, f"{rec.t_wall:.6f}"])  # type: ignore[attr-defined]
         seg.frames += 1
         self.written += 1
 
-    def _start_segment(self, t_wall: float, size: tuple[int, int]) -> _Segment:
+    def _start_segment(self, t_wall: float, size: tuple[int, int], fps: float) -> _Segment:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(t_wall))
         ext = segment_extension(self.settings.fourcc)
         base = f"{self.camera_id}_{stamp}"
@@ -189,7 +198,7 @@ class Recorder(threading.Thread):
         path = self.dir / f"{base}{ext}"
         partial = self.dir / f"{base}.partial{ext}"
         writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*self.settings.fourcc),
-                                 self.fps, size)
+                                 fps, size)
         if not writer.isOpened():
             raise RecordError(f"record: cannot write {partial} with FourCC "
                               f"{self.settings.fourcc!r} (codec unavailable?)")
@@ -197,7 +206,7 @@ class Recorder(threading.Thread):
         w = csv.writer(fh)
         w.writerow(["frame_index", "t_wall"])
         log.info("recording to %s", path)
-        return _Segment(path, partial, writer, fh, w, t_wall, size)
+        return _Segment(path, partial, writer, fh, w, t_wall, size, fps)
 
     def _finish_segment(self) -> None:
         seg, self._seg = self._seg, None

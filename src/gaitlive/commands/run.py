@@ -170,7 +170,7 @@ def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: P
             lossless = (not cfg.realtime and not source.reconnectable and not mode.window)
             ov = OverlaySink(profile, mode.window, mode.video_path, source.fps,
                              cfg.overlay.queue_size, title=f"gaitlive {cfg.camera_id}",
-                             lossless=lossless)
+                             lossless=lossless, clock=clock)
             add(OverlayAdapter(ov, stats, cfg.camera_id))
             where = " and ".join(x for x in ("a window" if mode.window else "",
                                              str(mode.video_path or "")) if x)
@@ -234,21 +234,22 @@ def run(args: argparse.Namespace) -> int:
     sinks: list[Any] = []
     old_handlers: dict[int, Any] = {}
     try:
-        taps = []
-        if cfg.record.enabled or args.record:
-            from gaitlive.record import Recorder
-
-            recorder = Recorder(cfg.record, camera_id=cfg.camera_id, fps=source.fps)
-            recorder.start()
-            taps.append(recorder.submit)
-        capture = Capture(source, slot, camera_id=cfg.camera_id, realtime=cfg.realtime,
-                          reconnect_max_s=cfg.reconnect_max_s, max_frames=args.max_frames,
-                          taps=taps)
         shape = source.frame_shape
         gait = GaitStage(profile, fps=source.fps, score_model=_load_score_model(cfg),
                          camera_id=cfg.camera_id,
                          view_box=view_box(None if shape is None else (shape[1], shape[0]),
                                            cfg.model.cropping))
+        taps = []
+        if cfg.record.enabled or args.record:
+            from gaitlive.record import Recorder
+
+            recorder = Recorder(cfg.record, camera_id=cfg.camera_id, fps=source.fps,
+                                clock=gait.clock)
+            recorder.start()
+            taps.append(recorder.submit)
+        capture = Capture(source, slot, camera_id=cfg.camera_id, realtime=cfg.realtime,
+                          reconnect_max_s=cfg.reconnect_max_s, max_frames=args.max_frames,
+                          taps=taps)
         warm_up_gait(profile, source.fps)
         pipeline_stats = PipelineStats()
         publisher = _make_publisher(cfg, args, source, pipeline_stats)

@@ -30,6 +30,8 @@ class FrameClock:
     >>> clock.retime(60, 15.0)   # from frame 60 on, 15 frames a second
     >>> clock.seconds(75), clock.seconds(30)
     (3.0, 1.0)
+    >>> clock.rate(30), clock.rate(75)
+    (30.0, 15.0)
     """
 
     def __init__(self, fps: float):
@@ -62,6 +64,11 @@ class FrameClock:
         frames, starts, rates = self._segs
         i = max(0, bisect.bisect_right(frames, frame) - 1)
         return starts[i] + (frame - frames[i]) / rates[i]
+
+    def rate(self, frame: float) -> float:
+        """The frame rate at ``frame`` (frames before 0 have the first rate)."""
+        frames, _, rates = self._segs
+        return rates[max(0, bisect.bisect_right(frames, frame) - 1)]
 
     def retime(self, frame: int, fps: float) -> None:
         """Run at ``fps`` from ``frame`` on (not before the latest change)."""

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from gaitlive.config import OverlaySettings, Profile
+from gaitlive.gait.clock import FrameClock
 from gaitlive.gait.events import GaitUpdate
 from gaitlive.overlay.draw import annotate
 from gaitlive.overlay.state import OverlayState
@@ -116,11 +117,18 @@ class OverlaySink:
     lossless
         Never drop: :meth:`submit` waits for room in the queue instead (for offline runs,
         ``--no-realtime``, where a complete overlay movie matters more than pace).
+    clock
+        The gait stage's :class:`~gaitlive.gait.clock.FrameClock`, for a live camera that
+        may change its rate: the overlay's times follow it, and the video (written at
+        ``fps``) holds each frame for its duration at the rate it came at, so that it
+        plays in real time after the change too (a frame of a camera gone from 30 to 15
+        fps is written twice).
     """
 
     def __init__(self, profile: Profile, window: bool, video_path: Path | None, fps: float,
                  queue_size: int = 4, *, title: str = "gaitlive",
-                 style: OverlayStyle | None = None, lossless: bool = False) -> None:
+                 style: OverlayStyle | None = None, lossless: bool = False,
+                 clock: FrameClock | None = None) -> None:
         if queue_size < 1:
             raise ValueError(f"OverlaySink: expected queue_size >= 1, got {queue_size}")
         self.profile = profile
@@ -129,7 +137,9 @@ class OverlaySink:
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self.title = title
         self.lossless = lossless
-        self.state = OverlayState(profile, self.fps, style or OverlayStyle())
+        self.clock = clock
+        self.state = OverlayState(profile, self.fps, style or OverlayStyle(), clock=clock)
+        self._owed = 0.0  # video frames owed to the clock (a fraction carried over)
         self.quit_event = threading.Event()
         self.dropped = 0
         self.drawn = 0
@@ -200,7 +210,7 @@ class OverlaySink:
                 out = annotate(image, poses, self.profile, update, hud, self.state,
                                frame_index=frame_index)
                 if self._video is not None:
-                    self._video.write(out)
+                    self._video.write(out, self._copies(fi))
                 if self.window:
                     self._show(out)
                 self.drawn += 1
@@ -212,6 +222,17 @@ class OverlaySink:
             if self._video is not None:
                 self._video.close()
             self._win.close()
+
+    def _copies(self, frame_index: int | None) -> int:
+        """How many times to write this frame into the video: once, unless the clock says
+        the source runs at another rate than the video's (then as many as keep real
+        time, the fractions carried over: 2 at half the rate, 0 or 1 at twice)."""
+        if self.clock is None or frame_index is None:
+            return 1
+        self._owed += self.fps / self.clock.rate(frame_index)
+        n = int(self._owed + 1e-9)
+        self._owed -= n
+        return n
 
     def _show(self, out: np.ndarray) -> None:
         if self.quit_event.is_set():

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gaitlive.config import Profile
+from gaitlive.gait.clock import FrameClock
 from gaitlive.gait.events import GaitUpdate, PassResult, TrackState
 from gaitlive.overlay.geometry import compute_scale_px
 from gaitlive.overlay.style import BGR, OverlayStyle, leg_colour, marker_radius
@@ -38,7 +39,8 @@ class OverlayState:
     """What the overlay remembers between frames: recent foot prints, recent pass scores,
     the current tracks and where each bird was last seen.
 
-    Time is ``frame_index / fps`` so that a result movie looks the same on every run.
+    Time is ``frame_index / fps`` (or the gait stage's ``clock``, for a live camera that
+    changes its rate) so that a result movie looks the same on every run.
 
     Parameters
     ----------
@@ -48,6 +50,9 @@ class OverlayState:
         Frame rate of the source, to convert frame indices to seconds.
     style
         Hold times of prints and badges.
+    clock
+        Frame index -> seconds across a live camera's rate changes (the gait stage's
+        :class:`~gaitlive.gait.clock.FrameClock`); ``None``: ``index / fps``.
     """
 
     profile: Profile
@@ -62,6 +67,13 @@ class OverlayState:
     now: float = 0.0
     #: birds not seen for this long are forgotten (bounded memory on week-long runs)
     forget_s: float = 120.0
+    clock: FrameClock | None = None
+
+    def seconds(self, frame_index: float) -> float:
+        """Seconds of a frame index on the source's clock."""
+        if self.clock is not None:
+            return self.clock.seconds(frame_index)
+        return frame_index / self.fps if self.fps > 0 else 0.0
 
     def reset(self) -> None:
         """Forget everything (the stream was reset)."""
@@ -95,7 +107,7 @@ class OverlayState:
         """
         fi = frame_index if frame_index is not None else (update.frame_index if update else None)
         if fi is not None:
-            t = fi / self.fps if self.fps > 0 else 0.0
+            t = self.seconds(fi)
             if t + 1.0 < self.now:  # indices went back: a new stream
                 self.reset()
             self.now = t
@@ -129,7 +141,7 @@ class OverlayState:
             scale = self.last_scale.get(ev.individual, float("nan"))
             size = 2.2 * marker_radius(scale, self.style)
             colour = leg_colour(legs, ev.foot)
-            t0 = ev.strike_frame / self.fps if self.fps > 0 else self.now
+            t0 = self.seconds(ev.strike_frame) if self.fps > 0 else self.now
             self.prints.append(_Print(ev.individual, ev.foot, xy, min(t0, self.now), size,
                                       colour))
         for res in update.passes:

@@ -59,8 +59,11 @@ class VideoOut:
         self.size: tuple[int, int] | None = None
         self.frames = 0
 
-    def write(self, image: np.ndarray) -> None:
-        """Append one BGR frame (opens the file on the first)."""
+    def write(self, image: np.ndarray, copies: int = 1) -> None:
+        """Append a BGR frame ``copies`` times (opens the file on the first; 0 writes
+        nothing)."""
+        if copies < 1:
+            return
         image = even_size(image)
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,8 +76,9 @@ class VideoOut:
                                  f"a writable path ending in .mp4 or .avi)")
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size)
-        self.writer.write(image)
-        self.frames += 1
+        for _ in range(copies):
+            self.writer.write(image)
+        self.frames += copies
 
     def close(self) -> None:
         """Finish the file (idempotent)."""
