@@ -427,3 +427,36 @@ def test_analyze_pose_file_knows_where_a_bird_leaves_the_image(tmp_path, capsys,
     assert main(["analyze", str(h5), "--out", str(tmp_path / "o"), "--frame-size",
                  "640x0"]) == 2
     assert "--frame-size 640x0: expected WIDTHxHEIGHT in pixels" in capsys.readouterr().err
+
+
+def test_a_rate_change_noted_inside_a_pass_times_the_steps_where_the_stage_applied_it(
+        tmp_path, capsys, caplog):
+    """A poses.h5 notes a rate change at a frame where, with these poses, a pass is open
+    (another profile, or a pass the live run had ended at a reconnect): the stage applies
+    it after the pass, says so, and the steps table's times follow the stage's clock, not
+    the noted frame (they differed by up to 2.5 s; review, 2026-12-07)."""
+    import logging
+
+    sp = simulate_pass(severity=1, view="side", seed=21)
+    n = sp.n_frames + 60
+    poses = np.full((n, 1, 8, 3), np.nan, np.float32)
+    poses[..., 2] = 0
+    poses[:sp.n_frames] = sp.poses
+    data = PoseData(poses=poses, bodyparts=BODYPARTS, scorer="DLC_test", fps=30.0)
+    noted = sp.n_frames // 2
+    data.meta["rate_changes"] = [(noted, 15.0)]
+    h5 = write_pose(tmp_path / "in" / "live.h5", data)
+    with caplog.at_level(logging.WARNING, logger="gaitlive.gait.stage"):
+        rc = main(["analyze", str(h5), "--profile", "broiler-side", "--out",
+                   str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+    [warn] = [r.getMessage() for r in caplog.records if "noted at frame" in r.getMessage()]
+    applied = int(warn.split("applied at frame ")[1].split(",")[0])
+    passes = pd.read_csv(tmp_path / "out" / "live_passes.csv")
+    assert len(passes) == 1 and passes.loc[0, "start_frame"] < noted
+    assert applied > passes.loc[0, "end_frame"] > noted
+    steps = pd.read_csv(tmp_path / "out" / "live_steps.csv")
+    assert (steps.strike_frame > noted).sum() >= 4  # the pass went on after the note
+    np.testing.assert_allclose(steps.strike_s, steps.strike_frame / 30.0, rtol=1e-9)
+    np.testing.assert_allclose(steps.lift_s, steps.lift_frame / 30.0, rtol=1e-9)
+    assert passes.loc[0, "cadence_hz"] == pytest.approx(sp.cadence_hz, rel=0.05)

@@ -61,7 +61,13 @@ def test_pose_h5_notes_frame_rate_and_size_without_pickle(tmp_path):
     assert plain.fps is None and "frame_size" not in plain.meta
 
 
-def test_pose_h5_notes_a_live_camera_s_rate_changes_and_ignores_a_malformed_note(tmp_path):
+def test_pose_h5_notes_a_live_camera_s_rate_changes_and_ignores_a_malformed_note(
+        tmp_path, caplog):
+    """A malformed note of rate changes is ignored with a warning naming the file (the
+    whole file is then taken at one rate: silently, a halving doubled every cadence after
+    it); a note that is no JSON object is ignored too, not a crash (review, 2026-12-07)."""
+    import logging
+
     import pandas as pd
 
     from gaitlive.dlcio import H5_KEY, META_ATTR
@@ -70,13 +76,27 @@ def test_pose_h5_notes_a_live_camera_s_rate_changes_and_ignores_a_malformed_note
     data.meta["rate_changes"] = [(120, 15.0), (900, 30.0)]
     write_pose(tmp_path / "a.h5", data)
     assert read_pose(tmp_path / "a.h5").meta["rate_changes"] == [(120, 15.0), (900, 30.0)]
-    for bad in ('[[900, 15.0], [120, 30.0]]', '[[120, 0]]', '[[-1, 15.0]]', '[120, 15.0]',
-                '[[120.5, 15.0]]'):
+
+    def note(text):
         with pd.HDFStore(tmp_path / "a.h5", mode="a") as store:
-            setattr(store.get_storer(H5_KEY).attrs, META_ATTR,
-                    f'{{"fps": 30.0, "rate_changes": {bad}}}')
-        back = read_pose(tmp_path / "a.h5")
+            setattr(store.get_storer(H5_KEY).attrs, META_ATTR, text)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="gaitlive.dlcio"):
+            return read_pose(tmp_path / "a.h5")
+
+    # another writer's JSON numbers: 120.0 is frame 120
+    assert note('{"fps": 30, "rate_changes": [[120.0, 15]]}').meta["rate_changes"] == [
+        (120, 15.0)]
+    assert not caplog.records
+    for bad in ('[[900, 15.0], [120, 30.0]]', '[[120, 0]]', '[[-1, 15.0]]', '[120, 15.0]',
+                '[[120.5, 15.0]]', '[[true, true]]', '[[120, "15"]]', '"15 fps"'):
+        back = note(f'{{"fps": 30.0, "rate_changes": {bad}}}')
         assert back.fps == 30.0 and "rate_changes" not in back.meta, bad
+        [rec] = caplog.records
+        assert "a.h5" in rec.getMessage() and "rate changes is malformed" in rec.getMessage()
+    back = note('[1, 2]')
+    assert back.fps is None and "rate_changes" not in back.meta
+    assert "not a JSON object" in caplog.records[0].getMessage()
 
 
 def test_pose_h5_has_deeplabcut_layout(tmp_path):

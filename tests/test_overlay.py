@@ -329,6 +329,29 @@ def test_lossless_sink_draws_every_frame(tmp_path):
     assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 60
 
 
+def test_a_sink_with_the_gait_clock_keeps_its_movie_in_real_time(tmp_path):
+    """With the gait stage's clock the movie holds each drawn frame for the source time
+    since the one before: frames dropped upstream (2-4 here) are made up, a camera that
+    halved its rate (from frame 8) gets each frame twice, a long gap is held 2 s at most."""
+    from gaitlive.gait.clock import FrameClock
+
+    clock = FrameClock(30.0)
+    clock.retime(8, 15.0)
+    out = tmp_path / "clock.avi"
+    sink = OverlaySink(PROFILE, window=False, video_path=out, fps=30.0, lossless=True,
+                       clock=clock)
+    frames = {i: (img, poses) for i, img, poses in _frames(20, 320, 240)}
+    indices = [0, 1, 5, 6, 7, 8, 9, 10, 400]
+    for i in indices:
+        img, poses = frames[min(i, 19)]
+        assert sink.submit(img, poses, GaitUpdate(i, [_track(0)]), None, frame_index=i)
+    sink.close()
+    # 1 + 1 + 4 (frames 2-5) + 1 + 1 + 1 (frame 8 keeps its 30 fps time) + 2 + 2 + 60
+    want = 1 + 1 + 4 + 1 + 1 + 1 + 2 + 2 + 60
+    assert sink.drawn == len(indices)
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == want
+
+
 # ------------------------------------------------------------------------------------
 # result movies
 # ------------------------------------------------------------------------------------

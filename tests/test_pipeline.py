@@ -555,10 +555,12 @@ def test_a_live_camera_that_halves_its_rate_is_followed_between_passes(tmp_path)
     assert change["was"] == 30.0 and change["fps"] == pytest.approx(15.0, rel=0.05)
     assert n30 < change["frame"] < n30 + n15, change
     f, fps = change["frame"], change["fps"]
-    # the overlay movie: frames before the switch once, after it as many as 30 / fps says
+    # the overlay movie: each frame held for the source time since the one before it,
+    # once up to the switch, then 30 / fps times
     assert (overlay.drawn, overlay.dropped) == (n, 0)
     movie = cv2.VideoCapture(str(tmp_path / "overlay.avi"))
-    assert int(movie.get(cv2.CAP_PROP_FRAME_COUNT)) == f + int(round((n - f) * 30.0 / fps))
+    assert int(movie.get(cv2.CAP_PROP_FRAME_COUNT)) == (
+        f + 1 + int(round((n - 1 - f) * 30.0 / fps)))
     # the recording: a 30 fps segment, then (from a frame at or after the switch) one at
     # the new rate; the frame indices beside them cover every frame once
     assert recorder.written == n and recorder.dropped == 0

@@ -24,6 +24,7 @@ from gaitlive.report import (
     ReportError,
     build_report,
     compute_angle_series,
+    load_recording,
     read_pass_database,
 )
 
@@ -288,3 +289,23 @@ def test_report_database_keeps_each_runs_steps_apart(tmp_path):
                     for img in (cv2.imread(str(p)) for p in res.pass_pngs))
     assert ratios == [pytest.approx(6 / 12, rel=0.08), pytest.approx(12 / 12, rel=0.08)]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "rep") == before
+
+
+def test_a_live_run_s_rate_change_sets_the_report_s_time_axis(tmp_path):
+    """A live run's poses.h5 notes that the camera went from 30 to 15 fps at frame 100:
+    the report's times follow it as analyze's do (frames after it are 1/15 s apart), and
+    --fps sets one rate instead (review, 2026-12-07: durations and axes had half the real
+    seconds after a halving)."""
+    data = make_analyze_output(tmp_path)
+    pd_ = PoseData(data["poses"], PROFILE.bodyparts, ("bird",), fps=30.0)
+    pd_.meta["rate_changes"] = [(100, 15.0)]
+    write_pose(tmp_path / "barn1DLC_gaitlive.h5", pd_)
+    rec = load_recording(tmp_path, "barn1", PROFILE)
+    assert rec.fps == 30.0 and rec.clock is not None
+    np.testing.assert_allclose(rec.seconds([0, 60, 100, 130]),
+                               [0.0, 2.0, 100 / 30.0, 100 / 30.0 + 2.0])
+    fixed = load_recording(tmp_path, "barn1", PROFILE, fps=25.0)
+    assert fixed.clock is None
+    np.testing.assert_allclose(fixed.seconds([0, 50, 130]), [0.0, 2.0, 5.2])
+    res = build_report(tmp_path, tmp_path / "rep", PROFILE)
+    assert len(res.pass_pngs) == 2 and len(res.summary_pngs) == 1

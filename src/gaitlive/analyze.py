@@ -29,6 +29,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -182,6 +183,18 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
     -------
     steps, passes
     """
+    steps, passes, _ = _run_stage(data, profile, fps, score_model, camera_id, source,
+                                  rate_changes)
+    return steps, passes
+
+
+def _run_stage(data: PoseData, profile: Profile, fps: float, score_model: Any,
+               camera_id: str, source: str | os.PathLike[str] | None,
+               rate_changes: Sequence[tuple[int, float]]
+               ) -> tuple[list[StepEvent], list[PassResult], list[tuple[int, float]]]:
+    """:func:`analyze_poses`, plus the rate changes as the stage applied them (a change is
+    applied between passes: at a later frame than noted when a pass is open there), the
+    clock of every step time."""
     from gaitlive.gait.stage import GaitStage, view_box
 
     _check_bodyparts(data.bodyparts, profile, source if source is not None else "the poses")
@@ -189,7 +202,8 @@ def analyze_poses(data: PoseData, profile: Profile, fps: float, score_model=None
     box = view_box(data.meta.get("frame_size"), data.meta.get("cropping", ()))
     stage = GaitStage(profile, fps=fps, score_model=score_model, camera_id=camera_id,
                       view_box=box)
-    return stage.run_series(poses, data.frame_index, rate_changes=rate_changes)
+    steps, passes = stage.run_series(poses, data.frame_index, rate_changes=rate_changes)
+    return steps, passes, stage.clock.changes
 
 
 def _check_bodyparts(have: tuple[str, ...] | list[str], profile: Profile,
@@ -593,8 +607,8 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
             # written before the analysis, so an interrupted analysis keeps the poses
             pose_file = write_pose(out / f"{stem}.h5", data)
             written += [pose_file, pose_file.with_suffix(".csv")]
-        steps, passes = analyze_poses(data, profile, fps, score_model, camera_id, source=path,
-                                      rate_changes=changes)
+        steps, passes, changes = _run_stage(data, profile, fps, score_model, camera_id, path,
+                                            changes)
         steps_csv = _atomic_csv(steps_table(steps, fps, changes), out / f"{stem}_steps.csv")
         written.append(steps_csv)
         passes_csv = _atomic_csv(passes_table(passes, video=stem,

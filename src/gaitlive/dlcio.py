@@ -214,7 +214,8 @@ def set_pose_meta(store: pd.HDFStore, *, fps: float | None,
 
 
 def _pose_meta(path: Path) -> dict[str, Any]:
-    """What :func:`set_pose_meta` noted in a pose file (empty when nothing or unreadable)."""
+    """What :func:`set_pose_meta` noted in a pose file (empty when nothing or unreadable;
+    a note that is there but malformed is ignored with a warning naming the file)."""
     try:
         with pd.HDFStore(path, mode="r") as store:
             attrs = store.get_storer(H5_KEY).attrs
@@ -222,21 +223,36 @@ def _pose_meta(path: Path) -> dict[str, Any]:
         meta = json.loads(text) if isinstance(text, str) else {}
     except Exception:  # another writer's file: no note
         return {}
+    if not isinstance(meta, dict):
+        log.warning("%s: its gaitlive note (%s) is not a JSON object: ignored", path,
+                    META_ATTR)
+        return {}
+
+    def number(v: Any) -> bool:  # JSON true/false are no numbers
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
     out: dict[str, Any] = {}
     fps = meta.get("fps")
-    if isinstance(fps, (int, float)) and 0 < fps <= 1000:
+    if number(fps) and 0 < fps <= 1000:
         out["fps"] = float(fps)
     size = meta.get("frame_size")
-    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0
-                                                        for v in size):
-        out["frame_size"] = (size[0], size[1])
-    changes = meta.get("rate_changes")
-    ok = (isinstance(changes, list) and all(
-        isinstance(c, list) and len(c) == 2 and isinstance(c[0], int) and c[0] >= 0
-        and isinstance(c[1], (int, float)) and 0 < c[1] <= 1000 for c in changes)
-        and all(a[0] < b[0] for a, b in itertools.pairwise(changes)))
-    if ok and changes:
-        out["rate_changes"] = [(c[0], float(c[1])) for c in changes]
+    if isinstance(size, list) and len(size) == 2 and all(
+            number(v) and v == int(v) and v > 0 for v in size):
+        out["frame_size"] = (int(size[0]), int(size[1]))
+    if "rate_changes" in meta:
+        changes = meta["rate_changes"]
+        ok = (isinstance(changes, list) and all(
+            isinstance(c, list) and len(c) == 2 and number(c[0]) and c[0] == int(c[0])
+            and c[0] >= 0 and number(c[1]) and 0 < c[1] <= 1000 for c in changes)
+            and all(a[0] < b[0] for a, b in itertools.pairwise(changes)))
+        if ok and changes:
+            out["rate_changes"] = [(int(c[0]), float(c[1])) for c in changes]
+        elif not ok:
+            # the analysis runs the whole file at its starting rate then: say so
+            log.warning("%s: its note of frame rate changes is malformed (expected a list of "
+                        "[frame, fps] with increasing frames and 0 < fps <= 1000, got %.80s): "
+                        "ignored, the whole file is taken at one rate (set --fps to be sure)",
+                        path, json.dumps(changes))
     return out
 
 

@@ -39,6 +39,7 @@ import pandas as pd
 from gaitlive.config import Profile
 from gaitlive.dlcio import DLCFileError, PoseData, read_pose
 from gaitlive.fileio import atomic_write, atomic_write_text
+from gaitlive.gait.clock import FrameClock
 from gaitlive.overlay import compute_angles, pass_pose_row, score_colour
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,10 @@ class Recording:
         Frames per second, ``None`` when unknown (plots then use frames).
     source
         The files it was read from.
+    clock
+        Frame -> seconds when a live camera changed its rate during the run (the changes
+        its ``poses.h5`` notes, as ``gaitlive analyze`` follows them); ``None``: frames /
+        ``fps``.
     """
 
     name: str
@@ -95,6 +100,15 @@ class Recording:
     poses: PoseData | None = None
     fps: float | None = None
     source: list[Path] = field(default_factory=list)
+    clock: FrameClock | None = None
+
+    def seconds(self, frames: Any) -> np.ndarray:
+        """Seconds of frame numbers (``fps`` and the rate changes), or the frames when
+        the rate is unknown."""
+        f = np.asarray(frames, dtype=float)
+        if self.clock is not None:
+            return np.vectorize(self.clock.seconds, otypes=[float])(f) if f.size else f
+        return f / self.fps if self.fps else f
 
 
 @dataclass
@@ -247,10 +261,17 @@ def load_recording(folder: str | os.PathLike[str], stem: str, profile: Profile |
                     ", ".join(str(d) for d in (folder, *pose_dirs)))
     else:
         sources.append(Path(poses.meta["path"]))
+    given = fps
     fps = fps or (poses.fps if poses is not None else None) or _fps_from(passes, folder, stem) \
         or _fps_from_steps(steps)
+    clock = None
+    changes = poses.meta.get("rate_changes") if poses is not None else None
+    if changes and fps and not given:  # --fps sets one rate, as for analyze
+        clock = FrameClock(fps)
+        for f, r in changes:
+            clock.retime(f, r)
     name = stem if stem != RUN_STEM else (folder.resolve().name or "run")
-    return Recording(name, passes, steps, poses, fps, sources)
+    return Recording(name, passes, steps, poses, fps, sources, clock)
 
 
 def _decode_body(blob: Any) -> dict[str, Any]:
@@ -430,8 +451,7 @@ def plot_pass(rec: Recording, row: pd.Series | dict[str, Any], profile: Profile,
     fps = rec.fps
     unit = "s" if fps else "frame"
 
-    def t(frames: Any) -> Any:
-        return np.asarray(frames, dtype=float) / fps if fps else np.asarray(frames, float)
+    t = rec.seconds
 
     score = _num(row.get("score"))
     scored = row.get("scored", score is not None)
@@ -447,7 +467,7 @@ def plot_pass(rec: Recording, row: pd.Series | dict[str, Any], profile: Profile,
     title = f"{rec.name} - bird {ind}, pass {pid}"
     if f0 is not None and f1 is not None:
         title += f"  (frames {int(f0)}-{int(f1)}"
-        title += f", {(f1 - f0) / fps:.1f} s)" if fps else ")"
+        title += f", {float(t(f1) - t(f0)):.1f} s)" if fps else ")"
     fig.suptitle(title, fontsize=13, fontweight="bold")
 
     # joint angles
@@ -539,8 +559,8 @@ def plot_pass(rec: Recording, row: pd.Series | dict[str, Any], profile: Profile,
 
 
 def plot_summary(passes: pd.DataFrame, profile: Profile, out_png: str | os.PathLike[str], *,
-                 title: str, time_column: str = "start_frame", fps: float | None = None
-                 ) -> Path:
+                 title: str, time_column: str = "start_frame", fps: float | None = None,
+                 seconds: Any = None) -> Path:
     """Score distribution and scores over time of many passes.
 
     Parameters
@@ -550,6 +570,9 @@ def plot_summary(passes: pd.DataFrame, profile: Profile, out_png: str | os.PathL
     time_column
         ``start_frame`` (converted to seconds with ``fps`` when known) or ``t_wall``
         (seconds since the epoch, plotted as local clock time).
+    seconds
+        Frames -> seconds instead of ``/ fps`` (:meth:`Recording.seconds`: a live run whose
+        camera changed its rate).
     """
     plt = _pyplot()
     scores = pd.to_numeric(passes["score"], errors="coerce")
@@ -592,7 +615,8 @@ def plot_summary(passes: pd.DataFrame, profile: Profile, out_png: str | os.PathL
         xs: list[Any] = [_dt.datetime.fromtimestamp(v) for v in tv[sel]]
         xlabel = "time of day"
     elif time_column in ("start_frame", "end_frame"):
-        xs = list(tv[sel] / fps) if fps else list(tv[sel])
+        xs = (list(seconds(tv[sel])) if seconds is not None and fps else
+              list(tv[sel] / fps) if fps else list(tv[sel]))
         xlabel = "pass start (s)" if fps else "pass start (frame)"
     else:
         xs = list(tv[sel])
@@ -716,7 +740,8 @@ def _build(source: Path, out: Path, profile: Profile, fps: float | None,
                 if len(rec.passes):
                     result.summary_pngs.append(plot_summary(
                         rec.passes, profile, out / f"{_safe(rec.name)}_summary.png",
-                        title=rec.name, time_column="start_frame", fps=rec.fps))
+                        title=rec.name, time_column="start_frame", fps=rec.fps,
+                        seconds=rec.seconds))
             if len(recs) > 1:
                 allp = pd.concat([r.passes.assign(recording=r.name) for r in recs],
                                  ignore_index=True)

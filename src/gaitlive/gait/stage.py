@@ -792,9 +792,19 @@ class GaitStage:
         passes: list[PassResult] = []
         idx = range(len(poses)) if frame_index is None else frame_index
         pending = sorted(rate_changes)
+        waited = False  # a noted change found a pass open at its frame
         for f, p in zip(idx, poses, strict=True):
-            if pending and f >= pending[0][0] and not self.tracks:
-                self.set_fps(int(f), pending.pop(0)[1])
+            if pending and f >= pending[0][0]:
+                if self.tracks:
+                    waited = True
+                else:
+                    noted, fps = pending.pop(0)
+                    if waited:
+                        log.warning("the frame rate change to %.4g fps noted at frame %d "
+                                    "is applied at frame %d, the first with no pass open "
+                                    "(these passes differ from the run's)", fps, noted, f)
+                    waited = False
+                    self.set_fps(int(f), fps)
             u = self.update(int(f), p)
             steps.extend(u.steps)
             passes.extend(u.passes)

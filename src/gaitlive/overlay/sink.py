@@ -120,9 +120,9 @@ class OverlaySink:
     clock
         The gait stage's :class:`~gaitlive.gait.clock.FrameClock`, for a live camera that
         may change its rate: the overlay's times follow it, and the video (written at
-        ``fps``) holds each frame for its duration at the rate it came at, so that it
-        plays in real time after the change too (a frame of a camera gone from 30 to 15
-        fps is written twice).
+        ``fps``) holds each frame for the source time since the one drawn before, so that
+        it plays in real time after a rate change (a frame of a camera gone from 30 to 15
+        fps is written twice) and across dropped frames.
     """
 
     def __init__(self, profile: Profile, window: bool, video_path: Path | None, fps: float,
@@ -140,6 +140,7 @@ class OverlaySink:
         self.clock = clock
         self.state = OverlayState(profile, self.fps, style or OverlayStyle(), clock=clock)
         self._owed = 0.0  # video frames owed to the clock (a fraction carried over)
+        self._prev_index: int | None = None  # the frame drawn before
         self.quit_event = threading.Event()
         self.dropped = 0
         self.drawn = 0
@@ -223,15 +224,27 @@ class OverlaySink:
                 self._video.close()
             self._win.close()
 
+    #: seconds of source time one drawn frame may fill in the movie at most (a long gap:
+    #: a reconnect, a stall)
+    MAX_HOLD_S = 2.0
+
     def _copies(self, frame_index: int | None) -> int:
-        """How many times to write this frame into the video: once, unless the clock says
-        the source runs at another rate than the video's (then as many as keep real
-        time, the fractions carried over: 2 at half the rate, 0 or 1 at twice)."""
-        if self.clock is None or frame_index is None:
+        """How many times to write this frame into the video, with a clock: as many as the
+        source time since the frame drawn before it spans at the video's rate (the
+        fractions carried over), so that the movie plays in real time: 2 per frame after
+        the camera halved its rate, and frames the sink or the capture dropped are made
+        up by holding the next one. Without a clock (or after a jump back): once."""
+        prev, self._prev_index = self._prev_index, frame_index
+        if self.clock is None or frame_index is None or prev is None or frame_index <= prev:
+            self._owed = 0.0
             return 1
-        self._owed += self.fps / self.clock.rate(frame_index)
-        n = int(self._owed + 1e-9)
-        self._owed -= n
+        owed = self._owed + self.fps * (self.clock.seconds(frame_index)
+                                        - self.clock.seconds(prev))
+        n = int(owed + 1e-9)
+        cap = max(1, round(self.fps * self.MAX_HOLD_S))
+        if n > cap:
+            n, owed = cap, float(cap)
+        self._owed = owed - n
         return n
 
     def _show(self, out: np.ndarray) -> None:
