@@ -325,8 +325,15 @@ def test_analyze_unreadable_pose_files_give_one_line_errors(tmp_path, capsys):
     trunc.write_bytes(good.read_bytes()[:5000])
     empty_csv = tmp_path / "empty.csv"
     empty_csv.write_text("")
+    # a DeepLabCut CSV with text in a coordinate cell: named, not read as a gap
+    lines = good.with_suffix(".csv").read_text().splitlines()
+    cells = lines[10].split(",")
+    cells[4] = "abc"
+    lines[10] = ",".join(cells)
+    text_csv = tmp_path / "text.csv"
+    text_csv.write_text("\n".join(lines) + "\n")
     for path, why in ((empty_h5, "empty"), (trunc, "not a readable HDF5 file"),
-                      (empty_csv, "empty")):
+                      (empty_csv, "empty"), (text_csv, "'abc' is not a number")):
         rc = main(["analyze", str(path), "--fps", "30", "--out", str(tmp_path / "o")])
         assert rc == 2
         line = _one_line_error(capsys, str(path), "expected")
@@ -460,3 +467,34 @@ def test_a_rate_change_noted_inside_a_pass_times_the_steps_where_the_stage_appli
     np.testing.assert_allclose(steps.strike_s, steps.strike_frame / 30.0, rtol=1e-9)
     np.testing.assert_allclose(steps.lift_s, steps.lift_frame / 30.0, rtol=1e-9)
     assert passes.loc[0, "cadence_hz"] == pytest.approx(sp.cadence_hz, rel=0.05)
+
+
+def test_a_re_run_keeps_the_earlier_results_and_a_bad_input_leaves_no_folder(tmp_path,
+                                                                             capsys, caplog):
+    """Analysing into a folder that holds this input's earlier results moves them to
+    previous/<time>/ first (an interrupted re-run had replaced complete results with
+    partial ones); a pose file that cannot be read leaves no empty --out folder behind
+    (walkthrough, 2026-12-07)."""
+    import logging
+
+    sp = simulate_pass(severity=1, view="side", seed=21)
+    h5 = write_pose(tmp_path / "in" / "bird.h5",
+                    PoseData(poses=sp.poses, bodyparts=BODYPARTS, scorer="DLC_test"))
+    out = tmp_path / "out"
+    args = ["analyze", str(h5), "--profile", "broiler-side", "--fps", "30", "--out", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    first = {n: (out / n).read_bytes() for n in ("bird_steps.csv", "bird_passes.csv")}
+    (out / "notes.txt").write_text("mine")
+    with caplog.at_level(logging.WARNING, logger="gaitlive.analyze"):
+        assert main(args) == 0, capsys.readouterr().err
+    [prev] = list((out / "previous").iterdir())
+    assert {n: (prev / n).read_bytes() for n in first} == first
+    assert sorted(p.name for p in prev.iterdir()) == sorted(first)
+    assert (out / "bird_steps.csv").is_file() and (out / "notes.txt").read_text() == "mine"
+    assert any("were moved to" in r.getMessage() for r in caplog.records)
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"not really" * 20)
+    rc = main(["analyze", str(bad), "--profile", "broiler-side", "--out",
+               str(tmp_path / "never")])
+    assert rc == 2 and "bad.h5" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()

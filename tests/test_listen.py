@@ -698,3 +698,18 @@ def test_listen_duration_bounds_a_side_channel_request_nobody_answers():
     assert took < 8.0, (took, r.stderr)  # (interpreter start-up included)
     assert f"side channel {side}: no answer" in r.stderr
     assert f"side channel {side}: side channel" not in r.stderr
+
+
+@pytest.mark.parametrize("opt", ["--csv", "--sqlite"])
+def test_listen_store_in_a_folder_that_cannot_be_one_fails_first(tmp_path, opt):
+    """A store path under a file gets one line naming the option before anything is
+    opened (it was a raw OS error, or 'not a gaitlive listen database'; walkthrough,
+    2026-12-07)."""
+    (tmp_path / "notes.txt").write_text("mine")
+    r = subprocess.run([*GAITLIVE, "listen", opt, str(tmp_path / "notes.txt" / "s.db"),
+                        "--duration", "0.1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"gaitlive listen: error: {opt} ")
+    assert "notes.txt is a file, not a folder" in err[0]
+    assert (tmp_path / "notes.txt").read_text() == "mine"

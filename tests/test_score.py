@@ -269,6 +269,68 @@ def test_cli_score_compare_output_folders_are_refused(tmp_path, capsys):
     assert (tmp_path / "out" / "cm.png").stat().st_size > 1000
 
 
+def test_cli_score_outputs_never_replace_an_input_and_bad_folders_fail_first(tmp_path,
+                                                                               capsys):
+    """--json naming the human-scores file had overwritten it with JSON (the scores were
+    lost); an existing --json needs --force; an output under a file, or in a folder that
+    cannot be written, fails before any work with one line naming the option, where it
+    used to fail after the fit with a raw OS error (walkthrough, 2026-12-07)."""
+    passes, _ = _tables(tmp_path, n=12)
+    passes["score_class"] = 2
+    passes.to_csv(tmp_path / "auto.csv", index=False)
+    human = (tmp_path / "human.csv").read_bytes()
+    args = ["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "human.csv")]
+    for victim in ("human.csv", "auto.csv"):
+        assert main([*args, "--json", str(tmp_path / victim), "--force"]) == 2
+        assert "is an input of this command" in capsys.readouterr().err
+        assert main([*args, "--plot", str(tmp_path / victim)]) == 2
+        assert "is an input of this command" in capsys.readouterr().err
+    assert (tmp_path / "human.csv").read_bytes() == human
+    assert main(["score", "fit", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+                 "--out", str(tmp_path / "human.csv"), "--force"]) == 2
+    assert "is an input of this command" in capsys.readouterr().err
+    assert (tmp_path / "human.csv").read_bytes() == human
+    (tmp_path / "a.json").write_text("{}")
+    assert main([*args, "--json", str(tmp_path / "a.json")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert not (tmp_path / "auto_confusion.png").exists()  # nothing computed or written
+    assert main([*args, "--json", str(tmp_path / "a.json"), "--force"]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "a.json").read_text())["n"] == 12
+    for cmd in ([*args, "--json", str(tmp_path / "auto.csv" / "x.json")],
+                ["score", "fit", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+                 "--out", str(tmp_path / "auto.csv" / "m")]):
+        assert main(cmd) == 2
+        err = capsys.readouterr()
+        assert "auto.csv is a file, not a folder" in err.err and "passes joined" not in err.out
+
+
+def test_cli_score_compare_joins_human_scores_per_pass_on_several_columns(tmp_path,
+                                                                         capsys):
+    """Human scores per pass (video, pass_id, score) join with --key video,pass_id; a
+    pass_id written 1.0 matches pass 1; a one-column key says how to join per pass."""
+    rng = np.random.default_rng(3)
+    vids = [f"barn{i // 3}" for i in range(12)]
+    pids = [i % 3 for i in range(12)]
+    cls = rng.integers(0, 4, 12)
+    pd.DataFrame({"video": vids, "individual": 0, "pass_id": pids,
+                  "score_class": cls}).to_csv(tmp_path / "auto.csv", index=False)
+    human = pd.DataFrame({"Video": vids, "pass_id": [f"{p}.0" for p in pids],
+                          "score": cls})
+    human = human.iloc[::-1]  # another order
+    human.to_csv(tmp_path / "human.csv", index=False)
+    args = ["score", "compare", str(tmp_path / "auto.csv"), str(tmp_path / "human.csv")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "duplicate keys in column 'Video'" in err and "--key video,pass_id" in err
+    assert main([*args, "--key", "video,pass_id", "--json", str(tmp_path / "a.json")]) == 0
+    capsys.readouterr()
+    ag = json.loads((tmp_path / "a.json").read_text())
+    assert ag["n"] == 12 and ag["exact"] == 1.0
+    assert main([*args, "--key", "video,pass_id", "--human-key", "video"]) == 2
+    assert "different numbers of columns" in capsys.readouterr().err
+
+
 def test_cli_score_fit_with_few_or_uninformative_passes(tmp_path, capsys):
     """Keys keep their leading zeros under any --key name; a model is saved even when a
     cross-validated figure is undefined (one predicted class); too few passes for the

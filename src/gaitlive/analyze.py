@@ -24,6 +24,7 @@ passes of those frames (open passes ended as at the end of the file), are still 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -257,6 +258,26 @@ def make_out_dir(out: str | os.PathLike[str]) -> Path:
         return output_dir(out)
     except ValueError as e:
         raise AnalyzeError(f"{e}; give another --out") from None
+
+
+def _keep_previous(out: Path, stem: str, source: Path, kind: str) -> Path | None:
+    """Move an earlier analysis's outputs of ``stem`` in ``out`` to
+    ``out/previous/<time>/`` before this one writes any (an interrupted re-run would
+    otherwise replace complete results with partial ones); returns that folder, or None
+    when there were none. The input itself is never moved."""
+    from gaitlive.fileio import move_aside
+
+    names = [f"{stem}_steps.csv", f"{stem}_passes.csv", f"{stem}_labeled.mp4"]
+    if kind == "video":  # its pose file (check_inputs made sure analyze wrote it)
+        names += [f"{stem}.h5", f"{stem}.csv"]
+    src = source.resolve()
+    old = [out / n for n in names if (out / n).is_file() and (out / n).resolve() != src]
+    if not old:
+        return None
+    dest = move_aside(old, out / "previous", when=max(f.stat().st_mtime for f in old))
+    log.warning("%s: the previous analysis's outputs (%s) were moved to %s", source,
+                ", ".join(f.name for f in old), dest)
+    return dest
 
 
 def _check_pose_target(out: Path, stem: str, source: Path) -> None:
@@ -581,9 +602,17 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     path = Path(path)
     out = Path(out_dir)
     check_inputs([path], out)
+    existed = out.is_dir()
     make_out_dir(out)
-    data, kind = read_input_poses(path, profile, fps, model_path, model_settings, progress,
-                                  presence, frame_size)
+    try:
+        data, kind = read_input_poses(path, profile, fps, model_path, model_settings,
+                                      progress, presence, frame_size)
+    except Exception:
+        if not existed:  # a bad input leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+        raise
+    _keep_previous(out, path.stem, path, kind)
     interrupted = data.meta.get("interrupted")
     stopped_at = data.meta.get("stopped_at")
     # a live run's rate changes, noted in its poses.h5, unless --fps says otherwise

@@ -282,7 +282,19 @@ def _frame_to_posedata(df: pd.DataFrame, path: Path) -> PoseData:
     # reindex (not per-column lookups): missing columns, e.g. bodyparts the "single" animal of
     # maDLC files lacks, come back as NaN
     sub = df.reindex(columns=pd.MultiIndex.from_tuples(want))
-    values = sub.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+    num = sub.apply(pd.to_numeric, errors="coerce")
+    for col in (c for c in sub.columns if sub[c].dtype == object):
+        # text where a number belongs (a hand-edited or damaged file): an error, not a gap
+        raw = sub[col]
+        bad = np.flatnonzero((num[col].isna() & raw.notna()
+                              & raw.astype(str).str.strip().ne("")).to_numpy())
+        if len(bad):
+            i = int(bad[0])
+            raise DLCFileError(f"{path}: row {df.index[i]!r}, column {'/'.join(map(str, col))}: "
+                               f"{raw.iloc[i]!r} is not a number ({len(bad)} such cells in "
+                               f"that column); expected coordinates and likelihoods (an "
+                               f"empty cell is a missing keypoint)")
+    values = num.to_numpy(dtype=np.float32)
     poses = values.reshape(n_t, len(individuals), len(bodyparts), 3)
     if not has_lk:
         poses[..., 2] = np.where(np.isfinite(poses[..., 0]), 1.0, 0.0)

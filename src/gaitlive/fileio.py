@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "check_output_dir",
+           "check_output_file", "output_dir"]
 
 
 def _umask() -> int:
@@ -90,6 +91,43 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "--out") -> Path:
                 raise ValueError(f"{what} {p}: folder {q} is not writable (expected a writable "
                                  f"folder for the outputs)")
             break
+    return p
+
+
+def check_output_file(path: str | os.PathLike[str], what: str, *,
+                      inputs: Sequence[str | os.PathLike[str]] = (),
+                      overwrite: bool = True) -> Path:
+    """Raise a clear one-line ``ValueError`` naming ``what`` (e.g. ``"--json x.json"``)
+    when a file cannot be written at ``path``: it is a folder, one of ``inputs`` (it would
+    destroy them), an existing file when ``overwrite`` is False, a read-only file, or its
+    folder cannot be one (:func:`check_output_dir`) or cannot be written (a file is made
+    there and removed at once). Call it before any work, so that a bad path fails at
+    once."""
+    p = Path(path)
+    if p.is_dir() or str(path).endswith(("/", "\\")):
+        raise ValueError(f"{what}: is a folder; expected a file name (e.g. {p / 'NAME'})")
+    for i in inputs:
+        if p.exists() and Path(i).exists() and os.path.samefile(p, i):
+            raise ValueError(f"{what}: is an input of this command ({i}); give another "
+                             f"file name for the output")
+    if p.exists():
+        if not overwrite:
+            raise ValueError(f"{what}: the file already exists; give another name, or "
+                             f"--force to replace it")
+        if not os.access(p, os.W_OK):
+            raise ValueError(f"{what}: the file exists and is not writable")
+    check_output_dir(p.parent, f"{what}: its folder")
+    folder = p.parent if str(p.parent) else Path(".")
+    if folder.is_dir():
+        # permissions do not tell everything (root, immutable folders, read-only mounts):
+        # a file made and removed at once does
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".gaitlive-probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise ValueError(f"{what}: its folder {folder} cannot be written "
+                             f"({e.strerror or e})") from None
     return p
 
 

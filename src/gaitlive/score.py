@@ -545,7 +545,8 @@ def read_table(path: str | os.PathLike[str], keys: Sequence[str] = ()):  # -> pd
         head = pd.read_csv(path, nrows=0)
     except Exception as e:
         raise ScoreModelError(f"{path}: cannot read as CSV ({e})") from e
-    names = {"video", "id", "file", "name", "pass", "key", *(k.lower() for k in keys if k)}
+    names = {"video", "id", "file", "name", "pass", "key",
+             *(part.strip().lower() for k in keys if k for part in k.split(","))}
     text = {c: str for c in head.columns if str(c).lower() in names}
     try:
         return pd.read_csv(path, dtype=text)
@@ -563,12 +564,44 @@ def _find_col(df, name: str, path: str) -> str:
     raise ScoreModelError(f"{path}: no column {name!r} (columns: {list(df.columns)})")
 
 
-def _check_human_scores(human, label: str, k2: str, path: str,
-                        scale: tuple[int, int] | None, scale_note: str) -> None:
-    """Every non-empty cell of the human score column must be an integer on the scale;
-    the first bad one is an error naming the file, column, line, key and value."""
+def _key_columns(df, key: str, path: str) -> list[str]:
+    """The columns of a join key: one name, or several separated by commas (any case)."""
+    names = [k.strip() for k in str(key).split(",") if k.strip()]
+    if not names:
+        raise ScoreModelError(f"{path}: empty join key {key!r}; expected a column name, or "
+                              "several separated by commas (e.g. video,pass_id)")
+    return [_find_col(df, n, path) for n in names]
+
+
+def _key_text(df, cols: Sequence[str]):  # -> pd.Series
+    """One text key per row from the key columns (joined with '/'); whole numbers written
+    without a decimal point (``3``, ``3.0`` and ``"3.0"`` are pass 3: a gap makes a column
+    float, a spreadsheet writes 3.0), text ids as they are (``003`` stays ``003``)."""
     import pandas as pd
 
+    def text(col):
+        v = df[col]
+        if pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
+            return v.map(lambda x: "" if pd.isna(x) else str(int(x))
+                         if float(x).is_integer() else repr(float(x)))
+        # "3.0" (a spreadsheet's export) is 3; "003" keeps its zeros (an id)
+        return v.astype(str).str.strip().str.replace(r"^(-?\d+)\.0*$", r"\1", regex=True)
+
+    out = text(cols[0])
+    for c in cols[1:]:
+        out = out + "/" + text(c)
+    return out
+
+
+def _check_human_scores(human, label: str, k2: str, path: str,
+                        scale: tuple[int, int] | None, scale_note: str,
+                        keys=None) -> None:
+    """Every non-empty cell of the human score column must be an integer on the scale;
+    the first bad one is an error naming the file, column, line, key and value
+    (``keys``: each row's key text, default the ``k2`` column)."""
+    import pandas as pd
+
+    keys = human[k2] if keys is None else keys
     raw = human[label]
     num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     text = raw.astype(str).str.strip()
@@ -578,7 +611,7 @@ def _check_human_scores(human, label: str, k2: str, path: str,
 
     def where(i: int) -> str:
         # line numbers as an editor shows them: the header is line 1
-        return f"{path}: column {label!r}, line {i + 2} ({k2} {str(human[k2].iloc[i])!r})"
+        return f"{path}: column {label!r}, line {i + 2} ({k2} {str(keys.iloc[i])!r})"
 
     bad = np.flatnonzero(np.isnan(num) & ~empty)
     if len(bad):
@@ -617,8 +650,13 @@ def join_scores(passes, human, key: str, human_key: str | None, label: str | Non
     """
     import pandas as pd
 
-    k1 = _find_col(passes, key, passes_path)
-    k2 = _find_col(human, human_key or key, human_path)
+    k1s = _key_columns(passes, key, passes_path)
+    k2s = _key_columns(human, human_key or key, human_path)
+    if len(k1s) != len(k2s):
+        raise ScoreModelError(f"join keys {','.join(k1s)} ({passes_path}) and "
+                              f"{','.join(k2s)} ({human_path}) have different numbers of "
+                              "columns; expected the same (--key, --human-key)")
+    k1, k2 = ",".join(k1s), ",".join(k2s)
     if label is None:
         for cand in ("score", "hard_vote", "human_score", "gait_score"):
             hit = [c for c in human.columns if str(c).lower() == cand]
@@ -626,17 +664,26 @@ def join_scores(passes, human, key: str, human_key: str | None, label: str | Non
                 label = str(hit[0])
                 break
         else:
-            label = str(human.columns[-1])
+            others = [str(c) for c in human.columns if str(c) not in k2s]
+            if not others:
+                raise ScoreModelError(
+                    f"{human_path}: no human score column (columns: {list(human.columns)}; "
+                    f"{k2!r} is the key): expected a column 'score' (or hard_vote, "
+                    "human_score, gait_score), or name it with --label")
+            label = others[-1]  # the last column that is not the key
     label = _find_col(human, label, human_path)
-    _check_human_scores(human, label, k2, human_path, scale, scale_note)
+    human_keys = _key_text(human, k2s)
+    _check_human_scores(human, label, k2, human_path, scale, scale_note, keys=human_keys)
     left = passes.copy()
-    left["_key"] = left[k1].astype(str).str.strip()
+    left["_key"] = _key_text(left, k1s)
     label_out = label + (suffix or "_human") if label in left else label
-    right = pd.DataFrame({"_key": human[k2].astype(str).str.strip(),
-                          label_out: human[label]})
+    right = pd.DataFrame({"_key": human_keys, label_out: human[label]})
     if right["_key"].duplicated().any():
         dups = right.loc[right["_key"].duplicated(), "_key"].tolist()
-        raise ScoreModelError(f"{human_path}: duplicate keys in column {k2!r}: {dups[:5]}")
+        raise ScoreModelError(
+            f"{human_path}: duplicate keys in column {k2!r}: {dups[:5]}; one human score "
+            "per key is expected (scores per pass: join on several columns, e.g. --key "
+            "video,pass_id)")
     df = left.merge(right, on="_key", how="inner")
     n_un = len(set(left["_key"]) - set(right["_key"]))
     n_uh = len(set(right["_key"]) - set(left["_key"]))

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
+from typing import Any
 
 __all__ = ["add_config_args", "config_from_args", "exit_now"]
 
@@ -55,3 +56,23 @@ def exit_now(code: int) -> None:
         with contextlib.suppress(OSError, RuntimeError, ValueError):  # closed pipe; in a print
             stream.flush()
     os._exit(code)
+
+
+def profile_score_model(cfg: Any) -> Any:
+    """The profile's score model (``score.model``), or None when the profile names none.
+
+    A named file that is missing or invalid is an error (as in ``gaitlive analyze``), not a
+    run whose passes silently go unscored."""
+    path = cfg.profile.score.model
+    if not path:
+        return None
+    from pathlib import Path
+
+    from gaitlive.paths import resolve_asset
+    from gaitlive.score import ScoreModelError, load_score_model
+
+    p = resolve_asset(path, base=Path(cfg.file).parent if cfg.file else None)
+    try:
+        return load_score_model(p)
+    except ScoreModelError as e:
+        raise ScoreModelError(f"profile {cfg.profile.name!r} score.model: {e}") from None

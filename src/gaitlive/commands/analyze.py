@@ -114,16 +114,9 @@ def _print_result(inp: Path, res: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
 
-    from gaitlive.analyze import (
-        AnalyzeError,
-        _atomic_csv,
-        analyze_file,
-        check_inputs,
-        make_out_dir,
-    )
-    from gaitlive.commands import config_from_args
+    from gaitlive.analyze import AnalyzeError, check_inputs, make_out_dir
+    from gaitlive.commands import config_from_args, profile_score_model
     from gaitlive.gait.stage import MAX_FPS
     from gaitlive.paths import resolve_asset
     from gaitlive.score import load_score_model
@@ -136,13 +129,29 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     inputs = check_inputs(args.inputs, out)  # every input, before any work
     profile = cfg.profile
-    model_file = args.score_model if args.score_model is not None else profile.score.model
     score_model = None
-    if model_file and model_file.lower() != "none":
-        # the profile's model relative to its config; --score-model as typed (from here)
-        base = Path(cfg.file).parent if cfg.file and args.score_model is None else None
-        score_model = load_score_model(resolve_asset(model_file, base=base))
+    if args.score_model is None:  # the profile's (relative to its config; errors name it)
+        score_model = profile_score_model(cfg)
+    elif args.score_model.lower() != "none":  # as typed (from here)
+        score_model = load_score_model(resolve_asset(args.score_model))
+    existed = out.is_dir()
     make_out_dir(out)
+    try:
+        return _analyze_all(args, inputs, out, profile, cfg, score_model, frame_size)
+    except Exception:
+        if not existed:  # a bad input leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+        raise
+
+
+def _analyze_all(args: argparse.Namespace, inputs: list[Path], out: Path, profile: Any,
+                 cfg: Any, score_model: Any, frame_size: tuple[int, int] | None) -> int:
+    """Analyse every input in turn into ``out`` (its batch ``passes.csv`` too)."""
+    import pandas as pd
+
+    from gaitlive.analyze import _atomic_csv, analyze_file
+
     tables: list[pd.DataFrame] = []
     stop: str | None = None  # why the batch stopped early
     not_started: list[Path] = []

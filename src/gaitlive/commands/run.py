@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gaitlive.commands import add_config_args, config_from_args, exit_now
+from gaitlive.commands import (
+    add_config_args,
+    config_from_args,
+    exit_now,
+    profile_score_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +59,6 @@ def format_pass(res: Any) -> str:
         score = f"not scored ({res.reason})" if res.reason else "not scored"
     return (f"pass {res.camera_id} bird {res.individual} pass {res.pass_id}: frames "
             f"{res.start_frame}-{res.end_frame}, {res.n_steps} steps, cadence {cad_s}, {score}")
-
-
-def _load_score_model(cfg: Any) -> Any:
-    """The profile's score model (``score.model``), or None when the profile names none.
-
-    A named file that is missing or invalid is an error (as in ``gaitlive analyze``), not a
-    run whose passes silently go unscored."""
-    path = cfg.profile.score.model
-    if not path:
-        return None
-    from gaitlive.paths import resolve_asset
-    from gaitlive.score import ScoreModelError, load_score_model
-
-    p = resolve_asset(path, base=Path(cfg.file).parent if cfg.file else None)
-    try:
-        return load_score_model(p)
-    except ScoreModelError as e:
-        raise ScoreModelError(f"profile {cfg.profile.name!r} score.model: {e}") from None
 
 
 def warm_up_gait(profile: Any, fps: float) -> None:
@@ -235,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     old_handlers: dict[int, Any] = {}
     try:
         shape = source.frame_shape
-        gait = GaitStage(profile, fps=source.fps, score_model=_load_score_model(cfg),
+        gait = GaitStage(profile, fps=source.fps, score_model=profile_score_model(cfg),
                          camera_id=cfg.camera_id,
                          view_box=view_box(None if shape is None else (shape[1], shape[0]),
                                            cfg.model.cropping))

@@ -13,13 +13,16 @@ Human scores must be integers on the scale (default: the profile's score.min_sco
 max_score, Kestin 0-5 for broilers); an empty cell leaves that pass out, anything else
 (text, 2.6, 9 on a 0-5 scale) is an error naming the file, column and line. Automatic
 scores are continuous and are rounded (halves up, never truncated) for agreement.
-Output paths (--out, --plot, --json) are file names: an existing folder is refused.
+Output paths (--out, --plot, --json) are file names, checked before any work: a folder,
+an input of the command or a folder that cannot be written is refused, and an existing
+model or JSON file is kept unless --force is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +42,12 @@ def _scale_args(p: argparse.ArgumentParser, min_note: str) -> None:
 
 def _join_args(p: argparse.ArgumentParser, first: str) -> None:
     p.add_argument("--key", default="video",
-                   help=f"join column of {first} (default: video = the input's stem)")
+                   help=f"join column of {first} (default: video = the input's stem), or "
+                        "several separated by commas, e.g. video,pass_id for human scores "
+                        "per pass")
     p.add_argument("--human-key", default=None,
-                   help="join column of HUMAN.csv (default: same name as --key, any case)")
+                   help="join column(s) of HUMAN.csv (default: the same names as --key, "
+                        "any case)")
     p.add_argument("--label", default=None,
                    help="human score column (default: score, hard_vote or the last column)")
 
@@ -83,8 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "beside it; .png is appended to a name without a suffix; an "
                         "existing folder is refused)")
     c.add_argument("--json", default=None,
-                   help="also write the agreement to this JSON file (an existing folder is "
-                        "refused)")
+                   help="also write the agreement to this JSON file (an existing file is "
+                        "refused without --force, an input or a folder always)")
+    c.add_argument("--force", action="store_true",
+                   help="replace an existing --json file")
     c.set_defaults(func=run_compare)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
@@ -117,13 +125,14 @@ def _scale(args: argparse.Namespace) -> tuple[tuple[int, int], str, bool]:
     return (lo, hi), " (--min-score/--max-score)", True
 
 
-def _output_file(option: str, value: str) -> Path:
-    """An output path given as a file name; an existing folder is an error."""
-    path = Path(value)
-    if path.is_dir() or value.endswith(("/", "\\")):
-        raise ValueError(f"{option} {value}: is a folder; expected a file name "
-                         f"(e.g. {path / 'NAME'})")
-    return path
+def _output_file(option: str, value: str | Path, inputs: Sequence[str] = (),
+                 overwrite: bool = True) -> Path:
+    """An output path given as a file name, checked before any work: not a folder, not
+    one of the command's ``inputs``, in a folder that can be written
+    (:func:`gaitlive.fileio.check_output_file`)."""
+    from gaitlive.fileio import check_output_file
+
+    return check_output_file(value, f"{option} {value}", inputs=inputs, overwrite=overwrite)
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -146,13 +155,15 @@ def run_fit(args: argparse.Namespace) -> int:
         raise ValueError(f"--l2: expected a finite number >= 0, got {args.l2}")
     if args.folds < 2:
         raise ValueError(f"--folds: expected at least 2, got {args.folds}")
-    out = _output_file("--out", args.out)
+    inputs = [*args.passes, args.human]
+    out = _output_file("--out", args.out, inputs)
     if out.suffix.lower() != ".json" and out.with_name(out.name + ".json").is_dir():
         raise ValueError(f"--out {args.out}: {out.name}.json is a folder; expected a file name")
     target = out if out.suffix.lower() == ".json" else out.with_name(out.name + ".json")
     if target.is_file() and not args.force:
         raise ValueError(f"--out {args.out}: {target} already exists (a fitted score model); "
                          f"give another name, or --force to replace it")
+    _output_file("--out", target, inputs)
     scale, note, fixed = _scale(args)
     passes = pd.concat([read_table(p, [args.key]) for p in args.passes], ignore_index=True)
     human = read_table(args.human, [args.human_key or args.key])
@@ -226,11 +237,13 @@ def run_compare(args: argparse.Namespace) -> int:
         round_scores,
     )
 
-    # output paths first: nothing is computed or written with a bad one
+    # output paths first: nothing is computed or written with a bad one, and no input is
+    # overwritten
+    inputs = [args.auto, args.human]
     if args.plot:
         from matplotlib.backend_bases import FigureCanvasBase
 
-        plot = _output_file("--plot", args.plot)
+        plot = _output_file("--plot", args.plot, inputs)
         if not plot.suffix:
             plot = plot.with_name(plot.name + ".png")
         fmts = FigureCanvasBase.get_supported_filetypes()
@@ -238,11 +251,10 @@ def run_compare(args: argparse.Namespace) -> int:
             raise ValueError(f"--plot {args.plot}: unknown image format {plot.suffix!r}; "
                              f"expected one of {', '.join('.' + f for f in sorted(fmts))}")
     else:
-        plot = Path(args.auto).with_name(Path(args.auto).stem + "_confusion.png")
-    json_out = _output_file("--json", args.json) if args.json else None
-    for opt, p in (("--plot", plot), ("--json", json_out)):
-        if p is not None and p.is_dir():
-            raise ValueError(f"{opt}: {p} is a folder; expected a file name")
+        plot = _output_file("the confusion plot", Path(args.auto).with_name(
+            Path(args.auto).stem + "_confusion.png"), inputs)
+    json_out = (_output_file("--json", args.json, inputs, overwrite=args.force)
+                if args.json else None)
     scale, note, _ = _scale(args)
     auto = read_table(args.auto, [args.key])
     human = read_table(args.human, [args.human_key or args.key])

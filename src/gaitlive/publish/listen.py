@@ -165,6 +165,22 @@ class ScoreStore:
         pass
 
 
+def _check_store_path(path: Path, option: str) -> None:
+    """A :class:`ListenError` naming ``option`` when the store cannot be written at
+    ``path`` (a folder, a read-only file, a folder that is a file or not writable),
+    before anything is opened."""
+    from gaitlive.fileio import check_output_file
+
+    try:
+        check_output_file(path, f"{option} {path}")
+    except ValueError as e:
+        raise ListenError(str(e)) from None
+    # a read-only database or CSV gets its journal/gap files beside it: the folder too
+    if path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ListenError(f"{option} {path}: its folder {path.parent} is not writable (a "
+                          f"listen store writes beside it)")
+
+
 class SQLiteStore(ScoreStore):
     """Scores in SQLite (WAL): tables ``scores`` (UNIQUE publisher_id, epoch, seq),
     ``streams``, ``steps`` and ``gaps``. Each score is committed as it arrives."""
@@ -172,6 +188,7 @@ class SQLiteStore(ScoreStore):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
+        _check_store_path(self.path, "--sqlite")
         try:
             self._check_existing()
             try:
@@ -291,6 +308,7 @@ class CSVStore(ScoreStore):
     def __init__(self, path: str | Path) -> None:
         super().__init__()
         self.path = Path(path)
+        _check_store_path(self.path, "--csv")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

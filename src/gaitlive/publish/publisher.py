@@ -508,7 +508,10 @@ class Publisher:
                     while important:
                         self._handle(important.popleft())
                     for _ in range(64):  # then a batch of poses, then check again
-                        if not lossy:
+                        if not lossy or important:
+                            # a status, step or pass queued meanwhile goes before the
+                            # poses queued after it (a subscriber saw poses from after a
+                            # camera loss before the status saying it was lost)
                             break
                         self._handle(lossy.popleft())
                 except Exception:  # never let one bad item kill the publisher
