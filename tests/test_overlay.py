@@ -569,6 +569,50 @@ def test_viewer_pairs_frames_with_their_poses():
         v.close()
 
 
+def test_viewer_times_frames_by_the_run_s_source_rate_not_its_varying_gait_fps():
+    """The viewer's overlay clock follows ``source_fps`` from the run's status messages
+    (and its changes), not ``fps``, the gait loop's recent rate: at frame 9000 a status
+    fps of 30.2 after 29.8 moved the clock 4 s back and reset the overlay (the score
+    badges vanished; review, 2026-12-07)."""
+    from gaitlive.overlay import RemoteViewer
+    from gaitlive.publish import messages as M
+
+    seq = iter(range(1, 10000))
+
+    def msg(kind, body):
+        header = M.encode_header("pub", "epoch", next(seq), time.monotonic(), time.time())
+        return M.decode(M.encode(kind, "cam0", header, body))
+
+    def status(fps, source_fps):
+        return msg("status", {"state": "live", "camera_id": "cam0", "model": "m",
+                              "pass_seq": 0, "published": {}, "queue_drops": 0,
+                              "fps": fps, "source_fps": source_fps})
+
+    bg = np.full((240, 320, 3), 80, np.uint8)
+    jpg = cv2.imencode(".png", bg)[1].tobytes()
+    pose = bird(150, 200, 50)[None]
+    v = RemoteViewer("tcp://127.0.0.1:1", PROFILE, camera="cam0", window=False)
+    try:
+        v.handle(status(29.8, 25.0))
+        for f in (9000, 9001):
+            v.handle(msg("pose", M.pose_body(f, 0.0, 0.0, pose, PROFILE.bodyparts)))
+            v.handle(msg("frame", M.frame_body(f, jpg)))
+        assert v.state.now == pytest.approx(9001 / 25.0)
+        v.handle(msg("pass", M.pass_body(PassResult(0, 1, 8900, 9001, 5, score=5.0,
+                                                     scored=True))))
+        v.handle(status(30.2, 25.0))  # the gait loop a little faster: no jump
+        v.handle(msg("pose", M.pose_body(9002, 0.0, 0.0, pose, PROFILE.bodyparts)))
+        v.handle(msg("frame", M.frame_body(9002, jpg)))
+        assert v.state.now == pytest.approx(9002 / 25.0) and v.state.badges
+        # the camera halves its rate: frames after the change are 1/12.5 s apart
+        v.handle(status(12.4, 12.5))
+        v.handle(msg("pose", M.pose_body(9012, 0.0, 0.0, pose, PROFILE.bodyparts)))
+        v.handle(msg("frame", M.frame_body(9012, jpg)))
+        assert v.state.now == pytest.approx(9002 / 25.0 + 10 / 12.5) and v.state.badges
+    finally:
+        v.close()
+
+
 def test_stance_underlines_the_grounded_foot():
     from gaitlive.overlay import draw_stance
 

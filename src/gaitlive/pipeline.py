@@ -546,13 +546,19 @@ class PublisherAdapter:
         Source frame rate (the overlay clock of JPEG frames).
     status_every_s
         Minimum interval between status messages (events always send one).
+    clock
+        The gait stage's :class:`~gaitlive.gait.clock.FrameClock`: status messages carry
+        its current rate as ``source_fps`` (a viewer's frame clock; ``fps`` is the rate
+        frames go through the gait stage, which varies).
     """
 
     name = "publish"
 
     def __init__(self, publisher: Any, stats: PipelineStats, profile: Any, *,
-                 camera_id: str = "cam0", fps: float = 30.0, status_every_s: float = 1.0):
+                 camera_id: str = "cam0", fps: float = 30.0, status_every_s: float = 1.0,
+                 clock: Any = None):
         self.publisher = publisher
+        self.clock = clock
         self._stats = stats
         self.profile = profile
         self.bodyparts = tuple(profile.bodyparts)
@@ -593,7 +599,9 @@ class PublisherAdapter:
                                 "latency_ms": lat, "frames": s.frames_gait,
                                 "inferences": s.inferences,
                                 "drops": s.dropped_capture + s.dropped_gait,
-                                "reconnects": s.reconnects, "passes": s.passes})
+                                "reconnects": s.reconnects, "passes": s.passes,
+                                "source_fps": float(self.clock.fps if self.clock is not None
+                                                    else self.fps)})
 
     def _publish_frame(self, record: FrameRecord, update: GaitUpdate | None) -> None:
         """Publish the camera image as JPEG; ``gaitlive view`` draws the overlay on it from

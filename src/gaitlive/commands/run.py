@@ -110,7 +110,8 @@ def _keep_previous_outputs(out_dir: Path, overlay_video: Path | None = None) -> 
     return dest
 
 
-def _make_publisher(cfg: Any, args: argparse.Namespace, source: Any, stats: Any) -> Any:
+def _make_publisher(cfg: Any, args: argparse.Namespace, source: Any, stats: Any,
+                    clock: Any = None) -> Any:
     """The publisher's sink, bound and started (None when publishing is off). Made before
     anything is written or moved: a port already in use fails first."""
     if not cfg.publish.enabled or args.no_publish:
@@ -125,7 +126,8 @@ def _make_publisher(cfg: Any, args: argparse.Namespace, source: Any, stats: Any)
         pub.close()
         raise
     print(f"publishing on {pub.endpoint} (side channel {pub.side_endpoint})", flush=True)
-    return PublisherAdapter(pub, stats, cfg.profile, camera_id=cfg.camera_id, fps=source.fps)
+    return PublisherAdapter(pub, stats, cfg.profile, camera_id=cfg.camera_id, fps=source.fps,
+                            clock=clock)
 
 
 def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: Path,
@@ -239,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
                           taps=taps)
         warm_up_gait(profile, source.fps)
         pipeline_stats = PipelineStats()
-        publisher = _make_publisher(cfg, args, source, pipeline_stats)
+        publisher = _make_publisher(cfg, args, source, pipeline_stats, gait.clock)
         if publisher is not None:
             sinks.append(publisher)
         # only once nothing else can stop the run

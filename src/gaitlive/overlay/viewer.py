@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from gaitlive.config import Profile
+from gaitlive.gait.clock import FrameClock
 from gaitlive.gait.events import GaitUpdate, PassResult, StepEvent, TrackState
 from gaitlive.overlay.draw import annotate
 from gaitlive.overlay.state import OverlayState
@@ -97,7 +98,12 @@ class RemoteViewer:
                               security=security)
         self.camera = camera
         self.stats = ViewStats(camera_id=camera)
-        self.state = OverlayState(profile, fps or 30.0)
+        # frame numbers -> seconds: --fps, else the run's source_fps from its status
+        # messages (followed when it changes); never the status fps, the gait loop's
+        # recent rate, which varies: at frame 9000, 30.2 instead of 29.8 moved the clock
+        # 4 s back and reset the overlay
+        self.clock = FrameClock(fps or 30.0)
+        self.state = OverlayState(profile, fps or 30.0, clock=self.clock)
         self.hud: dict[str, Any] = {"camera": camera or "?", "state": "waiting"}
         self._poses: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
         self._ids: dict[int, list[int]] = {}  # frame -> track id of each pose row
@@ -134,9 +140,15 @@ class RemoteViewer:
             for key in ("dropped", "drops"):
                 if isinstance(body.get(key), (int, float)):
                     self.hud["dropped"] = int(body[key])
-            fps = body.get("fps")
-            if self.fixed_fps is None and isinstance(fps, (int, float)) and fps > 0:
-                self.state.fps = float(fps)
+            rate = body.get("source_fps")
+            if (self.fixed_fps is None and isinstance(rate, (int, float))
+                    and not isinstance(rate, bool) and 0 < rate <= 1000
+                    and rate != self.clock.fps):
+                # from the newest frame seen (the run switched between passes, earlier)
+                last = max(self._poses, default=0)
+                if last >= (self.clock.changes[-1][0] if self.clock.changes else 0):
+                    self.clock.retime(last, float(rate))
+                    self.state.fps = float(rate)
         elif kind == "pose":
             self.stats.poses_received += 1
             f = int(body["frame"])
@@ -221,7 +233,7 @@ class RemoteViewer:
         self.stats.rendered += 1
         if self.out_path is not None:
             if self._video is None:
-                self._video = VideoOut(self.out_path, self.fixed_fps or self.state.fps)
+                self._video = VideoOut(self.out_path, self.fixed_fps or self.clock.fps)
             self._video.write(out)
         if self.window and self._win.show(out):
             self.stats.quit_by_user = True
