@@ -225,3 +225,28 @@ def test_likelihoods_that_are_not_probabilities_are_reported(tmp_path, caplog):
         assert not caplog.records
         assert read_pose(odd).poses[1, 0, 2, 2] == 5.0  # read as it is, but reported
     assert "odd.h5: 1 likelihood values outside [0, 1] (e.g. 5)" in caplog.text
+
+
+def test_a_pose_csv_cut_short_is_read_with_a_warning_naming_the_line(tmp_path, caplog):
+    """A DeepLabCut CSV whose last row was cut by a crash: its cells that are there are
+    read, the missing ones are missing keypoints, and a warning names the file and line
+    (walkthrough, 2026-12-07: it was read without a word)."""
+    import logging
+
+    data = PoseData(_poses(), BPS, scorer="DLC_x")
+    write_pose(tmp_path / "a.h5", data)
+    text = (tmp_path / "a.csv").read_text()
+    (tmp_path / "a.csv").write_text(text.rstrip("\n")[:-60] + "\n")
+    with caplog.at_level(logging.WARNING, logger="gaitlive.dlcio"):
+        back = read_pose(tmp_path / "a.csv")
+    assert back.n_frames == data.n_frames
+    np.testing.assert_array_equal(back.poses[:-1], read_pose(tmp_path / "a.h5").poses[:-1])
+    [rec] = [r.getMessage() for r in caplog.records]
+    n_lines = len(text.splitlines())
+    assert "a.csv" in rec and f"at line {n_lines}" in rec and "cut short" in rec
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gaitlive.dlcio"):
+        read_pose(tmp_path / "a.h5")
+        write_pose(tmp_path / "b.h5", data)
+        read_pose(tmp_path / "b.csv")
+    assert not caplog.records

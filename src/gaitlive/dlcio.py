@@ -347,6 +347,8 @@ def _read_pose_frame(path: Path, nrows: int | None = None) -> pd.DataFrame:
                 raise DLCFileError(f"{path}: the header rows are {labels[:levels]}; "
                                    f"{_POSE_EXPECTED}")
             df = pd.read_csv(path, header=list(range(levels)), index_col=0, nrows=nrows)
+            if nrows is None:
+                _warn_short_rows(path, levels)
     except DLCFileError:
         raise
     except Exception as e:  # pandas/tables raise many kinds
@@ -355,6 +357,23 @@ def _read_pose_frame(path: Path, nrows: int | None = None) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise DLCFileError(f"{path}: expected a DataFrame in the file")
     return df
+
+
+def _warn_short_rows(path: Path, header_rows: int) -> None:
+    """Warn, naming the file and row, when a pose CSV's rows have fewer cells than its
+    header (a file cut short by a crash, or a damaged copy): pandas reads the missing cells
+    as missing keypoints without a word."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().splitlines()
+    if len(lines) <= header_rows:
+        return
+    want = lines[0].count(",")
+    short = [i for i, line in enumerate(lines[header_rows:], start=header_rows + 1)
+             if line.strip() and line.count(",") < want]
+    if short:
+        log.warning("%s: %d row(s) have fewer cells than the header (%d), the first at line "
+                    "%d: the file was cut short or damaged? Their missing cells are read as "
+                    "missing keypoints", path, len(short), want + 1, short[0])
 
 
 def read_pose(path: str | os.PathLike[str]) -> PoseData:
