@@ -244,6 +244,20 @@ def test_a_pose_csv_cut_short_is_read_with_a_warning_naming_the_line(tmp_path, c
     [rec] = [r.getMessage() for r in caplog.records]
     n_lines = len(text.splitlines())
     assert "a.csv" in rec and f"at line {n_lines}" in rec and "cut short" in rec
+    # cut inside a number (1.2e-05 -> 1.2e): the same, not a refused file
+    lines = text.splitlines()
+    lines[-1] = lines[-1].rsplit(",", 1)[0] + ",1.2e"
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gaitlive.dlcio"):
+        back = read_pose(tmp_path / "c.csv")
+    assert back.n_frames == data.n_frames and back.poses[-1, 0, -1, 2] == 0.0
+    assert "cut short" in caplog.records[0].getMessage()
+    # text in a cell of an earlier row is still an error naming it
+    lines[-2] = lines[-2].rsplit(",", 1)[0] + ",abc"
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DLCFileError, match="'abc' is not a number"):
+        read_pose(tmp_path / "d.csv")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="gaitlive.dlcio"):
         read_pose(tmp_path / "a.h5")

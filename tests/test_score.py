@@ -329,6 +329,27 @@ def test_cli_score_compare_joins_human_scores_per_pass_on_several_columns(tmp_pa
     assert ag["n"] == 12 and ag["exact"] == 1.0
     assert main([*args, "--key", "video,pass_id", "--human-key", "video"]) == 2
     assert "different numbers of columns" in capsys.readouterr().err
+    # keys of several columns are compared column by column: a/b + 1 is not a + b/1
+    pd.DataFrame({"video": ["a/b", "a"], "pass_id": ["1", "b/1"], "score_class": [2, 3]}
+                 ).to_csv(tmp_path / "auto2.csv", index=False)
+    pd.DataFrame({"video": ["a/b"], "pass_id": ["1"], "score": [2]}).to_csv(
+        tmp_path / "human2.csv", index=False)
+    assert main(["score", "compare", str(tmp_path / "auto2.csv"), str(tmp_path / "human2.csv"),
+                 "--key", "video,pass_id", "--json", str(tmp_path / "b.json")]) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "b.json").read_text())["n"] == 1
+    # score fit on per-pass human scores: the folds are grouped by video (the first key
+    # column), so a video's passes are never both fitted on and tested on
+    X, y = _ordinal_data(24, 5)
+    pd.DataFrame({"video": vids * 2, "pass_id": list(range(24)), "f_a": X[:, 0],
+                  "f_b": X[:, 1]}).to_csv(tmp_path / "p3.csv", index=False)
+    pd.DataFrame({"video": vids * 2, "pass_id": list(range(24)), "score": y}).to_csv(
+        tmp_path / "h3.csv", index=False)
+    assert main(["score", "fit", str(tmp_path / "p3.csv"), str(tmp_path / "h3.csv"),
+                 "--key", "video,pass_id", "--out", str(tmp_path / "m3")]) == 0
+    out = capsys.readouterr().out
+    assert "24 passes joined on 'video,pass_id'" in out
+    assert "grouped by 'video' (4 groups" in out
 
 
 def test_cli_score_fit_with_few_or_uninformative_passes(tmp_path, capsys):

@@ -283,17 +283,23 @@ def _frame_to_posedata(df: pd.DataFrame, path: Path) -> PoseData:
     # maDLC files lacks, come back as NaN
     sub = df.reindex(columns=pd.MultiIndex.from_tuples(want))
     num = sub.apply(pd.to_numeric, errors="coerce")
+    cut = False  # a number cut off in the last row (a file cut short by a crash)
     for col in (c for c in sub.columns if sub[c].dtype == object):
         # text where a number belongs (a hand-edited or damaged file): an error, not a gap
         raw = sub[col]
         bad = np.flatnonzero((num[col].isna() & raw.notna()
                               & raw.astype(str).str.strip().ne("")).to_numpy())
-        if len(bad):
+        if len(bad) == 1 and bad[0] == n_t - 1:
+            cut = True
+        elif len(bad):
             i = int(bad[0])
             raise DLCFileError(f"{path}: row {df.index[i]!r}, column {'/'.join(map(str, col))}: "
                                f"{raw.iloc[i]!r} is not a number ({len(bad)} such cells in "
                                f"that column); expected coordinates and likelihoods (an "
                                f"empty cell is a missing keypoint)")
+    if cut:
+        log.warning("%s: its last row ends in a cell that is not a number (the file was cut "
+                    "short?): read as a missing keypoint", path)
     values = num.to_numpy(dtype=np.float32)
     poses = values.reshape(n_t, len(individuals), len(bodyparts), 3)
     if not has_lk:
@@ -363,13 +369,13 @@ def _warn_short_rows(path: Path, header_rows: int) -> None:
     """Warn, naming the file and row, when a pose CSV's rows have fewer cells than its
     header (a file cut short by a crash, or a damaged copy): pandas reads the missing cells
     as missing keypoints without a word."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = fh.read().splitlines()
-    if len(lines) <= header_rows:
-        return
-    want = lines[0].count(",")
-    short = [i for i, line in enumerate(lines[header_rows:], start=header_rows + 1)
-             if line.strip() and line.count(",") < want]
+    want, short = -1, []
+    with open(path, encoding="utf-8", errors="replace") as fh:  # streamed: long files
+        for i, line in enumerate(fh, start=1):
+            if i == 1:
+                want = line.count(",")
+            elif i > header_rows and line.strip() and line.count(",") < want:
+                short.append(i)
     if short:
         log.warning("%s: %d row(s) have fewer cells than the header (%d), the first at line "
                     "%d: the file was cut short or damaged? Their missing cells are read as "

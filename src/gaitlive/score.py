@@ -574,7 +574,8 @@ def _key_columns(df, key: str, path: str) -> list[str]:
 
 
 def _key_text(df, cols: Sequence[str]):  # -> pd.Series
-    """One text key per row from the key columns (joined with '/'); whole numbers written
+    """One key per row from the key columns (text; a tuple of texts for several); whole
+    numbers written
     without a decimal point (``3``, ``3.0`` and ``"3.0"`` are pass 3: a gap makes a column
     float, a spreadsheet writes 3.0), text ids as they are (``003`` stays ``003``)."""
     import pandas as pd
@@ -587,10 +588,11 @@ def _key_text(df, cols: Sequence[str]):  # -> pd.Series
         # "3.0" (a spreadsheet's export) is 3; "003" keeps its zeros (an id)
         return v.astype(str).str.strip().str.replace(r"^(-?\d+)\.0*$", r"\1", regex=True)
 
-    out = text(cols[0])
-    for c in cols[1:]:
-        out = out + "/" + text(c)
-    return out
+    if len(cols) == 1:
+        return text(cols[0])
+    # several columns: a tuple per row (joined text could collide: a/b + 1 and a + b/1)
+    parts = [text(c) for c in cols]
+    return pd.Series(list(zip(*parts, strict=True)), index=df.index, dtype=object)
 
 
 def _check_human_scores(human, label: str, k2: str, path: str,
@@ -676,6 +678,9 @@ def join_scores(passes, human, key: str, human_key: str | None, label: str | Non
     _check_human_scores(human, label, k2, human_path, scale, scale_note, keys=human_keys)
     left = passes.copy()
     left["_key"] = _key_text(left, k1s)
+    # cross-validation groups: the first key column (with video,pass_id: the video, whose
+    # passes must not be both fitted on and tested on)
+    left["_group"] = left["_key"] if len(k1s) == 1 else _key_text(left, k1s[:1])
     label_out = label + (suffix or "_human") if label in left else label
     right = pd.DataFrame({"_key": human_keys, label_out: human[label]})
     if right["_key"].duplicated().any():

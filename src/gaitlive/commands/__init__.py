@@ -64,7 +64,7 @@ def profile_score_model(cfg: Any) -> Any:
     A named file that is missing or invalid is an error (as in ``gaitlive analyze``), not a
     run whose passes silently go unscored."""
     path = cfg.profile.score.model
-    if not path:
+    if not path or str(path).strip().lower() == "none":  # none: passes go unscored
         return None
     from pathlib import Path
 

@@ -196,8 +196,9 @@ def run_fit(args: argparse.Namespace) -> int:
     X = df[feats].to_numpy(dtype=float)
     y = df[label].to_numpy(dtype=int)
     classes = list(range(scale[0], scale[1] + 1)) if fixed else None
-    # the passes of one key (a video, a bird) share its human score: one fold each
-    keys = df["_key"].to_numpy()
+    # the passes of one key (a video, a bird) share its human score, and with a key of
+    # several columns (video,pass_id) the passes of one video: one fold each
+    keys = df["_group"].to_numpy()
     n_keys = len(set(keys.tolist()))
     grouped = n_keys < len(keys)
     pred = cross_validated_predictions(X, y, feats, folds=args.folds, l2=args.l2,
@@ -206,7 +207,8 @@ def run_fit(args: argparse.Namespace) -> int:
     n_units = n_keys if grouped else len(y)
     cv = "leave-one-out" if args.folds >= n_units else f"{args.folds}-fold"
     if grouped:
-        cv += f", grouped by {args.key!r} ({n_keys} groups: a group's passes share a fold)"
+        by = args.key.split(",")[0].strip()
+        cv += f", grouped by {by!r} ({n_keys} groups: a group's passes share a fold)"
     print(f"{len(y)} passes joined on {args.key!r}; {len(feats)} features; "
           f"{cv} cross-validated agreement:")
     print(format_agreement(ag))
