@@ -220,9 +220,14 @@ class PipelineStats:
         for c in s["rate_changes"]:
             lines.append(f"frame rate: the source went from {c['was']:.3g} to {c['fps']:.3g} "
                          f"fps; the gait stage followed from frame {c['frame']}")
+        def show(v: Any) -> str:  # a mapping as "pose 302, pass 4", not a Python dict
+            if isinstance(v, dict):
+                return "(" + ", ".join(f"{k} {x}" for k, x in v.items()) + ")" if v else "-"
+            return str(v)
+
         for name, d in self.sinks.items():
             if d:
-                lines.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in d.items()))
+                lines.append(f"{name}: " + ", ".join(f"{k} {show(v)}" for k, v in d.items()))
         return "\n".join(lines)
 
 

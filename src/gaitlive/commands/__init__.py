@@ -76,3 +76,8 @@ def profile_score_model(cfg: Any) -> Any:
         return load_score_model(p)
     except ScoreModelError as e:
         raise ScoreModelError(f"profile {cfg.profile.name!r} score.model: {e}") from None
+
+
+def count_noun(n: int, word: str) -> str:
+    """``1 step``, ``2 steps``, ``3 passes``."""
+    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("s") else "s")

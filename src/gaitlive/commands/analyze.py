@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gaitlive.commands import count_noun
+
 log = logging.getLogger(__name__)
 
 
@@ -92,20 +94,16 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("s") else "s")
-
-
 def _print_result(inp: Path, res: Any) -> None:
     n_scored = sum(p.scored for p in res.passes)
-    print(f"{inp}: {_count(len(res.passes), 'pass')} ({n_scored} scored), "
-          f"{_count(sum(p.n_steps for p in res.passes), 'step')} at {res.fps:g} fps")
+    print(f"{inp}: {count_noun(len(res.passes), 'pass')} ({n_scored} scored), "
+          f"{count_noun(sum(p.n_steps for p in res.passes), 'step')} at {res.fps:g} fps")
     for p in res.passes:
         s = f"score {p.score:.2f} (class {p.score_class}, p={p.confidence:.2f})" \
             if p.scored else f"unscored: {p.reason}"
         cad = p.features.get("cadence_hz", float("nan"))
         print(f"  pass {p.pass_id} bird {p.individual} frames {p.start_frame}-"
-              f"{p.end_frame}: {_count(p.n_steps, 'step')}, cadence "
+              f"{p.end_frame}: {count_noun(p.n_steps, 'step')}, cadence "
               + (f"{cad:.2f}/s" if math.isfinite(cad) else "-") + f", {s}")
     print(f"  -> {res.steps_csv}\n  -> {res.passes_csv}")
     for extra in (res.pose_file, res.movie):

@@ -19,6 +19,7 @@ from typing import Any
 from gaitlive.commands import (
     add_config_args,
     config_from_args,
+    count_noun,
     exit_now,
     profile_score_model,
 )
@@ -58,7 +59,8 @@ def format_pass(res: Any) -> str:
     else:
         score = f"not scored ({res.reason})" if res.reason else "not scored"
     return (f"pass {res.camera_id} bird {res.individual} pass {res.pass_id}: frames "
-            f"{res.start_frame}-{res.end_frame}, {res.n_steps} steps, cadence {cad_s}, {score}")
+            f"{res.start_frame}-{res.end_frame}, {count_noun(res.n_steps, 'step')}, cadence "
+            f"{cad_s}, {score}")
 
 
 def warm_up_gait(profile: Any, fps: float) -> None:

@@ -551,8 +551,10 @@ class Listener:
             self.stored += 1
             if via == "catch-up":
                 self.caught_up += 1
-            log.info("pass %s #%d (%s) score %s", msg.publisher_id, msg.seq, via,
-                     msg.body["score"])
+            score = msg.body.get("score")
+            log.info("pass %s #%d (%s) %s", msg.publisher_id, msg.seq, via,
+                     f"score {score:.2f}" if isinstance(score, (int, float))
+                     else f"not scored ({msg.body.get('reason') or 'no score'})")
         else:
             self.duplicates += 1
         st.target = max(st.target, msg.seq)
