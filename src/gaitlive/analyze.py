@@ -24,7 +24,6 @@ passes of those frames (open passes ended as at the end of the file), are still 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -110,10 +109,7 @@ def steps_table(steps: list[StepEvent], fps: float,
     Times are frame / ``fps``, following ``rate_changes`` (``(frame, fps)``) if any."""
     from gaitlive.gait.clock import FrameClock
 
-    clock = FrameClock(fps)
-    for f, r in rate_changes:
-        clock.retime(f, r)
-    sec = clock.seconds
+    sec = FrameClock.from_changes(fps, rate_changes).seconds
     col = StanceCollector()
     stances = [st for ev in steps for st in col.add(ev)] + col.flush()
     rows = [{"individual": st.individual, "pass_id": st.pass_id, "foot": st.foot,
@@ -602,16 +598,9 @@ def analyze_file(path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     path = Path(path)
     out = Path(out_dir)
     check_inputs([path], out)
-    existed = out.is_dir()
     make_out_dir(out)
-    try:
-        data, kind = read_input_poses(path, profile, fps, model_path, model_settings,
-                                      progress, presence, frame_size)
-    except Exception:
-        if not existed:  # a bad input leaves no empty output folder behind
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only when empty
-        raise
+    data, kind = read_input_poses(path, profile, fps, model_path, model_settings, progress,
+                                  presence, frame_size)
     _keep_previous(out, path.stem, path, kind)
     interrupted = data.meta.get("interrupted")
     stopped_at = data.meta.get("stopped_at")

@@ -267,9 +267,7 @@ def load_recording(folder: str | os.PathLike[str], stem: str, profile: Profile |
     clock = None
     changes = poses.meta.get("rate_changes") if poses is not None else None
     if changes and fps and not given:  # --fps sets one rate, as for analyze
-        clock = FrameClock(fps)
-        for f, r in changes:
-            clock.retime(f, r)
+        clock = FrameClock.from_changes(fps, changes)
     name = stem if stem != RUN_STEM else (folder.resolve().name or "run")
     return Recording(name, passes, steps, poses, fps, sources, clock)
 

@@ -574,10 +574,9 @@ def _key_columns(df, key: str, path: str) -> list[str]:
 
 
 def _key_text(df, cols: Sequence[str]):  # -> pd.Series
-    """One key per row from the key columns (text; a tuple of texts for several); whole
-    numbers written
-    without a decimal point (``3``, ``3.0`` and ``"3.0"`` are pass 3: a gap makes a column
-    float, a spreadsheet writes 3.0), text ids as they are (``003`` stays ``003``)."""
+    """One key per row from the key columns (text; a tuple of texts for several): whole
+    numbers without a decimal point (``3``, ``3.0`` and ``"3.0"`` are pass 3: a gap makes
+    a column float, a spreadsheet writes 3.0), text ids as they are (``003`` stays)."""
     import pandas as pd
 
     def text(col):
@@ -595,15 +594,13 @@ def _key_text(df, cols: Sequence[str]):  # -> pd.Series
     return pd.Series(list(zip(*parts, strict=True)), index=df.index, dtype=object)
 
 
-def _check_human_scores(human, label: str, k2: str, path: str,
-                        scale: tuple[int, int] | None, scale_note: str,
-                        keys=None) -> None:
+def _check_human_scores(human, label: str, k2: str, keys, path: str,
+                        scale: tuple[int, int] | None, scale_note: str) -> None:
     """Every non-empty cell of the human score column must be an integer on the scale;
-    the first bad one is an error naming the file, column, line, key and value
-    (``keys``: each row's key text, default the ``k2`` column)."""
+    the first bad one is an error naming the file, column, line, key (``k2``: its
+    column(s), ``keys``: each row's key) and value."""
     import pandas as pd
 
-    keys = human[k2] if keys is None else keys
     raw = human[label]
     num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     text = raw.astype(str).str.strip()
@@ -675,7 +672,7 @@ def join_scores(passes, human, key: str, human_key: str | None, label: str | Non
             label = others[-1]  # the last column that is not the key
     label = _find_col(human, label, human_path)
     human_keys = _key_text(human, k2s)
-    _check_human_scores(human, label, k2, human_path, scale, scale_note, keys=human_keys)
+    _check_human_scores(human, label, k2, human_keys, human_path, scale, scale_note)
     left = passes.copy()
     left["_key"] = _key_text(left, k1s)
     # cross-validation groups: the first key column (with video,pass_id: the video, whose

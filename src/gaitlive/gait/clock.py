@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 
 __all__ = ["FrameClock"]
 
@@ -39,6 +40,16 @@ class FrameClock:
         # reader in another thread sees the old or the new mapping, never half of one)
         self._segs: tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]] = (
             (0,), (0.0,), (self._check(fps),))
+
+    @classmethod
+    def from_changes(cls, fps: float, changes: Sequence[tuple[int, float]] = ()
+                     ) -> FrameClock:
+        """A clock at ``fps`` from frame 0 that changes rate at each ``(frame, fps)``
+        of ``changes`` (in order), e.g. those a live run's ``poses.h5`` notes."""
+        clock = cls(fps)
+        for frame, rate in changes:
+            clock.retime(frame, rate)
+        return clock
 
     @staticmethod
     def _check(fps: float) -> float:

@@ -167,18 +167,14 @@ class ScoreStore:
 
 def _check_store_path(path: Path, option: str) -> None:
     """A :class:`ListenError` naming ``option`` when the store cannot be written at
-    ``path`` (a folder, a read-only file, a folder that is a file or not writable),
-    before anything is opened."""
+    ``path`` (a folder, a read-only file, a folder that is a file or cannot be written:
+    the store's journal or gap file goes beside it), before anything is opened."""
     from gaitlive.fileio import check_output_file
 
     try:
         check_output_file(path, f"{option} {path}")
     except ValueError as e:
         raise ListenError(str(e)) from None
-    # a read-only database or CSV gets its journal/gap files beside it: the folder too
-    if path.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
-        raise ListenError(f"{option} {path}: its folder {path.parent} is not writable (a "
-                          f"listen store writes beside it)")
 
 
 class SQLiteStore(ScoreStore):
