@@ -661,7 +661,7 @@ def test_view_out_is_checked_before_anything_arrives(tmp_path):
     for out, what in ((tmp_path / "v.txt", "expected a video file name ending in .mp4 or .avi"),
                       (tmp_path / "folder.avi", "is a folder"),
                       (tmp_path / "notes.txt" / "v.avi", "is a file, not a folder"),
-                      (existing, "the file already exists (give a new file name, or --force")):
+                      (existing, "the file already exists; give another name, or --force")):
         r, took = _view("--out", str(out), "--duration", "30")
         err = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(err) == 1, (out, r.stderr)

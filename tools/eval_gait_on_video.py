@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,53 @@ def _in_view(strikes, lifts, detected, inview: np.ndarray, tol: int = 2):
     return keep, [d for d in detected if not any(abs(d - x) <= tol for x in drop)]
 
 
+def oracle_strike_hits(poses: np.ndarray, sp, profile, noise: float, tol: int,
+                       ) -> tuple[int, int]:
+    """How many true strikes the stage's own change point (:func:`gaitlive.gait.kernels.
+    _strike_cp`, the refinement every strike gets) places within ``tol`` frames when it is
+    told what the stage has to estimate: the true stance's foothold (median of the noisy
+    foot positions over the true stance), the true keypoint noise ``noise`` and a search
+    window around the true strike (the stage's floor, ``gait.foothold_eps`` leg lengths,
+    kept). A bound on what timing from foot positions can reach at
+    that noise, whatever the stance test: returns (hits, strikes)."""
+    from gaitlive.gait import kernels
+    from gaitlive.gait.stage import GaitLayout
+
+    n = len(poses)
+    hits = total = 0
+    # the stage's floor: foothold_eps leg lengths (leg = scale segments / legs on the
+    # exact poses, as the stage measures it; median over the stance and the half second
+    # before it)
+    lay = GaitLayout.from_profile(profile)
+    seg = sp.poses[:, 0][:, lay.seg_idx, :2]
+    with warnings.catch_warnings():  # missing segments count as the mean of the others
+        warnings.simplefilter("ignore", RuntimeWarning)
+        leg_px = (np.nanmean(np.linalg.norm(seg[:, :, 0] - seg[:, :, 1], axis=-1), axis=1)
+                  * len(lay.seg_idx) / lay.n_scale_legs)
+    for foot in ("left", "right"):
+        k = profile.bodyparts.index(f"{foot}_foot")
+        ring = np.full((n, 1, 2), np.nan)
+        seen = poses[:, 0, k, 2] > 0
+        ring[seen, 0] = poses[seen, 0, k, :2]
+        for s, lift in zip(sp.strikes[foot], sp.lifts[foot], strict=True):
+            if lift >= n or not seen[s:lift + 1].any():
+                continue
+            ax, ay = np.nanmedian(ring[s:lift + 1, 0], axis=0)
+            lo = max(0, s - kernels.MAX_EXTEND)
+            hi = min(lift, s + kernels.MAX_SHIFT)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                leg = np.nanmedian(leg_px[max(0, s - 15):lift + 1])
+            if not leg > 0:
+                continue  # no leg in view (a foot alone at the edge): no scale, as the stage
+            floor2 = (profile.gait.foothold_eps * leg) ** 2
+            cp = kernels._strike_cp(ring, n, 0, ax, ay, lo, hi, noise * noise, floor2, 0,
+                                    n - 1)
+            hits += abs(cp - s) <= tol
+            total += 1
+    return hits, total
+
+
 def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
              size: tuple[int, int] = (640, 480),
              model_path: str | None = None, out: Path | None = None,
@@ -157,6 +205,7 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
     tot_seen = np.zeros(3, int)  # strikes whose leg an annotator could see (video only)
     cad, sf, scores, sev, drift = [], [], [], [], []
     gts, preds = [], []  # keypoints of model poses against the truth
+    oracle = np.zeros(2, int)  # truth poses: strikes the oracle change point times right
     found = expected = 0
     for severity in range(6):
         for seed in seeds:
@@ -169,6 +218,7 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
                 p[..., :2] += rng.normal(0, noise, p[..., :2].shape).astype(np.float32)
                 stances, passes = _stage_on_poses(p, profile, sp.fps, model)
                 drift += stance_drift(p, sp, profile.pcutoff)
+                oracle += oracle_strike_hits(p, sp, profile, noise, tol)
             else:
                 assert out is not None
                 stem = f"{view}-s{severity}-{seed}" + ("" if fps == 30.0 else f"-{fps:g}fps")
@@ -232,6 +282,10 @@ def evaluate(view: str, *, poses_from: str, noise: float, seeds: list[int],
             "tol_frames": tol, "passes": expected,
             "found": found, "strike_f1": round(float(f1), 3), "tp_fp_fn": tot.tolist(),
             "strike_f1_in_view": round(float(f1_view), 3),
+            # truth poses: share of true strikes that the change point times within tol
+            # when told the true foothold and noise (oracle_strike_hits)
+            "strike_oracle_within_tol": (round(float(oracle[0] / oracle[1]), 3)
+                                         if oracle[1] else None),
             "tp_fp_fn_in_view": tot_view.tolist(),
             "strike_f1_visible": round(float(f1_seen), 3) if poses_from == "model" else None,
             "tp_fp_fn_visible": tot_seen.tolist() if poses_from == "model" else None,

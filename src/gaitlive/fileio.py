@@ -110,12 +110,11 @@ def check_output_file(path: str | os.PathLike[str], what: str, *,
         if p.exists() and Path(i).exists() and os.path.samefile(p, i):
             raise ValueError(f"{what}: is an input of this command ({i}); give another "
                              f"file name for the output")
-    if p.exists():
-        if not overwrite:
-            raise ValueError(f"{what}: the file already exists; give another name, or "
-                             f"--force to replace it")
-        if not os.access(p, os.W_OK):
-            raise ValueError(f"{what}: the file exists and is not writable")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise ValueError(f"{what}: the file already exists; give another name, or "
+                         f"--force to replace it")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ValueError(f"{what}: the file exists and is not writable")
     check_output_dir(p.parent, f"{what}: its folder")
     folder = p.parent if str(p.parent) else Path(".")
     if folder.is_dir():

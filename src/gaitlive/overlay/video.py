@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gaitlive.fileio import check_output_dir
+from gaitlive.fileio import check_output_file
 from gaitlive.frames import even_size
 
 __all__ = ["VideoOut", "VIDEO_OUT_SUFFIXES", "check_video_out"]
@@ -26,9 +26,10 @@ def _fourcc_for(path: Path) -> str:
 def check_video_out(path: str | os.PathLike[str], *, overwrite: bool = False,
                     what: str = "--out") -> Path:
     """Return ``path`` as a :class:`~pathlib.Path` if a video can be written there, else
-    raise a one-line ``ValueError`` naming ``what``: a suffix the viewer writes
-    (:data:`VIDEO_OUT_SUFFIXES`), not a folder, its folder existing (or possible to create)
-    and writable, and no existing file unless ``overwrite``. Creates and changes nothing."""
+    raise a one-line ``ValueError`` naming ``what``: not a folder, a suffix the viewer
+    writes (:data:`VIDEO_OUT_SUFFIXES`), then the checks every output file gets
+    (:func:`gaitlive.fileio.check_output_file`: its folder existing or possible to create,
+    and writable; no existing file unless ``overwrite``). Leaves nothing behind."""
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{what} {p}: is a folder (expected a video file name ending in "
@@ -37,11 +38,7 @@ def check_video_out(path: str | os.PathLike[str], *, overwrite: bool = False,
         raise ValueError(f"{what} {p}: expected a video file name ending in .mp4 or .avi "
                          f"(.mkv and .mov work too), got "
                          f"{repr(p.suffix) if p.suffix else 'no suffix'}")
-    check_output_dir(p.parent, f"{what} {p}: its folder")
-    if (p.exists() or p.is_symlink()) and not overwrite:
-        raise ValueError(f"{what} {p}: the file already exists (give a new file name, or "
-                         f"--force to replace it)")
-    return p
+    return check_output_file(p, f"{what} {p}", overwrite=overwrite)
 
 
 class VideoOut:
