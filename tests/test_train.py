@@ -169,6 +169,30 @@ def test_bad_projects(tmp_path, capsys):
     with pytest.raises(ProjectError, match=r"bodyparts \['tail'\] that are not in"):
         validate_labels(open_project(proj))
 
+    # a bodypart listed in config.yaml that the labels have no columns for (DeepLabCut
+    # failed on it with a numpy concatenation error)
+    cfg["bodyparts"] = [*BODYPARTS, "ear"]
+    (proj / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ProjectError, match=r"has no columns for bodyparts \['ear'\] that"):
+        validate_labels(open_project(proj))
+    cfg["bodyparts"] = BODYPARTS
+    (proj / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+    # labels only as CSV (DeepLabCut trains from the .h5: the folder was silently left out)
+    h5 = next((proj / "labeled-data" / "clip").glob("CollectedData_*.h5"))
+    kept = h5.read_bytes()
+    h5.unlink()
+    with pytest.raises(ProjectError, match=r"\['clip'\] hold CollectedData_\w+\.csv but no "
+                                           r"\.h5.*convertcsv2h5"):
+        validate_labels(open_project(proj))
+    # a corrupt .h5: one line, not HDF5's C back trace
+    h5.write_bytes(b"not hdf5")
+    with pytest.raises(ProjectError) as e:
+        validate_labels(open_project(proj))
+    assert str(e.value) == (f"{h5}: cannot read DeepLabCut labels (not a readable HDF5 file: "
+                            f"truncated, or not HDF5)")
+    h5.write_bytes(kept)
+
     # no labels at all; through the CLI: exit 2 and a message naming the project
     empty = tmp_path / "empty"
     (empty / "labeled-data").mkdir(parents=True)
@@ -602,7 +626,10 @@ def test_sbatch_line_reproduces_the_options():
     (["--deepen-factor", "0"], "--deepen-factor: expected a finite number > 0, got 0.0"),
     (["--lr", "nan"], "--lr: expected a finite number > 0, got nan"),
     (["--save-epochs", "0"], "--save-epochs: expected an integer >= 1, got 0"),
-    (["--workers", "-1"], "--workers: expected an integer >= 0, got -1")])
+    (["--workers", "-1"], "--workers: expected an integer >= 0, got -1"),
+    (["--seed", "-1"], "--seed: expected a random seed from 0 to 4294967295, got -1"),
+    (["--crop-size", "8x8"], "--crop-size: expected WIDTHxHEIGHT like 320x240, at least "
+                             "32x32, got '8x8'")])
 def test_bad_training_options_are_refused_before_any_work(tmp_path, capsys, args, why):
     proj = make_project(tmp_path / "p", n=4)
     before = sorted(p.relative_to(proj) for p in proj.rglob("*"))
@@ -645,6 +672,50 @@ def test_bad_device_or_net_leaves_a_trained_project_as_it_was(tmp_path, capsys):
         assert f"gaitlive train: error: {why}" in err, err
         assert len(err.strip().splitlines()) == 1
         assert _tree(proj) == before and not list(train_dir.glob("previous-*"))
+
+
+def test_train_refusals_on_a_trained_shuffle_move_nothing(tmp_path, capsys):
+    """Found by a CLI walkthrough: each of these used to move the earlier run aside first
+    (leaving the shuffle without a snapshot to evaluate or export) and then fail, run out
+    of memory, or do something else than asked."""
+    proj, train_dir = _trained(tmp_path, capsys)
+    before = _tree(proj)
+    for args, why in (
+            (["--epochs", "1", "--crop-size", "9999x9999"],
+             "--crop-size 9999x9999: larger than the labelled images of"),  # 24 GB, killed
+            (["--epochs", "1", "--pretrained"], None),  # offline: no ImageNet weights
+            (["--epochs", "2", "--resume", "--net", "resnet_50"],  # was ignored
+             "--resume --net resnet_50: shuffle 1 trains cspnext_s"),
+            (["--epochs", "1", "--resume"],  # was a silent no-op that rewrote the config
+             "has already trained 1 epochs; --epochs is the total, expected more than 1")):
+        if why is None:
+            if __import__("gaitlive.offline.train", fromlist=["x"]).hub_reachable():
+                continue
+            why = "--pretrained: the DeepLabCut model hub (huggingface.co) cannot be reached"
+        tiny = [a for a in TINY if a != "--no-pretrained"] if "--pretrained" in args else TINY
+        assert main(["train", str(proj), *tiny, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1, err
+        assert _tree(proj) == before and not list(train_dir.glob("previous-*")), args
+
+
+def test_a_run_that_fails_before_its_first_snapshot_gives_the_earlier_run_back(tmp_path,
+                                                                                capsys):
+    """DeepLabCut refuses the model when training starts (here an unknown backbone): the
+    earlier run, moved aside for the new one, is moved back with its configuration."""
+    from gaitlive.offline.train import TrainOptions, train_project
+
+    proj, train_dir = _trained(tmp_path, capsys)
+    snaps = _snapshots(train_dir)
+    config = (train_dir / "pytorch_config.yaml").read_bytes()
+    opts = TrainOptions(epochs=1, threads=1, widen_factor=0.125, pretrained=False,
+                        batch_size=2, heatmap_stride=8, progress=False,
+                        extra={"model.backbone.type": "NoSuchBackbone"})
+    with pytest.raises(KeyError, match="NoSuchBackbone"):
+        train_project(proj, opts)
+    assert _snapshots(train_dir) == snaps and snaps
+    assert (train_dir / "pytorch_config.yaml").read_bytes() == config
+    assert not list(train_dir.glob("previous-*"))
 
 
 def test_resume_without_a_snapshot_is_an_error(tmp_path, capsys):

@@ -42,6 +42,7 @@ __all__ = [
     "read_pose_scorer",
     "write_pose",
     "read_collected_data",
+    "reader_error_text",
     "write_collected_data",
     "read_cow_csv",
     "read_project_config",
@@ -320,7 +321,7 @@ _POSE_EXPECTED = ("expected a DeepLabCut .h5 or .csv pose file (HDF5 with key "
                   "bodyparts, coords)")
 
 
-def _one_line(e: BaseException) -> str:
+def reader_error_text(e: BaseException) -> str:
     """A one-line reason for a reader's exception: HDF5's multi-line C back-trace becomes
     a plain sentence, anything else its first non-empty line."""
     text = str(e)
@@ -359,7 +360,7 @@ def _read_pose_frame(path: Path, nrows: int | None = None) -> pd.DataFrame:
         raise
     except Exception as e:  # pandas/tables raise many kinds
         raise DLCFileError(f"{path}: cannot read as a DeepLabCut pose file "
-                           f"({_one_line(e)}); {_POSE_EXPECTED}") from e
+                           f"({reader_error_text(e)}); {_POSE_EXPECTED}") from e
     if not isinstance(df, pd.DataFrame):
         raise DLCFileError(f"{path}: expected a DataFrame in the file")
     return df
@@ -481,7 +482,8 @@ def read_collected_data(path: str | os.PathLike[str]) -> LabelledFrames:
             if df.index.dtype == object and str(df.index[0]) == "labeled-data":
                 df = pd.read_csv(path, header=[0, 1, 2], index_col=[0, 1, 2])
     except Exception as e:
-        raise DLCFileError(f"{path}: cannot read as DeepLabCut CollectedData ({e})") from e
+        raise DLCFileError(f"{path}: cannot read as DeepLabCut CollectedData "
+                           f"({reader_error_text(e)})") from e
     if not isinstance(df, pd.DataFrame) or df.columns.nlevels != 3:
         raise DLCFileError(f"{path}: expected columns scorer/bodyparts/coords")
     scorer = str(df.columns.get_level_values(0)[0])
@@ -514,7 +516,7 @@ def read_cow_csv(path: str | os.PathLike[str], fps: float | None = None) -> Pose
     try:
         df = pd.read_csv(path)
     except Exception as e:  # pandas raises many kinds
-        raise DLCFileError(f"{path}: cannot read as a keypoint CSV ({_one_line(e)}); "
+        raise DLCFileError(f"{path}: cannot read as a keypoint CSV ({reader_error_text(e)}); "
                            f"{expected}") from e
     bps = [c[:-2] for c in df.columns if c.endswith("_x")]
     if not bps:

@@ -89,15 +89,18 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
                             ("--threads", args.threads, 1), ("--workers", args.workers, 0)):
         if value is not None and value < lo:
             raise ValueError(f"{flag}: expected an integer >= {lo}, got {value}")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed: expected a random seed from 0 to {2**32 - 1}, got "
+                         f"{args.seed}")
     crop = None
     if args.crop_size:
         try:
             w, h = (int(v) for v in args.crop_size.lower().split("x"))
-            if w < 8 or h < 8:
+            if w < 32 or h < 32:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"--crop-size: expected WIDTHxHEIGHT like 320x240, got "
-                             f"{args.crop_size!r}") from None
+            raise ValueError(f"--crop-size: expected WIDTHxHEIGHT like 320x240, at least "
+                             f"32x32, got {args.crop_size!r}") from None
         crop = (w, h)
     return TrainOptions(net=args.net, epochs=args.epochs, batch_size=args.batch_size,
                         crop_size=crop, threads=args.threads, device=args.device,

@@ -525,6 +525,15 @@ def validate_labels(info: ProjectInfo, *, check_images: bool = True) -> ProjectI
     import cv2
     import pandas as pd
 
+    csv_only = sorted(c.parent.name for c in
+                      (info.path / "labeled-data").glob(f"*/CollectedData_{info.scorer}.csv")
+                      if not c.with_suffix(".h5").is_file())
+    if csv_only:
+        raise ProjectError(
+            f"{info.path / 'labeled-data'}: {csv_only} hold CollectedData_{info.scorer}.csv "
+            f"but no .h5, which DeepLabCut trains from; write the .h5 files with python -c "
+            f"\"import deeplabcut; deeplabcut.convertcsv2h5('{info.config_path}', "
+            f"userfeedback=False)\" (or move those folders out of labeled-data)")
     if not info.label_files:
         raise ProjectError(
             f"{info.path}: no labels; expected labeled-data/<video>/CollectedData_{info.scorer}"
@@ -535,7 +544,10 @@ def validate_labels(info: ProjectInfo, *, check_images: bool = True) -> ProjectI
         try:
             df = pd.read_hdf(f)
         except Exception as e:
-            raise ProjectError(f"{f}: cannot read DeepLabCut labels ({e})") from e
+            from gaitlive.dlcio import reader_error_text
+
+            raise ProjectError(f"{f}: cannot read DeepLabCut labels "
+                               f"({reader_error_text(e)})") from e
         if "bodyparts" not in (df.columns.names or []):
             raise ProjectError(f"{f}: expected DeepLabCut label columns (scorer, bodyparts, "
                                f"coords), got levels {df.columns.names}")
@@ -544,6 +556,12 @@ def validate_labels(info: ProjectInfo, *, check_images: bool = True) -> ProjectI
         if unknown:
             raise ProjectError(f"{f}: labels name bodyparts {unknown} that are not in "
                                f"{info.config_path} bodyparts {info.bodyparts}")
+        absent = [b for b in info.bodyparts if b not in names]
+        if absent:
+            raise ProjectError(f"{f}: has no columns for bodyparts {absent} that "
+                               f"{info.config_path} lists; DeepLabCut needs every bodypart "
+                               f"in every label file (label them, e.g. with 'gaitlive "
+                               f"annotate', or remove them from config.yaml)")
         values = df.to_numpy(dtype=float)
         has = np.isfinite(values).reshape(len(df), -1).any(axis=1)
         total += int(has.sum())

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shlex
 import shutil
 import socket
@@ -614,10 +615,23 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
                            f"{init.bodyparts} differ from {info.config_path} bodyparts "
                            f"{info.bodyparts}; fine-tuning needs the same bodyparts in the "
                            f"same order")
+    if opts.crop_size is not None and info.image_sizes:
+        big_w = max(w for w, _ in info.image_sizes)
+        big_h = max(h for _, h in info.image_sizes)
+        if opts.crop_size[0] > big_w or opts.crop_size[1] > big_h:
+            raise ProjectError(f"--crop-size {opts.crop_size[0]}x{opts.crop_size[1]}: larger "
+                               f"than the labelled images of {info.path} (the largest are "
+                               f"{big_w}x{big_h}); expected a crop within them")
     paths = shuffle_paths(info, opts.shuffle, opts.trainset_index)
-    if opts.resume and paths is not None and opts.net is None and init is None:
+    if opts.resume and paths is not None and init is None:
         shuffle_net = (yaml.safe_load(paths[1].read_text(encoding="utf-8")) or {}).get("net_type")
-        opts = replace(opts, net=shuffle_net if isinstance(shuffle_net, str) else None)
+        shuffle_net = shuffle_net if isinstance(shuffle_net, str) else None
+        if opts.net is None:
+            opts = replace(opts, net=shuffle_net)
+        elif shuffle_net is not None and opts.net != shuffle_net:
+            raise ProjectError(f"{paths[1]}: --resume --net {opts.net}: shuffle "
+                               f"{opts.shuffle} trains {shuffle_net}; resume without --net, "
+                               f"or train without --resume to start a {opts.net} run")
     asked_net = opts.net
     opts = resolve_architecture(opts, init)
     if init is not None and opts.net != asked_net:  # the --init-weights model's net
@@ -631,12 +645,22 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
         if resume_from is None:
             raise ProjectError(f"--resume: no snapshot in {paths[0]} to resume from; run "
                                f"without --resume to start training")
+        if opts.epochs <= resume_from[1]:
+            raise ProjectError(f"--resume --epochs {opts.epochs}: {resume_from[0]} has "
+                               f"already trained {resume_from[1]} epochs; --epochs is the "
+                               f"total, expected more than {resume_from[1]}")
     pretrained = opts.pretrained
     if pretrained is None:
         pretrained = hub_reachable()
         if not pretrained:
             log.warning("the DeepLabCut model hub cannot be reached: training from randomly "
                         "initialised weights (no ImageNet pre-training)")
+    elif (pretrained and init is None and not resume_from and not os.environ.get(
+            "HF_HUB_OFFLINE") and not hub_reachable()):
+        raise ProjectError("--pretrained: the DeepLabCut model hub (huggingface.co) cannot "
+                           "be reached for the ImageNet weights; use --no-pretrained (random "
+                           "initial weights) or --init-weights MODEL (set HF_HUB_OFFLINE=1 "
+                           "when the weights are in the local Hugging Face cache)")
     if init is not None and not resume_from:
         # Fine-tuning: the whole model (backbone and heads) is loaded from this snapshot when
         # training starts, as a resume would, but from epoch 0. (DeepLabCut's weight_init
@@ -671,6 +695,45 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
             log.warning("shuffle %d already had a training run: moved its snapshots and log "
                         "to %s (use --resume to continue a run instead)", opts.shuffle,
                         previous)
+    try:
+        return _train_shuffle(info, opts, paths, init, resume_from, bool(pretrained),
+                              device, previous)
+    except BaseException:
+        if previous is not None and paths is not None:
+            restore_previous_run(paths[0], previous)
+        raise
+
+
+def restore_previous_run(train_folder: Path, previous: Path) -> bool:
+    """Move an earlier run that :func:`move_previous_run` put aside back into
+    ``train_folder`` when the new run failed before writing its first snapshot (a bad
+    option DeepLabCut refused, no ImageNet weights offline, Ctrl-C during start-up): the
+    shuffle keeps a model to evaluate and export. Returns whether it was moved back; a run
+    that wrote snapshots keeps them and the earlier one stays in ``previous``."""
+    if any(train_folder.glob("snapshot*.pt")):
+        return False
+    for f in sorted(previous.iterdir()):
+        if f.name == "pytorch_config.yaml":
+            shutil.copy2(f, train_folder / f.name)  # the config that run was trained with
+            f.unlink()
+        elif not (train_folder / f.name).exists():
+            os.replace(f, train_folder / f.name)
+    if not any(previous.iterdir()):
+        previous.rmdir()
+    log.warning("the new run stopped before its first snapshot: the earlier run is back in "
+                "%s (DeepLabCut drew a new train/test split for the new run, so that run's "
+                "test figures from 'gaitlive evaluate' may include frames it trained on)",
+                train_folder)
+    return True
+
+
+def _train_shuffle(info: ProjectInfo, opts: TrainOptions, paths: tuple[Path, Path] | None,
+                   init: InitModel | None, resume_from: tuple[Path, int] | None,
+                   pretrained: bool, device: str, previous: Path | None) -> TrainResult:
+    """:func:`train_project` once every check has passed: the training dataset, the
+    shuffle's configuration and DeepLabCut's ``train()``."""
+    import torch
+
     if paths is None or not opts.resume:
         import deeplabcut
 
