@@ -555,3 +555,38 @@ def test_a_file_given_as_the_project_is_named_a_file(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"gaitlive annotate: error: {notes}: a file, not a project folder" in err, err
         assert "not found" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_corrupt_first_frame_is_drawn_as_a_message_not_a_crash(project):
+    """The window drew nothing and failed on an assertion when the first frame's PNG did
+    not decode; it now says so on the canvas, and 'n' goes on to the next frame."""
+    from gaitlive.offline.annotate_window import render
+
+    (project / "labeled-data" / "vidA" / "img000.png").write_bytes(b"junk")
+    s = AnnotationSession(project, canvas_size=(IMG_W, IMG_H))
+    assert s.view is None  # nothing could be read to size it
+    canvas = render(s)
+    assert canvas.shape[1] == IMG_W and (canvas > 200).any()  # the message is drawn
+    s.key("n")
+    assert s.current.path.name == "img017.png" and s.view is not None
+    assert render(s).shape[1] == IMG_W
+
+
+def test_annotate_without_a_display_is_a_one_line_error(project):
+    """Qt aborted the process (exit 134) when there was no X server to open the window on."""
+    free = next(n for n in range(300, 400) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    for display, why in ((None, "DISPLAY is not set"),
+                         (f":{free}", f"no X server at DISPLAY=:{free}")):
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+        if display:
+            env["DISPLAY"] = display
+        r = subprocess.run([sys.executable, "-m", "gaitlive.cli", "annotate", str(project)],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip() == (
+            f"gaitlive annotate: error: no display to open the annotation window on ({why}); "
+            f"run it on a desktop, over 'ssh -X', or under 'xvfb-run'; --stats needs no "
+            f"display")
+    r = subprocess.run([sys.executable, "-m", "gaitlive.cli", "annotate", str(project),
+                        "--stats"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "0/5 frames done" in r.stdout, r.stderr

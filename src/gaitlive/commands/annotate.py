@@ -64,6 +64,14 @@ def run(args: argparse.Namespace) -> int:
         raise AnnotationError(f"{project.resolve()}: a file, not a project folder; expected "
                               f"a DeepLabCut project folder (with labeled-data/, see "
                               f"'gaitlive frames')")
+    if not args.stats:
+        from gaitlive.overlay.window import display_available, no_display_reason
+
+        if not display_available():
+            raise AnnotationError(
+                f"no display to open the annotation window on ({no_display_reason()}); run "
+                f"it on a desktop, over 'ssh -X', or under 'xvfb-run'; --stats needs no "
+                f"display")
     predictor = None
     if args.model and not args.stats:
         from gaitlive.pose import load_runner

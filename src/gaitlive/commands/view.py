@@ -74,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--force: expected --out FILE (it only allows replacing that video)")
     window = not args.headless
     if window and not display_available():
-        raise ValueError("no display available (DISPLAY is not set); expected --headless "
-                         "--out FILE")
+        from gaitlive.overlay.window import no_display_reason
+
+        raise ValueError(f"no display available ({no_display_reason()}); expected "
+                         f"--headless --out FILE")
     if bool(args.server_key) != bool(args.client_cert):
         raise ValueError("CURVE: expected both --server-key and --client-cert, or neither")
     security = None

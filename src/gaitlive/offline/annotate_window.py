@@ -20,6 +20,7 @@ from gaitlive.offline.annotate import (
     SOURCE_MODEL,
     SOURCE_MODEL_MOVED,
     AnnotationSession,
+    View,
 )
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ def render(session: AnnotationSession, *, show_help: bool = False) -> np.ndarray
     numpy.ndarray
         BGR ``uint8 (canvas_h + BAR_H, canvas_w, 3)``.
     """
-    view = session.view
-    assert view is not None
+    # no view: the frame's image cannot be read (corrupt, deleted): an empty canvas that
+    # says so, and the keys still work (n: the next frame)
+    view = session.view or View(*session.canvas_size, *session.canvas_size)
     w, h = view.canvas_w, view.canvas_h
     canvas = np.zeros((h + BAR_H, w, 3), np.uint8)
     try:
@@ -84,7 +86,8 @@ def render(session: AnnotationSession, *, show_help: bool = False) -> np.ndarray
         canvas[:h] = cv2.warpAffine(img, view.matrix(), (w, h), flags=interp,
                                     borderMode=cv2.BORDER_CONSTANT)
     except ValueError:
-        _text(canvas, f"cannot read {session.current.path.name}", (10, 30))
+        _text(canvas, f"cannot read {session.current.path.name} (corrupt or missing image): "
+                      f"n for the next frame", (10, 30))
     colors = bodypart_colors(len(session.bodyparts))
     i = session.frame
     pts = {}

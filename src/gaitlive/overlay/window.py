@@ -4,20 +4,35 @@ that opens on the first image and reports when the user quits."""
 from __future__ import annotations
 
 import os
+import re
 
 import cv2
 import numpy as np
 
-__all__ = ["Window", "display_available"]
+__all__ = ["Window", "display_available", "no_display_reason"]
 
 _QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q, Q, Esc
 
 
 def display_available() -> bool:
-    """Whether a window can be opened: on Linux, an X11 or Wayland display is set."""
+    """Whether a window can be opened: on Linux, a Wayland display is set, or an X11 one
+    whose server is there (a local ``:N`` display needs its socket ``/tmp/.X11-unix/XN``:
+    Qt aborts the whole process when it cannot connect)."""
     if os.name == "nt" or os.uname().sysname == "Darwin":
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    display = os.environ.get("DISPLAY", "")
+    m = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
+    if m:
+        return os.path.exists(f"/tmp/.X11-unix/X{m.group(1)}")
+    return bool(display)  # host:N (ssh -X ...): cannot be checked without connecting
+
+
+def no_display_reason() -> str:
+    """Why :func:`display_available` is false, for an error message."""
+    display = os.environ.get("DISPLAY", "")
+    return f"no X server at DISPLAY={display}" if display else "DISPLAY is not set"
 
 
 class Window:
