@@ -218,7 +218,8 @@ def test_cli(tmp_path, corridor_video):
     (["--seed", "-1"], "--seed: expected a random seed from 0 to 4294967295, got -1"),
     (["--step", "0"], "--step: expected >= 1"),
     (["--resize-width", "0"], "--resize-width: expected >= 1 pixel, got 0"),
-    (["-n", "0"], "-n/--num: number of frames to pick must be >= 1, got 0")])
+    (["-n", "0"], "-n/--num: number of frames to pick must be >= 1, got 0"),
+    (["--scorer", "x/y"], "--scorer 'x/y': expected a plain annotator name")])
 def test_bad_options_are_refused_before_the_project_is_made(tmp_path, corridor_video, capsys,
                                                             args, why):
     from gaitlive.cli import main
@@ -252,3 +253,14 @@ def test_existing_project_with_bad_bodyparts_is_refused_as_annotate_does(tmp_pat
         assert str(frames_err.value) == str(annotate_err.value)
         assert str(frames_err.value).startswith(f"{cfg}: key 'bodyparts'")
         assert cfg.read_text() == text and not any((project / "labeled-data").iterdir())
+
+
+def test_fewer_frames_than_asked_for_are_said(tmp_path, corridor_video, capsys):
+    """-n above the frames there are picked them all without a word."""
+    from gaitlive.cli import main
+
+    assert main(["frames", str(corridor_video), "--project", str(tmp_path / "p"), "-n",
+                 str(N + 5)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {N} frames, fewer than the {N + 5} asked for (too few frames, or frames " \
+        "that do not decode)" in err, err

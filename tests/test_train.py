@@ -4,6 +4,7 @@ test)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -263,10 +264,34 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert f"--metrics were computed on shuffle 1, snapshot {snap}, but this export is " \
         "shuffle 1, snapshot snapshot-001.pt" in err, err
     assert not other.exists()
+    # ... and so are another project's metrics (other bodyparts), and metrics older than
+    # the snapshot (a later run of the shuffle has snapshots of the same names)
+    foreign = tmp_path / "ev" / "foreign.csv"
+    df.assign(bodypart=df.bodypart.replace({"nose": "snout"})).to_csv(foreign, index=False)
+    assert main(["export", str(proj), "--to", str(other), "--metrics", str(foreign)]) == 2
+    err = capsys.readouterr().err
+    assert f"--metrics {foreign}: rows for bodyparts ['snout'] that" in err, err
+    snap_file = next(proj.glob(f"dlc-models-pytorch/*/*/train/{snap}"))
+    later = (tmp_path / "ev" / "metrics.csv").stat().st_mtime + 60
+    os.utime(snap_file, (later, later))
+    assert main(["export", str(proj), "--to", str(other), "--metrics",
+                 str(tmp_path / "ev" / "metrics.csv")]) == 2
+    assert f"written before {snap_file} (a later training run" in capsys.readouterr().err
+    assert main(["export", str(proj), "--to", str(other), "--metrics", str(tmp_path)]) == 2
+    assert "is a folder; expected its metrics.csv" in capsys.readouterr().err
+    assert not other.exists()
     with load_runner(model) as r:
         img = cv2.imread(str(proj / "labeled-data" / "clip" / "img000.png"))
         pose = r.get_pose(img)
     assert pose.shape == (1, 2, 3)
+    # --compare with a model of other bodyparts: refused before the first model runs
+    from gaitlive.testing import make_tiny_pytorch_export
+
+    mouse = make_tiny_pytorch_export(tmp_path / "mouse", ["snout", "tailbase"])
+    assert main(["evaluate", str(proj), "--model", str(model), "--compare", str(mouse),
+                 "--out", str(tmp_path / "evc")]) == 2
+    assert "bodyparts ['nose', 'tail'] are not predicted by" in capsys.readouterr().err
+    assert not (tmp_path / "evc").exists()
     # the exported model, run live, on the project's frames
     assert main(["evaluate", str(proj), "--model", str(model), "--out",
                  str(tmp_path / "ev2")]) == 0

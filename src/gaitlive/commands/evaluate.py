@@ -117,6 +117,13 @@ def run(args: argparse.Namespace) -> int:
                                   crop_step=args.crop_step, bird_size=args.bird_size,
                                   max_input_pixels=args.max_input_pixels)
 
+        if args.compare:  # both models fit the project, before the first one runs
+            from gaitlive.offline.evaluate import check_predicts
+            from gaitlive.offline.project import open_project
+
+            info = open_project(args.project, fix_paths=False)
+            for model in (args.model, args.compare):
+                check_predicts(model, info.bodyparts, info.config_path)
         res = one(args.model, args.out)
         if args.compare:
             from pathlib import Path

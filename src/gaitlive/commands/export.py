@@ -49,6 +49,9 @@ def _read_metrics(path: str) -> tuple[dict[str, dict[str, dict[str, Any]]], dict
     from pathlib import Path
 
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"--metrics {p}: is a folder; expected its metrics.csv (written by "
+                         f"'gaitlive evaluate')")
     if not p.is_file():
         raise FileNotFoundError(f"--metrics: {p} does not exist")
     expected = (f"expected a metrics.csv written by 'gaitlive evaluate' (columns "
@@ -107,6 +110,6 @@ def run(args: argparse.Namespace) -> int:
     out = export_project(args.project, args.to, shuffle=args.shuffle,
                          snapshot_index=args.snapshot, half=args.half, name=args.name,
                          resize=args.resize, metrics=metrics, metrics_source=source,
-                         replace=args.force)
+                         metrics_path=args.metrics, replace=args.force)
     print(f"exported to {out} (card: {out / 'model.yaml'})")
     return 0

@@ -42,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from gaitlive.offline.frames import FrameSelectionError, check_pick_options, extract_frames
 
     # every option before any video is read or the project made
+    if args.scorer is not None and (not args.scorer.strip()
+                                    or any(c in args.scorer for c in "/\\")):
+        raise FrameSelectionError(f"--scorer {args.scorer!r}: expected a plain annotator "
+                                  f"name (it names labeled-data/<video>/CollectedData_"
+                                  f"<scorer>.h5: no slashes)")
     check_pick_options(args.num, algo=args.algo, seed=args.seed, step=args.step,
                        resize_width=args.resize_width, start=args.start, stop=args.stop,
                        flags=True)
@@ -63,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
         extra = f", {len(res.existing)} already there" if res.existing else ""
         print(f"{res.video}: {len(res.indices)} of {res.n_frames} frames -> {res.folder} "
               f"({len(res.written)} written{extra})")
+        if len(res.indices) < args.num:
+            window = " between --start and --stop" if (args.start, args.stop) != (0.0, 1.0) \
+                else ""
+            print(f"{res.video}: note: {len(res.indices)} frames, fewer than the {args.num} "
+                  f"asked for (too few frames{window}, or frames that do not decode)",
+                  file=sys.stderr)
     print(f"{total} new frame(s); next: gaitlive annotate {args.project}")
     if failed:  # the frames of the good videos are written; report the bad ones
         raise FrameSelectionError(f"{len(failed)} of {len(args.videos)} videos could not be "

@@ -680,6 +680,20 @@ def _predictions_from_df(df: Any, index: list[tuple[str, ...]], bodyparts: Seque
     return pred
 
 
+def check_predicts(model: str | Path, bodyparts: Sequence[str], config_path: Path) -> Any:
+    """The model card of ``model`` (:func:`gaitlive.pose.read_model_card`), or a one-line
+    ``ValueError`` when it does not predict every one of ``bodyparts`` (a project's, named
+    by its ``config_path``)."""
+    from gaitlive.pose import read_model_card
+
+    card = read_model_card(model)
+    missing = [b for b in bodyparts if b not in card.bodyparts]
+    if missing:
+        raise ValueError(f"{config_path}: bodyparts {missing} are not predicted by {model} "
+                         f"(it has {list(card.bodyparts)})")
+    return card
+
+
 def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = None,
                    pcutoff: float = 0.6, pck_fraction: float = 0.1, body_length: str = "extent",
                    out_dir: str | Path | None = None, gallery: bool = True,
@@ -720,7 +734,7 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
     import cv2
 
     from gaitlive.config import ModelSettings
-    from gaitlive.pose import check_device, load_runner, read_model_card
+    from gaitlive.pose import check_device, load_runner
     from gaitlive.presence import bird_scale, capped_scale, crop_around, scaled_crop_params
 
     if device is not None and check_device(device) == "mps":
@@ -730,12 +744,7 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
     check_output_dir(out_dir or default_out)
     images, gt, bodyparts, info = load_labels(labels)
     _check_settings(bodyparts, pck_fraction, body_length, pcutoff)
-    card = read_model_card(model)
-    if list(card.bodyparts) != list(bodyparts):
-        missing = [b for b in bodyparts if b not in card.bodyparts]
-        if missing:
-            raise ValueError(f"{info.config_path}: bodyparts {missing} are not predicted by "
-                             f"{model} (it has {list(card.bodyparts)})")
+    card = check_predicts(model, bodyparts, info.config_path)
     if settings is None:
         settings = ModelSettings(path=str(model), resize=card.resize or 1.0, warmup_frames=0)
     if device is not None:

@@ -133,6 +133,7 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
                    skeleton: list[list[str]] | None = None,
                    metrics: dict[str, Any] | None = None,
                    metrics_source: dict[str, str] | None = None,
+                   metrics_path: str | Path | None = None,
                    extra_card: dict[str, Any] | None = None, replace: bool = True) -> Path:
     """Export a trained shuffle into a DLC-Live model folder.
 
@@ -159,6 +160,10 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
         The ``shuffle`` and ``snapshot`` (file name) those results were computed on, as
         ``gaitlive evaluate`` records them in ``metrics.csv``: an export of another
         snapshot is refused, so a card never carries another model's metrics.
+    metrics_path : str or Path, optional
+        The ``metrics.csv`` they were read from (``gaitlive export --metrics``): refused
+        when it is older than the exported snapshot (a newer training run of the same
+        shuffle has snapshots of the same names).
     extra_card : dict, optional
         More card keys (training settings, reproduce command ...).
     replace : bool
@@ -187,6 +192,7 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
     _, snapshot = resolve_snapshot(info, shuffle=shuffle, trainset_index=trainset_index,
                                    snapshot_index=snapshot_index)
     _check_metrics_source(metrics_source, shuffle, snapshot.path.name)
+    _check_metrics_fit(metrics, metrics_path, info, Path(snapshot.path))
     try:
         export_model(str(info.config_path), shuffle=shuffle,
                                 trainingsetindex=trainset_index, snapshotindex=snapshot_index,
@@ -270,6 +276,25 @@ def _check_metrics_source(source: dict[str, str] | None, shuffle: int, snapshot:
             f"export is shuffle {shuffle}, snapshot {snapshot}: evaluate the exported "
             f"snapshot ('gaitlive evaluate PROJECT --shuffle {shuffle} --snapshot N') or "
             f"export the evaluated one (--snapshot)")
+
+
+def _check_metrics_fit(metrics: dict[str, Any] | None, path: str | Path | None, info: Any,
+                      snapshot: Path) -> None:
+    """Refuse a metrics.csv (``path``, read into ``metrics`` as split -> bodypart -> values)
+    with rows for bodyparts the project does not have (another project's model), or older
+    than the exported snapshot (a later training run's snapshot has the same file name)."""
+    if not metrics or path is None:
+        return
+    where = f"--metrics {path}"
+    theirs = sorted({b for rows in metrics.values() for b in rows if b != "all"})
+    other = [b for b in theirs if b not in info.bodyparts]
+    if other:
+        raise ExportError(f"{where}: rows for bodyparts {other} that {info.config_path} does "
+                          f"not list ({info.bodyparts}): they are another model's metrics")
+    if snapshot.is_file() and Path(path).stat().st_mtime < snapshot.stat().st_mtime:
+        raise ExportError(f"{where}: written before {snapshot} (a later training run of the "
+                          f"shuffle): evaluate it again ('gaitlive evaluate {info.path}') and "
+                          f"export with that metrics.csv")
 
 
 def _count_labels(info: Any) -> int:
