@@ -135,6 +135,19 @@ def test_two_videos_with_the_same_file_name_do_not_share_a_folder(tmp_path, corr
                                                    rf"frames of .*{corridor_video.name}"):
         extract_frames(other, project, 6, seed=4)
     assert sorted((project / "labeled-data" / corridor_video.stem).iterdir()) == before
+    # ... but when the registered video is not on this machine (a project moved here, or
+    # DeepLabCut's entry for a labelled folder), this one is taken for it: its entry stays
+    gone = tmp_path / "gone" / corridor_video.name
+    shutil.move(corridor_video, gone.parent.mkdir() or gone)
+    try:
+        res = extract_frames(other, project, 6, seed=4)
+        assert len(res.indices) == 6
+        from deeplabcut.utils.auxiliaryfunctions import read_config
+
+        assert list(read_config(project / "config.yaml")["video_sets"]) == [
+            str(corridor_video)]
+    finally:
+        shutil.move(gone, corridor_video)
 
 
 def test_existing_project_keeps_its_bodyparts(tmp_path, corridor_video):

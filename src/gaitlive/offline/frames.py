@@ -430,7 +430,13 @@ def extract_frames(video: str | os.PathLike[str], project: str | os.PathLike[str
     try:
         cfg_path = ensure_project(project, profile=profile, scorer=scorer)
         other = _video_with_same_stem(cfg_path, video)
-        if other is not None:
+        moved = other is not None and not Path(other).expanduser().exists()
+        if moved:
+            # the registered file is not here (a project moved from another machine, a
+            # path of a mount not mounted): this video is taken for it, and its entry kept
+            log.info("%s: taken for %s of the project's video_sets, which is not on this "
+                     "machine (same file name)", video, other)
+        elif other is not None:
             raise FrameSelectionError(
                 f"{video}: labeled-data/{video.stem} already holds the frames of {other} (the "
                 f"same file name; DeepLabCut names the folder after it): rename one of the two "
@@ -460,7 +466,8 @@ def extract_frames(video: str | os.PathLike[str], project: str | os.PathLike[str
             log.warning("%s: could not decode frames %s; they were skipped", video, failed)
         if not result.indices:
             raise FrameSelectionError(f"{video}: none of the picked frames could be decoded")
-        register_video(cfg_path, video, *cap.dimensions)
+        if not moved:
+            register_video(cfg_path, video, *cap.dimensions)
     finally:
         cap.close()
     return result
