@@ -301,7 +301,11 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
                  "--crop-step", "32", "--out", str(tmp_path / "ev3"), "--no-gallery"]) == 0
     assert "heldout: 12 frames" in capsys.readouterr().out
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "-1"]) == 2
-    assert "crop_margin: expected a number of pixels >= 0, got -1" in capsys.readouterr().err
+    assert "--crop-margin -1: expected a number of pixels >= 0, used with --model" in \
+        capsys.readouterr().err
+    assert main(["evaluate", str(proj), "--crop-margin", "8"]) == 2  # was silently ignored
+    assert "--crop-margin 8: expected a number of pixels >= 0, used with --model" in \
+        capsys.readouterr().err
     assert main(["evaluate", str(proj), "--model", str(model), "--min-crop", "0", "64"]) == 2
     assert "--min-crop 0 64: expected two positive pixel sizes W H" in capsys.readouterr().err
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-step", "32"]) == 2

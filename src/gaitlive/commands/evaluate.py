@@ -86,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         from gaitlive.pose import check_resize
 
         check_resize(args.resize, f"--resize {args.resize:g}")
+    if args.crop_margin is not None and (args.crop_margin < 0 or not args.model):
+        raise ValueError(f"--crop-margin {args.crop_margin}: expected a number of pixels >= "
+                         f"0, used with --model (an exported model run on crops, as live)")
     if args.min_crop and (args.crop_margin is None or min(args.min_crop) <= 0):
         raise ValueError(f"--min-crop {' '.join(map(str, args.min_crop))}: expected two positive "
                          f"pixel sizes W H, used with --crop-margin")

@@ -331,8 +331,12 @@ def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-s
         "corner2move2": [50, 50],
         "move2corner": True,
     })
-    for sub in ("labeled-data", "videos", "training-datasets", "dlc-models-pytorch"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        for sub in ("labeled-data", "videos", "training-datasets", "dlc-models-pytorch"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FrameSelectionError(f"{root}: cannot create the project folder "
+                                  f"({e.strerror or e})") from None
     write_dlc_config(cfg_path, cfg)
     log.info("created DeepLabCut project %s (profile %s, bodyparts %s)", cfg_path, prof.name,
              list(prof.bodyparts))

@@ -496,6 +496,13 @@ def resolve_snapshot(info: ProjectInfo, *, shuffle: int = 1, trainset_index: int
     except (FileNotFoundError, ValueError) as e:
         raise ProjectError(f"{info.path}: shuffle {shuffle} is not trained ({e}); run "
                            f"'gaitlive train {info.path}' first") from e
+    folder = Path(loader.model_folder)
+    if not any(folder.glob("snapshot*.pt")):
+        earlier = sorted(folder.glob("previous-*"))
+        raise ProjectError(
+            f"{folder}: no snapshots; train it ('gaitlive train {info.path}')"
+            + (f"; an earlier run's snapshots are in {earlier[-1]} (move them back into "
+               f"{folder.name}/ to use them)" if earlier else ""))
     try:
         snapshots = get_model_snapshots(snapshot_index, loader.model_folder, loader.pose_task)
     except (ValueError, IndexError) as e:
