@@ -277,3 +277,14 @@ def test_fewer_frames_than_asked_for_are_said(tmp_path, corridor_video, capsys):
     err = capsys.readouterr().err
     assert f"note: {N} frames, fewer than the {N + 5} asked for (too few frames, or frames " \
         "that do not decode)" in err, err
+
+
+def test_a_project_folder_that_cannot_be_made_is_named(tmp_path, corridor_video, capsys):
+    from gaitlive.cli import main
+
+    (tmp_path / "notes.txt").write_text("a file")
+    bad = tmp_path / "notes.txt" / "proj"
+    assert main(["frames", str(corridor_video), "--project", str(bad), "-n", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"gaitlive frames: error: {bad}: cannot create the project folder (Not a " \
+        "directory)", err

@@ -237,7 +237,11 @@ def test_bad_model_paths(tmp_path, pt_model):
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "model.pt").write_bytes(b"not a torch file")
-    with pytest.raises(ModelError, match="cannot be read"):
+    with pytest.raises(ModelError, match=r"cannot be read as a DeepLabCut-Live PyTorch "
+                                         r"export \(not a torch file: corrupt, truncated"):
+        load_runner(junk)  # was a bare KeyError number: '(174812789)'
+    (junk / "model.pt").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"\(not a torch file: corrupt, truncated"):
         load_runner(junk)
     other = tmp_path / "other"
     other.mkdir()

@@ -747,6 +747,18 @@ def test_a_run_that_fails_before_its_first_snapshot_gives_the_earlier_run_back(t
     assert not list(train_dir.glob("previous-*"))
 
 
+def test_evaluate_without_snapshots_points_at_the_earlier_run(tmp_path, capsys):
+    proj, train_dir = _trained(tmp_path, capsys)
+    aside = train_dir / "previous-20261207-120000"
+    aside.mkdir()
+    for snap in train_dir.glob("snapshot*.pt"):
+        snap.rename(aside / snap.name)
+    assert main(["evaluate", str(proj)]) == 2
+    err = capsys.readouterr().err
+    assert f"{train_dir}: no snapshots; train it ('gaitlive train {proj}'); an earlier " \
+        f"run's snapshots are in {aside} (move them back into train/ to use them)" in err, err
+
+
 def test_resume_without_a_snapshot_is_an_error(tmp_path, capsys):
     proj, train_dir = _trained(tmp_path, capsys)
     for snap in train_dir.glob("snapshot*.pt"):
