@@ -462,6 +462,12 @@ def test_fine_tune_starts_from_an_exported_model(tmp_path, capsys):
 
     # training started from the exported weights, not from the random initialisation
     assert dist(trained, init) < 0.2 * dist(trained, rand)
+    # ... and the exported model's card says which model it was fine-tuned from
+    assert main(["export", str(proj), "--to", str(tmp_path / "tuned")]) == 0
+    from gaitlive.pose import read_model_card
+
+    card = read_model_card(tmp_path / "tuned")
+    assert card.raw["training"]["init_weights"] == str(pt.resolve())  # its weights file
 
 
 def test_fine_tune_rejects_a_file_that_is_not_a_model(tmp_path):

@@ -255,7 +255,8 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
                               trainset_index]},
         "training": {"backbone": {k: bb.get(k) for k in ("type", "model_name", "widen_factor",
                                                         "deepen_factor") if k in bb},
-                     "exported_from": src.name, "snapshot": snapshot.path.name},
+                     "exported_from": src.name, "snapshot": snapshot.path.name,
+                     **_init_weights(Path(snapshot.path).parent)},
         "metrics": metrics or {},
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
@@ -295,6 +296,21 @@ def _check_metrics_fit(metrics: dict[str, Any] | None, path: str | Path | None, 
         raise ExportError(f"{where}: written before {snapshot} (a later training run of the "
                           f"shuffle): evaluate it again ('gaitlive evaluate {info.path}') and "
                           f"export with that metrics.csv")
+
+
+def _init_weights(train_folder: Path) -> dict[str, str]:
+    """``{"init_weights": source}`` when the run was fine-tuned (``gaitlive train
+    --init-weights``), else empty."""
+    import json
+
+    from gaitlive.offline.train import INIT_WEIGHTS_RECORD
+
+    try:
+        rec = json.loads((train_folder / INIT_WEIGHTS_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    src = rec.get("init_weights") if isinstance(rec, dict) else None
+    return {"init_weights": src} if isinstance(src, str) else {}
 
 
 def _count_labels(info: Any) -> int:

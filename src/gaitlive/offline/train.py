@@ -61,9 +61,11 @@ RANDOM_INIT = "random-init.pt"
 #: What :data:`RANDOM_INIT` was made for (model configuration and seed).
 RANDOM_INIT_RECORD = "random-init.json"
 INIT_WEIGHTS = "init-weights.pt"
+#: Where the fine-tuning weights came from (read by ``gaitlive export`` for the card).
+INIT_WEIGHTS_RECORD = "init-weights.json"
 #: Files of a training run in a train folder (moved aside by a fresh run).
 RUN_FILES = ("snapshot*.pt", "learning_stats.csv", "*.log", "train.txt", "log.txt",
-             INIT_WEIGHTS)
+             INIT_WEIGHTS, INIT_WEIGHTS_RECORD)
 
 
 @dataclass
@@ -752,6 +754,8 @@ def _train_shuffle(info: ProjectInfo, opts: TrainOptions, paths: tuple[Path, Pat
         train_folder.mkdir(parents=True, exist_ok=True)
         init_snapshot = train_folder / INIT_WEIGHTS
         torch.save({"model": init.state}, init_snapshot)
+        atomic_write_text(train_folder / INIT_WEIGHTS_RECORD,
+                          json.dumps({"init_weights": str(Path(init.path).resolve())}))
         log.info("fine-tuning from %s", init.path)
     cfg = configure_shuffle(pc_path, opts, random_init=random_init,
                             image_sizes=info.image_sizes)
