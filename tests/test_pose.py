@@ -243,6 +243,10 @@ def test_bad_model_paths(tmp_path, pt_model):
     (junk / "model.pt").write_bytes(b"")
     with pytest.raises(ModelError, match=r"\(not a torch file: corrupt, truncated"):
         load_runner(junk)
+    torch.save({"config": {"x": __import__("fractions").Fraction(1, 3)}, "pose": {}},
+               junk / "model.pt")
+    with pytest.raises(ModelError, match=r"\(a torch file holding objects other than tensors"):
+        load_runner(junk)
     other = tmp_path / "other"
     other.mkdir()
     torch.save({"weights": torch.zeros(3)}, other / "x.pt")

@@ -174,18 +174,32 @@ def test_bad_projects(tmp_path, capsys):
     # failed on it with a numpy concatenation error)
     cfg["bodyparts"] = [*BODYPARTS, "ear"]
     (proj / "config.yaml").write_text(yaml.safe_dump(cfg))
-    with pytest.raises(ProjectError, match=r"has no columns for bodyparts \['ear'\] that"):
+    with pytest.raises(ProjectError, match=r"no label file has columns for bodyparts "
+                                           r"\['ear'\] that"):
         validate_labels(open_project(proj))
     cfg["bodyparts"] = BODYPARTS
     (proj / "config.yaml").write_text(yaml.safe_dump(cfg))
+    # ... while a file lacking a column another file has is fine (DeepLabCut merges them)
+    second = proj / "labeled-data" / "clip2"
+    shutil.copytree(proj / "labeled-data" / "clip", second)
+    h5_2 = next(second.glob("CollectedData_*.h5"))
+    df2 = pd.read_hdf(h5_2)
+    df2 = df2.drop(columns="tail", level="bodyparts")
+    df2.index = pd.MultiIndex.from_tuples([("labeled-data", "clip2", t[-1]) for t in df2.index])
+    df2.to_hdf(h5_2, key="df_with_missing")
+    h5_2.with_suffix(".csv").unlink(missing_ok=True)
+    assert validate_labels(open_project(proj)).n_labelled == 8
+    shutil.rmtree(second)
 
     # labels only as CSV (DeepLabCut trains from the .h5: the folder was silently left out)
     h5 = next((proj / "labeled-data" / "clip").glob("CollectedData_*.h5"))
     kept = h5.read_bytes()
     h5.unlink()
+    from gaitlive.offline.train import check_h5_labels
+
     with pytest.raises(ProjectError, match=r"\['clip'\] hold CollectedData_\w+\.csv but no "
                                            r"\.h5.*convertcsv2h5"):
-        validate_labels(open_project(proj))
+        check_h5_labels(open_project(proj))
     # a corrupt .h5: one line, not HDF5's C back trace
     h5.write_bytes(b"not hdf5")
     with pytest.raises(ProjectError) as e:
@@ -272,11 +286,17 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--metrics {foreign}: rows for bodyparts ['snout'] that" in err, err
     snap_file = next(proj.glob(f"dlc-models-pytorch/*/*/train/{snap}"))
-    later = (tmp_path / "ev" / "metrics.csv").stat().st_mtime + 60
-    os.utime(snap_file, (later, later))
+    kept = snap_file.read_bytes()
+    snap_file.write_bytes(kept + b"a later run")  # same name, other weights
     assert main(["export", str(proj), "--to", str(other), "--metrics",
                  str(tmp_path / "ev" / "metrics.csv")]) == 2
-    assert f"written before {snap_file} (a later training run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--metrics were computed on another {snap} (SHA-256 " in err, err
+    assert "from a later training run of the shuffle" in err
+    snap_file.write_bytes(kept)
+    os.utime(snap_file)  # a copy newer than its metrics (cp -r) is still the same snapshot
+    sha = pd.read_csv(tmp_path / "ev" / "metrics.csv", dtype=str).snapshot_sha256
+    assert sha.nunique() == 1 and len(sha.iloc[0]) == 16
     assert main(["export", str(proj), "--to", str(other), "--metrics", str(tmp_path)]) == 2
     assert "is a folder; expected its metrics.csv" in capsys.readouterr().err
     assert not other.exists()
@@ -709,7 +729,7 @@ def test_bad_device_or_net_leaves_a_trained_project_as_it_was(tmp_path, capsys):
         assert _tree(proj) == before and not list(train_dir.glob("previous-*"))
 
 
-def test_train_refusals_on_a_trained_shuffle_move_nothing(tmp_path, capsys):
+def test_train_refusals_on_a_trained_shuffle_move_nothing(tmp_path, capsys, monkeypatch):
     """Found by a CLI walkthrough: each of these used to move the earlier run aside first
     (leaving the shuffle without a snapshot to evaluate or export) and then fail, run out
     of memory, or do something else than asked."""
@@ -723,9 +743,12 @@ def test_train_refusals_on_a_trained_shuffle_move_nothing(tmp_path, capsys):
              "--resume --net resnet_50: shuffle 1 trains cspnext_s"),
             (["--epochs", "1", "--resume"],  # was a silent no-op that rewrote the config
              "has already trained 1 epochs; --epochs is the total, expected more than 1")):
-        if why is None:
-            if __import__("gaitlive.offline.train", fromlist=["x"]).hub_reachable():
-                continue
+        if why is None:  # as on an offline machine, whatever this one's network
+            import gaitlive.offline.train as train_mod
+
+            monkeypatch.setattr(train_mod, "hub_reachable", lambda *a, **k: False)
+            for var in ("HF_HUB_OFFLINE", "HTTPS_PROXY", "https_proxy", "HF_ENDPOINT"):
+                monkeypatch.delenv(var, raising=False)
             why = "--pretrained: the DeepLabCut model hub (huggingface.co) cannot be reached"
         tiny = [a for a in TINY if a != "--no-pretrained"] if "--pretrained" in args else TINY
         assert main(["train", str(proj), *tiny, *args]) == 2, args
@@ -738,11 +761,15 @@ def test_a_run_that_fails_before_its_first_snapshot_gives_the_earlier_run_back(t
                                                                                 capsys):
     """DeepLabCut refuses the model when training starts (here an unknown backbone): the
     earlier run, moved aside for the new one, is moved back with its configuration."""
+    import dataclasses
+
     from gaitlive.offline.train import TrainOptions, train_project
+    from gaitlive.pose import read_model_card
 
     proj, train_dir = _trained(tmp_path, capsys)
     snaps = _snapshots(train_dir)
     config = (train_dir / "pytorch_config.yaml").read_bytes()
+    stats = (train_dir / "learning_stats.csv").read_bytes()
     opts = TrainOptions(epochs=1, threads=1, widen_factor=0.125, pretrained=False,
                         batch_size=2, heatmap_stride=8, progress=False,
                         extra={"model.backbone.type": "NoSuchBackbone"})
@@ -750,7 +777,19 @@ def test_a_run_that_fails_before_its_first_snapshot_gives_the_earlier_run_back(t
         train_project(proj, opts)
     assert _snapshots(train_dir) == snaps and snaps
     assert (train_dir / "pytorch_config.yaml").read_bytes() == config
+    assert (train_dir / "learning_stats.csv").read_bytes() == stats
     assert not list(train_dir.glob("previous-*"))
+    # a failed fine-tune: its record of the weights it started from goes to failed-*, so
+    # the restored (randomly initialised) run's card does not name them
+    assert main(["export", str(proj), "--to", str(tmp_path / "m")]) == 0
+    with pytest.raises(KeyError, match="NoSuchBackbone"):
+        train_project(proj, dataclasses.replace(opts, init_weights=str(tmp_path / "m")))
+    assert _snapshots(train_dir) == snaps
+    assert not (train_dir / "init-weights.json").exists()
+    failed = list(train_dir.glob("failed-*"))
+    assert len(failed) == 1 and (failed[0] / "init-weights.json").is_file()
+    assert main(["export", str(proj), "--to", str(tmp_path / "m2")]) == 0
+    assert "init_weights" not in read_model_card(tmp_path / "m2").raw["training"]
 
 
 def test_evaluate_without_snapshots_points_at_the_earlier_run(tmp_path, capsys):
@@ -762,7 +801,8 @@ def test_evaluate_without_snapshots_points_at_the_earlier_run(tmp_path, capsys):
     assert main(["evaluate", str(proj)]) == 2
     err = capsys.readouterr().err
     assert f"{train_dir}: no snapshots; train it ('gaitlive train {proj}'); an earlier " \
-        f"run's snapshots are in {aside} (move them back into train/ to use them)" in err, err
+        f"run is in {aside} (move all its files, pytorch_config.yaml included, back into " \
+        f"train/ to use it)" in err, err
 
 
 def test_resume_without_a_snapshot_is_an_error(tmp_path, capsys):

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "check_output_dir",
-           "check_output_file", "output_dir"]
+           "check_output_file", "output_dir", "file_digest"]
 
 
 def _umask() -> int:
@@ -50,6 +50,15 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write(path, lambda p: p.write_text(text, encoding=encoding))
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """The first 16 hex digits of the SHA-256 of a file: which file it was, whatever its
+    name, copies and modification times."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
 def jsonable(x: Any, ndigits: int | None = None) -> Any:

@@ -257,11 +257,18 @@ def _load_pt_config(pt: Path) -> dict[str, Any]:
     try:
         raw = torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt file
+        import pickle
+
         # (a text file gives KeyError('174812789'), an empty one EOFError(''))
-        why = str(e) if isinstance(e, (RuntimeError, ValueError, OSError)) and str(e) else (
-            "not a torch file: corrupt, truncated or another format")
+        if isinstance(e, pickle.UnpicklingError) and "Unsupported global" in str(e):
+            why = ("a torch file holding objects other than tensors and plain data, which "
+                   "torch's safe loading refuses")
+        elif isinstance(e, (RuntimeError, ValueError, OSError)) and str(e):
+            why = str(e).splitlines()[0].split(". ")[0]  # torch's advice follows
+        else:
+            why = "not a torch file: corrupt, truncated or another format"
         raise ModelError(f"{pt}: cannot be read as a DeepLabCut-Live PyTorch export "
-                         f"({why.splitlines()[0].split('. ')[0]})") from e
+                         f"({why})") from e
     if not isinstance(raw, dict) or "config" not in raw or "pose" not in raw:
         keys = list(raw)[:8] if isinstance(raw, dict) else type(raw).__name__
         raise ModelError(f"{pt}: not a DeepLabCut-Live PyTorch export; expected a dict with "

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 _METRICS_KEYS = ("split", "bodypart")
 _METRICS_VALUES = ("n", "rmse_px", "rmse_pcutoff_px", "pck", "detected")
 #: columns naming what was evaluated (the same on every row; absent in older files)
-_METRICS_SOURCE = ("shuffle", "snapshot")
+_METRICS_SOURCE = ("shuffle", "snapshot", "snapshot_sha256")
 
 
 def _read_metrics(path: str) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, str]]:

@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         if len(res.indices) < args.num:
             window = " between --start and --stop" if (args.start, args.stop) != (0.0, 1.0) \
                 else ""
+            every = f" (every {args.step}th)" if args.step > 1 else ""
             print(f"{res.video}: note: {len(res.indices)} frames, fewer than the {args.num} "
-                  f"asked for (too few frames{window}, or frames that do not decode)",
+                  f"asked for (too few frames{every}{window}, or frames that do not decode)",
                   file=sys.stderr)
     print(f"{total} new frame(s); next: gaitlive annotate {args.project}")
     if failed:  # the frames of the good videos are written; report the bad ones

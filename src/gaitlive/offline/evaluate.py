@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from gaitlive.fileio import atomic_write_bytes, check_output_dir, output_dir
+from gaitlive.fileio import atomic_write_bytes, check_output_dir, file_digest, output_dir
 
 log = logging.getLogger(__name__)
 
@@ -408,8 +408,9 @@ def write_metrics_csv(path: str | Path, splits: dict[str, PoseMetrics],
     Columns: split, bodypart, n, rmse_px, rmse_pcutoff_px, pck, detected, pcutoff,
     pck_fraction, body_length, then the 95 % frame-bootstrap intervals rmse_px_lo,
     rmse_px_hi, pck_lo, pck_hi (empty when not computed), then what was evaluated:
-    shuffle and snapshot (the snapshot's file name), from ``source`` (empty for an exported
-    model).
+    shuffle, snapshot (the snapshot's file name) and snapshot_sha256 (the first 16 hex
+    digits of its SHA-256: a later training run's snapshot of the same name differs), from
+    ``source`` (empty for an exported model).
     """
     import csv
     import io
@@ -418,8 +419,8 @@ def write_metrics_csv(path: str | Path, splits: dict[str, PoseMetrics],
     w = csv.writer(buf)
     w.writerow(["split", "bodypart", "n", "rmse_px", "rmse_pcutoff_px", "pck", "detected",
                 "pcutoff", "pck_fraction", "body_length", "rmse_px_lo", "rmse_px_hi",
-                "pck_lo", "pck_hi", "shuffle", "snapshot"])
-    src = [(source or {}).get(k, "") for k in ("shuffle", "snapshot")]
+                "pck_lo", "pck_hi", "shuffle", "snapshot", "snapshot_sha256"])
+    src = [(source or {}).get(k, "") for k in ("shuffle", "snapshot", "snapshot_sha256")]
     nan2 = (float("nan"), float("nan"))
     for split, m in splits.items():
         rows = [("all", {"n": m.n_keypoints, "rmse": m.rmse, "rmse_pcutoff": m.rmse_pcutoff,
@@ -636,7 +637,8 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
                                              body_length=body_length)
     out = output_dir(out_dir) if out_dir else loader.evaluation_folder
     csv = write_metrics_csv(out / "metrics.csv", splits, bodyparts,
-                            source={"shuffle": str(shuffle), "snapshot": snapshot.path.name})
+                            source={"shuffle": str(shuffle), "snapshot": snapshot.path.name,
+                                    "snapshot_sha256": file_digest(snapshot.path)})
     gal = None
     if gallery:
         rows = test_rows or list(range(len(images)))

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from gaitlive.fileio import file_digest
 from gaitlive.offline.project import (
     ProjectError,
     atomic_write_text,
@@ -158,12 +159,12 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
         Evaluation results to record.
     metrics_source : dict, optional
         The ``shuffle`` and ``snapshot`` (file name) those results were computed on, as
-        ``gaitlive evaluate`` records them in ``metrics.csv``: an export of another
-        snapshot is refused, so a card never carries another model's metrics.
+        ``gaitlive evaluate`` records them in ``metrics.csv`` (and ``snapshot_sha256``, the
+        file's digest): an export of another snapshot is refused, so a card never carries
+        another model's metrics.
     metrics_path : str or Path, optional
-        The ``metrics.csv`` they were read from (``gaitlive export --metrics``): refused
-        when it is older than the exported snapshot (a newer training run of the same
-        shuffle has snapshots of the same names).
+        The ``metrics.csv`` they were read from (``gaitlive export --metrics``), for the
+        message when its rows name bodyparts the project does not have.
     extra_card : dict, optional
         More card keys (training settings, reproduce command ...).
     replace : bool
@@ -191,8 +192,8 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
     info = open_project(project)
     _, snapshot = resolve_snapshot(info, shuffle=shuffle, trainset_index=trainset_index,
                                    snapshot_index=snapshot_index)
-    _check_metrics_source(metrics_source, shuffle, snapshot.path.name)
-    _check_metrics_fit(metrics, metrics_path, info, Path(snapshot.path))
+    _check_metrics_source(metrics_source, shuffle, Path(snapshot.path))
+    _check_metrics_bodyparts(metrics, metrics_path, info)
     try:
         export_model(str(info.config_path), shuffle=shuffle,
                                 trainingsetindex=trainset_index, snapshotindex=snapshot_index,
@@ -267,35 +268,40 @@ def export_project(project: str | Path, to: str | Path, *, shuffle: int = 1,
     return out
 
 
-def _check_metrics_source(source: dict[str, str] | None, shuffle: int, snapshot: str) -> None:
-    """Refuse metrics computed on another shuffle or snapshot than the one exported."""
+def _check_metrics_source(source: dict[str, str] | None, shuffle: int,
+                          snapshot: Path) -> None:
+    """Refuse metrics computed on another shuffle or snapshot than the one exported: by
+    name, and by content where the metrics record the snapshot's digest (a later training
+    run of the shuffle writes snapshots of the same names)."""
     src = {k: v for k, v in (source or {}).items() if v}
-    theirs = (src.get("shuffle", str(shuffle)), src.get("snapshot", snapshot))
-    if theirs != (str(shuffle), snapshot):
+    theirs = (src.get("shuffle", str(shuffle)), src.get("snapshot", snapshot.name))
+    if theirs != (str(shuffle), snapshot.name):
         raise ExportError(
             f"--metrics were computed on shuffle {theirs[0]}, snapshot {theirs[1]}, but this "
-            f"export is shuffle {shuffle}, snapshot {snapshot}: evaluate the exported "
+            f"export is shuffle {shuffle}, snapshot {snapshot.name}: evaluate the exported "
             f"snapshot ('gaitlive evaluate PROJECT --shuffle {shuffle} --snapshot N') or "
             f"export the evaluated one (--snapshot)")
+    digest = src.get("snapshot_sha256")
+    if digest and snapshot.is_file() and file_digest(snapshot) != digest:
+        raise ExportError(
+            f"--metrics were computed on another {snapshot.name} (SHA-256 {digest}...; "
+            f"{snapshot} is {file_digest(snapshot)}..., from a later training run of the "
+            f"shuffle): evaluate it again ('gaitlive evaluate PROJECT --shuffle {shuffle}') "
+            f"and export with that metrics.csv")
 
 
-def _check_metrics_fit(metrics: dict[str, Any] | None, path: str | Path | None, info: Any,
-                      snapshot: Path) -> None:
+def _check_metrics_bodyparts(metrics: dict[str, Any] | None, path: str | Path | None,
+                             info: Any) -> None:
     """Refuse a metrics.csv (``path``, read into ``metrics`` as split -> bodypart -> values)
-    with rows for bodyparts the project does not have (another project's model), or older
-    than the exported snapshot (a later training run's snapshot has the same file name)."""
+    with rows for bodyparts the project does not have (another project's model)."""
     if not metrics or path is None:
         return
-    where = f"--metrics {path}"
     theirs = sorted({b for rows in metrics.values() for b in rows if b != "all"})
     other = [b for b in theirs if b not in info.bodyparts]
     if other:
-        raise ExportError(f"{where}: rows for bodyparts {other} that {info.config_path} does "
-                          f"not list ({info.bodyparts}): they are another model's metrics")
-    if snapshot.is_file() and Path(path).stat().st_mtime < snapshot.stat().st_mtime:
-        raise ExportError(f"{where}: written before {snapshot} (a later training run of the "
-                          f"shuffle): evaluate it again ('gaitlive evaluate {info.path}') and "
-                          f"export with that metrics.csv")
+        raise ExportError(f"--metrics {path}: rows for bodyparts {other} that "
+                          f"{info.config_path} does not list ({info.bodyparts}): they are "
+                          f"another model's metrics")
 
 
 def _init_weights(train_folder: Path) -> dict[str, str]:

@@ -343,20 +343,24 @@ def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-s
     return cfg_path
 
 
-def _video_with_same_stem(config_path: Path, video: Path) -> str | None:
-    """Another video of the project's ``video_sets`` whose frames go to the same
-    ``labeled-data/<stem>`` folder as ``video``'s, if any."""
+def _videos_with_same_stem(config_path: Path, video: Path) -> list[str]:
+    """The other videos of the project's ``video_sets`` whose frames go to the same
+    ``labeled-data/<stem>`` folder as ``video``'s (relative keys are taken from the
+    project folder)."""
     import yaml
 
     with open(config_path, encoding="utf-8") as fh:
         cfg = yaml.safe_load(fh)
     sets = cfg.get("video_sets") if isinstance(cfg, dict) else None
     target = video.expanduser().resolve()
+    out = []
     for k in sets or {}:
         other = Path(str(k)).expanduser()
+        if not other.is_absolute():
+            other = config_path.parent / other
         if other.stem == video.stem and other.resolve() != target:
-            return str(k)
-    return None
+            out.append(str(k))
+    return out
 
 
 def register_video(config_path: str | os.PathLike[str], video: str | os.PathLike[str],
@@ -433,14 +437,18 @@ def extract_frames(video: str | os.PathLike[str], project: str | os.PathLike[str
     cap = open_video(video)
     try:
         cfg_path = ensure_project(project, profile=profile, scorer=scorer)
-        other = _video_with_same_stem(cfg_path, video)
-        moved = other is not None and not Path(other).expanduser().exists()
+        others = _videos_with_same_stem(cfg_path, video)
+        present = [o for o in others
+                   if (cfg_path.parent / Path(o).expanduser()).exists()]
+        moved = bool(others) and not present
         if moved:
             # the registered file is not here (a project moved from another machine, a
             # path of a mount not mounted): this video is taken for it, and its entry kept
-            log.info("%s: taken for %s of the project's video_sets, which is not on this "
-                     "machine (same file name)", video, other)
-        elif other is not None:
+            log.warning("%s: taken for %s of the project's video_sets (same file name), which "
+                        "is not on this machine: its frames go to the same labeled-data "
+                        "folder", video, others[0])
+        elif others:
+            other = present[0]
             raise FrameSelectionError(
                 f"{video}: labeled-data/{video.stem} already holds the frames of {other} (the "
                 f"same file name; DeepLabCut names the folder after it): rename one of the two "

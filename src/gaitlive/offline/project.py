@@ -498,11 +498,13 @@ def resolve_snapshot(info: ProjectInfo, *, shuffle: int = 1, trainset_index: int
                            f"'gaitlive train {info.path}' first") from e
     folder = Path(loader.model_folder)
     if not any(folder.glob("snapshot*.pt")):
-        earlier = sorted(folder.glob("previous-*"))
+        earlier = sorted((d for d in folder.glob("previous-*") if d.is_dir()),
+                         key=lambda d: d.stat().st_mtime)
         raise ProjectError(
             f"{folder}: no snapshots; train it ('gaitlive train {info.path}')"
-            + (f"; an earlier run's snapshots are in {earlier[-1]} (move them back into "
-               f"{folder.name}/ to use them)" if earlier else ""))
+            + (f"; an earlier run is in {earlier[-1]} (move all its files, "
+               f"pytorch_config.yaml included, back into {folder.name}/ to use it)"
+               if earlier else ""))
     try:
         snapshots = get_model_snapshots(snapshot_index, loader.model_folder, loader.pose_task)
     except (ValueError, IndexError) as e:
@@ -526,27 +528,19 @@ def validate_labels(info: ProjectInfo, *, check_images: bool = True) -> ProjectI
     Raises
     ------
     ProjectError
-        No labels, unknown bodyparts, labels without any coordinates, missing or corrupt
-        images.
+        No labels, unknown bodyparts, a bodypart of ``config.yaml`` in no label file,
+        labels without any coordinates, missing or corrupt images.
     """
     import cv2
     import pandas as pd
 
-    csv_only = sorted(c.parent.name for c in
-                      (info.path / "labeled-data").glob(f"*/CollectedData_{info.scorer}.csv")
-                      if not c.with_suffix(".h5").is_file())
-    if csv_only:
-        raise ProjectError(
-            f"{info.path / 'labeled-data'}: {csv_only} hold CollectedData_{info.scorer}.csv "
-            f"but no .h5, which DeepLabCut trains from; write the .h5 files with python -c "
-            f"\"import deeplabcut; deeplabcut.convertcsv2h5('{info.config_path}', "
-            f"userfeedback=False)\" (or move those folders out of labeled-data)")
     if not info.label_files:
         raise ProjectError(
             f"{info.path}: no labels; expected labeled-data/<video>/CollectedData_{info.scorer}"
             f".h5 (label frames with 'gaitlive annotate' or DeepLabCut's labelling GUI)")
     total = 0
     known = set(info.bodyparts)
+    seen: set[str] = set()
     for f in info.label_files:
         try:
             df = pd.read_hdf(f)
@@ -563,12 +557,7 @@ def validate_labels(info: ProjectInfo, *, check_images: bool = True) -> ProjectI
         if unknown:
             raise ProjectError(f"{f}: labels name bodyparts {unknown} that are not in "
                                f"{info.config_path} bodyparts {info.bodyparts}")
-        absent = [b for b in info.bodyparts if b not in names]
-        if absent:
-            raise ProjectError(f"{f}: has no columns for bodyparts {absent} that "
-                               f"{info.config_path} lists; DeepLabCut needs every bodypart "
-                               f"in every label file (label them, e.g. with 'gaitlive "
-                               f"annotate', or remove them from config.yaml)")
+        seen.update(names)
         values = df.to_numpy(dtype=float)
         has = np.isfinite(values).reshape(len(df), -1).any(axis=1)
         total += int(has.sum())
@@ -584,6 +573,12 @@ def validate_labels(info: ProjectInfo, *, check_images: bool = True) -> ProjectI
                     raise ProjectError(f"{img}: corrupt or unreadable image (labelled in {f})")
                 size = (int(im.shape[1]), int(im.shape[0]))
                 info.image_sizes[size] = info.image_sizes.get(size, 0) + 1
+    absent = [b for b in info.bodyparts if b not in seen]
+    if absent:  # (a file may lack a column another one has: DeepLabCut merges them)
+        raise ProjectError(f"{info.path}: no label file has columns for bodyparts {absent} "
+                           f"that {info.config_path} lists; DeepLabCut cannot train them "
+                           f"(label them, e.g. with 'gaitlive annotate', or remove them "
+                           f"from config.yaml)")
     if total == 0:
         raise ProjectError(f"{info.path}: the label files {[str(x) for x in info.label_files]} "
                            f"hold no labelled keypoints")

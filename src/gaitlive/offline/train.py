@@ -148,6 +148,29 @@ def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float 
         return False
 
 
+def check_h5_labels(info: ProjectInfo) -> None:
+    """Refuse label folders with ``CollectedData_<scorer>.csv`` but no ``.h5``: DeepLabCut
+    trains from the ``.h5`` and would leave them out without a word."""
+    csv_only = sorted(c.parent.name for c in
+                      (info.path / "labeled-data").glob(f"*/CollectedData_{info.scorer}.csv")
+                      if not c.with_suffix(".h5").is_file())
+    if csv_only:
+        raise ProjectError(
+            f"{info.path / 'labeled-data'}: {csv_only} hold CollectedData_{info.scorer}.csv "
+            f"but no .h5, which DeepLabCut trains from; write the .h5 files with python -c "
+            f"\"import deeplabcut; deeplabcut.convertcsv2h5('{info.config_path}', "
+            f"userfeedback=False)\" (or move those folders out of labeled-data)")
+
+
+def _hub_configured() -> bool:
+    """Whether the environment routes Hugging Face downloads somewhere a direct connection
+    test cannot judge: a proxy, a mirror (``HF_ENDPOINT``) or the offline cache
+    (``HF_HUB_OFFLINE`` true)."""
+    env = os.environ
+    offline = env.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return offline or any(env.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HF_ENDPOINT"))
+
+
 def shuffle_paths(info: ProjectInfo, shuffle: int, trainset_index: int = 0
                   ) -> tuple[Path, Path] | None:
     """``(train_folder, pytorch_config.yaml)`` of a shuffle, or None when it does not
@@ -609,6 +632,7 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
         torch.set_num_threads(int(opts.threads))
         cv2.setNumThreads(int(opts.threads))
     info = validate_labels(open_project(project))
+    check_h5_labels(info)
     log.info("%s: %d labelled frames, bodyparts %s", info.path, info.n_labelled,
              info.bodyparts)
     init = _read_init_model(opts.init_weights) if opts.init_weights else None
@@ -657,8 +681,8 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
         if not pretrained:
             log.warning("the DeepLabCut model hub cannot be reached: training from randomly "
                         "initialised weights (no ImageNet pre-training)")
-    elif (pretrained and init is None and not resume_from and not os.environ.get(
-            "HF_HUB_OFFLINE") and not hub_reachable()):
+    elif (pretrained and init is None and not resume_from and not _hub_configured()
+          and not hub_reachable()):
         raise ProjectError("--pretrained: the DeepLabCut model hub (huggingface.co) cannot "
                            "be reached for the ImageNet weights; use --no-pretrained (random "
                            "initial weights) or --init-weights MODEL (set HF_HUB_OFFLINE=1 "
@@ -702,30 +726,39 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
                               device, previous)
     except BaseException:
         if previous is not None and paths is not None:
-            restore_previous_run(paths[0], previous)
+            try:
+                restore_previous_run(paths[0], previous)
+            except OSError as e:  # the training error is the one to report
+                log.warning("could not move the earlier run back from %s (%s)", previous, e)
         raise
 
 
 def restore_previous_run(train_folder: Path, previous: Path) -> bool:
     """Move an earlier run that :func:`move_previous_run` put aside back into
     ``train_folder`` when the new run failed before writing its first snapshot (a bad
-    option DeepLabCut refused, no ImageNet weights offline, Ctrl-C during start-up): the
-    shuffle keeps a model to evaluate and export. Returns whether it was moved back; a run
-    that wrote snapshots keeps them and the earlier one stays in ``previous``."""
+    option DeepLabCut refused, Ctrl-C during start-up): the shuffle keeps a model to
+    evaluate and export. The failed run's own files (its log, its fine-tuning record) go to
+    ``failed-<date>/`` first, so none of them is taken for the earlier run's. Returns
+    whether it was moved back; a run that wrote snapshots keeps them and the earlier one
+    stays in ``previous``."""
     if any(train_folder.glob("snapshot*.pt")):
         return False
+    failed = [f for pattern in RUN_FILES for f in sorted(train_folder.glob(pattern))
+              if f.is_file()]
+    if failed:
+        move_aside(failed, train_folder, prefix="failed-")
     for f in sorted(previous.iterdir()):
         if f.name == "pytorch_config.yaml":
             shutil.copy2(f, train_folder / f.name)  # the config that run was trained with
             f.unlink()
-        elif not (train_folder / f.name).exists():
+        else:
             os.replace(f, train_folder / f.name)
     if not any(previous.iterdir()):
         previous.rmdir()
     log.warning("the new run stopped before its first snapshot: the earlier run is back in "
-                "%s (DeepLabCut drew a new train/test split for the new run, so that run's "
-                "test figures from 'gaitlive evaluate' may include frames it trained on)",
-                train_folder)
+                "%s (DeepLabCut drew a new train/test split for the new run, so the earlier "
+                "run's test figures from 'gaitlive evaluate' may now include frames it "
+                "trained on)", train_folder)
     return True
 
 
@@ -775,7 +808,7 @@ def _train_shuffle(info: ProjectInfo, opts: TrainOptions, paths: tuple[Path, Pat
     remaining = max(0, opts.epochs - start)
     run_cfg = loader.model_cfg
     run_cfg["train_settings"]["epochs"] = remaining
-    fix_seeds(opts.seed + start)
+    fix_seeds((opts.seed + start) % 2**32)
     note = sbatch_unreproduced(opts)
     print(f"To train this on a SLURM cluster:\n  {sbatch_command(info.path, opts)}"
           + (f"\n  (no command-line flag for {', '.join(note)}: the job would use the "

@@ -24,7 +24,7 @@ from gaitlive.overlay.draw import annotate
 from gaitlive.overlay.state import OverlayState
 from gaitlive.overlay.style import OverlayStyle
 from gaitlive.overlay.video import VideoOut
-from gaitlive.overlay.window import Window, display_available
+from gaitlive.overlay.window import Window, display_available, no_display_reason
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,14 @@ def choose_overlay_mode(settings: OverlaySettings, headless: bool, *,
         window, reason = False, "overlay.window: off"
     elif settings.window == "on":
         if not has_display:
-            raise ValueError("overlay.window: on, but no display is available (DISPLAY is not "
-                             "set); expected overlay.window: auto or off, or --headless")
+            raise ValueError(f"overlay.window: on, but no display is available "
+                             f"({no_display_reason()}); expected overlay.window: auto or off, "
+                             f"or --headless")
         window, reason = True, "overlay.window: on"
     else:
         window = has_display
-        reason = "a display is available" if has_display else "no display (DISPLAY unset)"
+        reason = "a display is available" if has_display else \
+            f"no display ({no_display_reason()})"
     if settings.video:
         video: Path | None = Path(settings.video)
     elif not window:

@@ -25,8 +25,29 @@ def display_available() -> bool:
     display = os.environ.get("DISPLAY", "")
     m = re.fullmatch(r"(?:unix)?:(\d+)(?:\.\d+)?", display)
     if m:
-        return os.path.exists(f"/tmp/.X11-unix/X{m.group(1)}")
+        return _x_server_at(int(m.group(1)))
     return bool(display)  # host:N (ssh -X ...): cannot be checked without connecting
+
+
+def _x_server_at(n: int) -> bool:
+    """Whether a local X server answers for display ``:n`` where libxcb looks for it: the
+    socket file ``/tmp/.X11-unix/Xn``, the abstract socket of that name (a container
+    without the host's /tmp), TCP ``localhost:6000+n`` (WSL, some containers)."""
+    import socket
+
+    path = f"/tmp/.X11-unix/X{n}"
+    if os.path.exists(path):
+        return True
+    for family, address in ((socket.AF_UNIX, "\0" + path), (socket.AF_INET,
+                                                           ("127.0.0.1", 6000 + n))):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(0.2)
+                s.connect(address)
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def no_display_reason() -> str:
