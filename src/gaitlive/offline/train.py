@@ -162,13 +162,17 @@ def check_h5_labels(info: ProjectInfo) -> None:
             f"userfeedback=False)\" (or move those folders out of labeled-data)")
 
 
+def _hub_routed() -> bool:
+    """Whether Hugging Face downloads go through a proxy or a mirror (``HF_ENDPOINT``),
+    which a direct connection test cannot judge."""
+    return any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HF_ENDPOINT"))
+
+
 def _hub_configured() -> bool:
-    """Whether the environment routes Hugging Face downloads somewhere a direct connection
-    test cannot judge: a proxy, a mirror (``HF_ENDPOINT``) or the offline cache
-    (``HF_HUB_OFFLINE`` true)."""
-    env = os.environ
-    offline = env.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    return offline or any(env.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HF_ENDPOINT"))
+    """:func:`_hub_routed`, or the offline cache asked for (``HF_HUB_OFFLINE`` true)."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes",
+                                                                       "on")
+    return offline or _hub_routed()
 
 
 def shuffle_paths(info: ProjectInfo, shuffle: int, trainset_index: int = 0
@@ -677,7 +681,7 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
                                f"total, expected more than {resume_from[1]}")
     pretrained = opts.pretrained
     if pretrained is None:
-        pretrained = hub_reachable()
+        pretrained = _hub_routed() or hub_reachable()
         if not pretrained:
             log.warning("the DeepLabCut model hub cannot be reached: training from randomly "
                         "initialised weights (no ImageNet pre-training)")
