@@ -139,3 +139,36 @@ def test_head_bob_is_not_made_by_a_few_gross_misses():
     hist[[20, 61, 95], 5] += 200.0
     missed = compute_pass_features(hist, LAYOUT, [[], []], FPS)["head_bob"]
     assert clean < missed < 1.25 * clean
+
+
+@pytest.mark.parametrize("view", ["side", "rear"])
+def test_a_bird_that_stops_walks_no_slower_and_sways_no_less(view):
+    """A bird that stands still for 2 s in the middle of its pass (both feet down, exact
+    poses + 0.5 px noise): the speed, sway, head bob and angle means are measured while it
+    walks, so they are the pass's own; before, the stop lowered the speed by a quarter and
+    moved a severity-2 rear bird's score from 1.1 to 1.7."""
+    from gaitlive.config import load_profile
+    from gaitlive.gait.stage import GaitStage
+    from gaitlive.synth import simulate_pass
+
+    prof = load_profile(f"broiler-{view}")
+    sp = simulate_pass(severity=2, view=view, seed=500)
+    rng = np.random.default_rng(7)
+    p = sp.poses.copy()
+    p[..., :2] += rng.normal(0, 0.5, p[..., :2].shape).astype(np.float32)
+    stances = {f: list(zip(sp.strikes[f], sp.lifts[f], strict=True)) for f in ("left", "right")}
+    mid = (sp.start_frame + sp.end_frame) // 2
+    t = next(t for t in range(mid, sp.end_frame)
+             if all(any(s <= t <= lf for s, lf in stances[f]) for f in stances))
+    hold = np.repeat(p[t:t + 1], 60, axis=0)  # frozen in double support, 2 s at 30 fps
+    hold[..., :2] += rng.normal(0, 0.5, hold[..., :2].shape).astype(np.float32)
+    stopped = np.concatenate([p[:t], hold, p[t:]])
+    a = GaitStage(prof, fps=sp.fps).run_series(p)[1][0].features
+    b = GaitStage(prof, fps=sp.fps).run_series(stopped)[1][0].features
+    assert a["stopped_s"] == 0.0 and 1.9 <= b["stopped_s"] <= 2.4, b["stopped_s"]
+    assert b["speed_leg_s"] == pytest.approx(a["speed_leg_s"], rel=0.05)
+    assert b["lateral_sway"] == pytest.approx(a["lateral_sway"], rel=0.1)
+    assert b["head_bob"] == pytest.approx(a["head_bob"], rel=0.1)
+    assert b["cadence_hz"] == pytest.approx(a["cadence_hz"], rel=0.03)
+    for name in prof.angles:
+        assert b[f"angle_mean_{name}"] == pytest.approx(a[f"angle_mean_{name}"], abs=1.0)

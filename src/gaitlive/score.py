@@ -530,7 +530,7 @@ def plot_confusion(ag: Mapping[str, Any], path: str | os.PathLike[str],
 
 NON_FEATURES = {"video", "individual", "pass_id", "start_frame", "end_frame", "n_steps",
                 "score", "score_class", "confidence", "scored", "reason", "camera_id",
-                "duration_s"}
+                "duration_s", "stopped_s"}
 
 
 def read_table(path: str | os.PathLike[str], keys: Sequence[str] = ()):  # -> pd.DataFrame

@@ -46,6 +46,12 @@ speed_leg_s
     bird walks away and this is small).
 angle_mean_<name>, angle_rom_<name>
     Mean and range of motion (5th-95th percentile) of each profile angle, degrees.
+stopped_s
+    Time the bird stood still: stretches with every leg standing for longer than the
+    longest accepted stride (1.6 x the median). ``lateral_sway``, ``head_bob``,
+    ``speed_leg_s`` and the angles are measured without them (a bird that pauses in the
+    corridor walks no slower and sways no less for it), on a clock that runs on without
+    them.
 asym_<feature>_<a>_<b>
     Left/right asymmetry of each per-leg feature: ``|f_a - f_b| / mean(f_a, f_b)``.
 """
@@ -140,6 +146,16 @@ def _both_down(sa: Sequence[tuple[int, int]], sb: Sequence[tuple[int, int]]
         else:
             j += 1
     return out
+
+
+def _all_down(steps: Sequence[Sequence[tuple[int, int]]]) -> list[tuple[int, int]]:
+    """The frame intervals ``(first, last)`` when every leg stands (complete stances)."""
+    if not steps or any(not st for st in steps):
+        return []
+    down = list(steps[0])
+    for st in steps[1:]:
+        down = _both_down(down, st)
+    return down
 
 
 def _double_support(sa: Sequence[tuple[int, int]], sb: Sequence[tuple[int, int]],
@@ -349,8 +365,17 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
                     float(abs(fa - fb) / m) if np.isfinite(m) and m > 0 else np.nan)
         return {k: v for k, v in out.items()
                 if not k.startswith(("step_length", "step_height", "hock_angle"))}
-    t = (frames - f0) / fps
-    body = hist[:, 2:4]
+    # the rest is measured while the bird walks: a stop (every leg standing for longer than
+    # the longest accepted stride) is left out, and the clock runs on without it
+    walk = np.ones(len(frames), bool)
+    for lo, hi in _all_down(steps):
+        if hi - lo + 1 > max_period:
+            walk[(frames >= lo) & (frames <= hi)] = False
+    out["stopped_s"] = float((~walk).sum() / fps)
+    t = ((frames - f0) - np.cumsum(~walk)) / fps
+    if not walk.all():  # the bird's size while it walks (it may stop near or far)
+        scale = _nanstat(np.median, hist[walk, 1])
+    body = np.where(walk[:, None], hist[:, 2:4], np.nan)
     ok = np.isfinite(body).all(axis=1)
     if ok.sum() >= 5 and np.isfinite(scale):
         disp = body[ok][-1] - body[ok][0]
@@ -373,7 +398,7 @@ def compute_pass_features(hist: np.ndarray, layout: HistoryLayout,
     bob = [_detrended_std(t, rel[:, 0]), _detrended_std(t, rel[:, 1])]
     out["head_bob"] = float(np.hypot(*bob) / scale) if np.isfinite(bob).all() else np.nan
     for j, name in enumerate(layout.angles):
-        col = hist[:, layout.angle(j)]
+        col = hist[walk, layout.angle(j)]
         out[f"angle_mean_{name}"] = _nanstat(np.mean, col)
         out[f"angle_rom_{name}"] = _nanstat(lambda v: np.percentile(v, 95) - np.percentile(v, 5),
                                             col)
