@@ -172,12 +172,14 @@ def _train(project: Path, opts: Any, no_train: bool) -> Any:
     from gaitlive.offline.project import open_project
     from gaitlive.offline.train import TrainResult, latest_snapshot, shuffle_paths, train_project
 
-    if not no_train:
-        return train_project(project, opts)
     paths = shuffle_paths(open_project(project), 1)
+    last = latest_snapshot(paths[0]) if paths is not None else None
+    # a rerun: a stage trained to its epochs is taken as it is (gaitlive train refuses to
+    # resume to epochs already trained), one cut short resumes
+    if not no_train and not (opts.resume and last is not None and last[1] >= opts.epochs):
+        return train_project(project, opts)
     if paths is None:
         raise SystemExit(f"{project}: --no-train but nothing was trained yet")
-    last = latest_snapshot(paths[0])
     return TrainResult(project=project, shuffle=1, train_folder=paths[0],
                        pytorch_config=paths[1], snapshot=last[0] if last else None,
                        epochs_done=last[1] if last else 0)
