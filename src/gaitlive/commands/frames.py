@@ -39,11 +39,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gaitlive.offline.frames import FrameSelectionError, check_pick_options, extract_frames
+    from gaitlive.offline.frames import (
+        FrameSelectionError,
+        check_pick_options,
+        extract_frames,
+        plain_scorer,
+    )
 
     # every option before any video is read or the project made
-    if args.scorer is not None and (not args.scorer.strip()
-                                    or any(c in args.scorer for c in "/\\")):
+    if args.scorer is not None and not plain_scorer(args.scorer):
         raise FrameSelectionError(f"--scorer {args.scorer!r}: expected a plain annotator "
                                   f"name (it names labeled-data/<video>/CollectedData_"
                                   f"<scorer>.h5: no slashes)")

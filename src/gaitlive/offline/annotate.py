@@ -291,7 +291,7 @@ class AnnotationSession:
                  pcutoff: float | None = None, auto_advance: bool = True,
                  autosave: bool = True, pick_radius: float = 10.0,
                  canvas_size: tuple[int, int] = (1200, 700)) -> None:
-        from gaitlive.offline.frames import default_scorer
+        from gaitlive.offline.frames import default_scorer, plain_scorer
 
         self.project = Path(project).expanduser().resolve()
         if not self.project.is_dir():
@@ -300,7 +300,7 @@ class AnnotationSession:
         self.bodyparts: tuple[str, ...] = bps
         self.skeleton = skel
         self.scorer: str = scorer or cfg_scorer or default_scorer()
-        if any(c in self.scorer for c in "/\\") or not self.scorer.strip():
+        if not plain_scorer(self.scorer):
             raise AnnotationError(f"scorer name {self.scorer!r} must be a plain name")
         self.pcutoff = float(cfg_pcut if pcutoff is None else pcutoff)
         self.predictor = predictor

@@ -282,10 +282,11 @@ def _check_metrics_source(source: dict[str, str] | None, shuffle: int,
             f"snapshot ('gaitlive evaluate PROJECT --shuffle {shuffle} --snapshot N') or "
             f"export the evaluated one (--snapshot)")
     digest = src.get("snapshot_sha256")
-    if digest and snapshot.is_file() and file_digest(snapshot) != digest:
+    ours = file_digest(snapshot) if digest and snapshot.is_file() else digest
+    if ours != digest:
         raise ExportError(
             f"--metrics were computed on another {snapshot.name} (SHA-256 {digest}...; "
-            f"{snapshot} is {file_digest(snapshot)}..., from a later training run of the "
+            f"{snapshot} is {ours}..., from a later training run of the "
             f"shuffle): evaluate it again ('gaitlive evaluate PROJECT --shuffle {shuffle}') "
             f"and export with that metrics.csv")
 

@@ -42,6 +42,7 @@ __all__ = [
     "check_pick_options",
     "compute_frame_picks",
     "default_scorer",
+    "plain_scorer",
     "ensure_project",
     "extract_frames",
     "image_name",
@@ -82,6 +83,12 @@ class PickResult:
     written: list[Path] = field(default_factory=list)
     existing: list[Path] = field(default_factory=list)
     n_frames: int = 0
+
+
+def plain_scorer(name: str) -> bool:
+    """Whether ``name`` can be an annotator name: it names ``CollectedData_<scorer>.h5``
+    (not empty, no slashes)."""
+    return bool(name.strip()) and not any(c in name for c in "/\\")
 
 
 def default_scorer() -> str:
@@ -343,10 +350,10 @@ def ensure_project(project: str | os.PathLike[str], *, profile: str = "broiler-s
     return cfg_path
 
 
-def _videos_with_same_stem(config_path: Path, video: Path) -> list[str]:
+def _videos_with_same_stem(config_path: Path, video: Path) -> list[tuple[str, Path]]:
     """The other videos of the project's ``video_sets`` whose frames go to the same
-    ``labeled-data/<stem>`` folder as ``video``'s (relative keys are taken from the
-    project folder)."""
+    ``labeled-data/<stem>`` folder as ``video``'s: their keys and paths (relative keys are
+    taken from the project folder)."""
     import yaml
 
     with open(config_path, encoding="utf-8") as fh:
@@ -359,7 +366,7 @@ def _videos_with_same_stem(config_path: Path, video: Path) -> list[str]:
         if not other.is_absolute():
             other = config_path.parent / other
         if other.stem == video.stem and other.resolve() != target:
-            out.append(str(k))
+            out.append((str(k), other))
     return out
 
 
@@ -438,15 +445,14 @@ def extract_frames(video: str | os.PathLike[str], project: str | os.PathLike[str
     try:
         cfg_path = ensure_project(project, profile=profile, scorer=scorer)
         others = _videos_with_same_stem(cfg_path, video)
-        present = [o for o in others
-                   if (cfg_path.parent / Path(o).expanduser()).exists()]
+        present = [key for key, path in others if path.exists()]
         moved = bool(others) and not present
         if moved:
             # the registered file is not here (a project moved from another machine, a
             # path of a mount not mounted): this video is taken for it, and its entry kept
             log.warning("%s: taken for %s of the project's video_sets (same file name), which "
                         "is not on this machine: its frames go to the same labeled-data "
-                        "folder", video, others[0])
+                        "folder", video, others[0][0])
         elif others:
             other = present[0]
             raise FrameSelectionError(

@@ -265,6 +265,12 @@ def sbatch_unreproduced(opts: TrainOptions) -> list[str]:
             if f.name in _NO_FLAG and getattr(opts, f.name) != getattr(default, f.name)]
 
 
+def _run_files(train_folder: Path) -> list[Path]:
+    """The files of the training run in ``train_folder`` (:data:`RUN_FILES`)."""
+    return [f for pattern in RUN_FILES for f in sorted(train_folder.glob(pattern))
+            if f.is_file()]
+
+
 def move_previous_run(train_folder: Path) -> Path | None:
     """Move an earlier training run's snapshots and logs out of ``train_folder`` (into
     ``train_folder/previous-<YYYYmmdd-HHMMSS>/``, with a copy of its
@@ -277,9 +283,7 @@ def move_previous_run(train_folder: Path) -> Path | None:
     """
     if not any(train_folder.glob("snapshot*.pt")):
         return None
-    files = [f for pattern in RUN_FILES for f in sorted(train_folder.glob(pattern))
-             if f.is_file()]
-    dest = move_aside(files, train_folder, prefix="previous-")
+    dest = move_aside(_run_files(train_folder), train_folder, prefix="previous-")
     pc = train_folder / "pytorch_config.yaml"
     if pc.is_file():  # the config it was trained with (the new run rewrites it)
         shutil.copy2(pc, dest / pc.name)
@@ -747,8 +751,7 @@ def restore_previous_run(train_folder: Path, previous: Path) -> bool:
     stays in ``previous``."""
     if any(train_folder.glob("snapshot*.pt")):
         return False
-    failed = [f for pattern in RUN_FILES for f in sorted(train_folder.glob(pattern))
-              if f.is_file()]
+    failed = _run_files(train_folder)
     if failed:
         move_aside(failed, train_folder, prefix="failed-")
     for f in sorted(previous.iterdir()):
