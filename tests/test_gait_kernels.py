@@ -227,10 +227,14 @@ def test_detections_kernel_rows_centres_counts():
     centres = np.zeros((3, 2))
     counts = np.zeros(3, np.int64)
     sizes = np.zeros(3)
+    masks = np.zeros(3, np.int64)
     tmp = np.zeros(len(LAY.seg_idx))
-    args = (LAY.body_idx, LAY.seg_idx, LAY.n_scale_legs, rows, centres, counts, sizes, tmp)
+    args = (LAY.body_idx, LAY.seg_idx, LAY.n_scale_legs, rows, centres, counts, sizes, masks,
+            tmp)
     n = kernels.detections(poses, 0.5, 2, *args)
     assert n == 2 and rows[:2].tolist() == [0, 2] and counts[:2].tolist() == [8, 2]
+    # which body keypoints made the centre: all three, and none (the fallback)
+    assert masks[:2].tolist() == [0b111, 0]
     # body = neck, left_knee, right_knee; row 2 has none of them: mean of what is present
     np.testing.assert_allclose(centres[0], [(110 + 100 + 104) / 3, (60 + 100 + 100) / 3])
     np.testing.assert_allclose(centres[1], [20.0, 30.0])
@@ -240,6 +244,9 @@ def test_detections_kernel_rows_centres_counts():
                              np.zeros(len(LAY.seg_idx)))
     assert sizes[0] == pytest.approx(ref[2], rel=1e-12) and np.isnan(sizes[1])
     assert kernels.detections(poses, 0.5, 3, *args) == 1
+    poses[0, BP["left_knee"], 2] = 0.1  # the centre of neck and right knee: bits 0 and 2
+    assert kernels.detections(poses, 0.5, 3, *args) == 1 and masks[0] == 0b101
+    np.testing.assert_allclose(centres[0], [(110 + 104) / 2, (60 + 100) / 2])
 
 
 def _fresh_state(n: int):

@@ -167,6 +167,11 @@ class GaitSettings:
     window_s: float = _field(4.0, lo=0.1, hi=600.0)
     min_steps: int = _field(4, lo=1, hi=1000)
     lost_s: float = _field(1.0, lo=0.0, hi=600.0)
+    # A bird that vanishes away from the edges of the view (the frame size is known) went
+    # behind something (a post, a feeder, another bird): its pass goes on for this long,
+    # or lost_s if that is longer, before it ends (a slow, lame bird takes well over
+    # lost_s to pass a post).
+    occluded_s: float = _field(3.0, lo=0.0, hi=600.0)
     min_present_keypoints: int = _field(3, lo=1, hi=1000)
     max_match_distance: float = _field(1.5, lo=0.0, hi=100.0,
                                        doc="max tracking distance, in body scales")

@@ -212,7 +212,7 @@ def skeleton_frame(pose, pcutoff, required_idx, angle_idx, seg_idx, n_scale_legs
 
 @njit(cache=True)
 def detections(poses, pcutoff, min_present, body_idx, seg_idx, n_scale_legs, rows_out,
-               centres_out, counts_out, scales_out, tmp_len):
+               centres_out, counts_out, scales_out, masks_out, tmp_len):
     """Pose rows with at least ``min_present`` keypoints, their body centres and sizes.
 
     Parameters
@@ -223,9 +223,12 @@ def detections(poses, pcutoff, min_present, body_idx, seg_idx, n_scale_legs, row
     seg_idx : int64 (n_seg, 2), n_scale_legs : float
         Scale segments and legs, as :func:`skeleton_frame`.
     rows_out : int64 (n_ind,), centres_out : float64 (n_ind, 2), counts_out : int64 (n_ind,),
-    scales_out : float64 (n_ind,)
-        Written: row, centre, number of present keypoints and leg length (px; NaN unless
-        every scale segment is present) of each detection.
+    scales_out : float64 (n_ind,), masks_out : int64 (n_ind,)
+        Written: row, centre, number of present keypoints, leg length (px; NaN unless
+        every scale segment is present) and which body keypoints made the centre (bit j
+        for ``body_idx[j]``; 0 when the centre is that of all present keypoints) of each
+        detection. Centres of the same mask move with the bird; a change of mask moves
+        the centre too.
     tmp_len : float64 (n_seg,)
         Scratch.
 
@@ -244,6 +247,11 @@ def detections(poses, pcutoff, min_present, body_idx, seg_idx, n_scale_legs, row
         if cnt < min_present:
             continue
         sx, sy, m = _centre_sum(pose, body_idx, pcutoff)
+        mask = 0
+        for j in range(body_idx.shape[0]):
+            if _present(pose, body_idx[j], pcutoff):
+                mask |= 1 << j
+        masks_out[n] = mask
         if m == 0:
             for k in range(pose.shape[0]):
                 if _present(pose, k, pcutoff):

@@ -177,6 +177,7 @@ class _Track:
         self.vx = 0.0  # velocity, px per frame, smoothed
         self.vy = 0.0
         self.last_count = 0  # keypoints present when last seen
+        self.last_mask = 0  # body keypoints of the centre when last seen (detections)
         self.scale = np.nan  # leg length, px: robust running value (SCALE_RATE, SCALE_CLAMP)
         # ... of the detections with whole legs only, and how many there were (SIZE_GATE)
         self.size = math.nan
@@ -215,8 +216,9 @@ class GaitStage:
         frame, ``(0, 0, width, height)``, or a static crop), when known. A bird seen only
         partly that then vanishes has left the view when this was near its border (its
         pass ends after 0.1 s, not ``gait.lost_s``); elsewhere it went behind something
-        and its pass goes on. A track whose predicted position is outside the box walked
-        out. Without it, a partly seen bird that vanishes anywhere has left.
+        and its pass goes on (for ``gait.occluded_s``). A track whose predicted position
+        is outside the box walked out. Without it, a partly seen bird that vanishes
+        anywhere has left.
 
     Examples
     --------
@@ -265,6 +267,7 @@ class GaitStage:
         self._centres_buf = np.zeros((4, 2))
         self._counts_buf = np.zeros(4, np.int64)
         self._sizes_buf = np.zeros(4)
+        self._masks_buf = np.zeros(4, np.int64)
         self._len_buf = np.zeros(len(self.layout.seg_idx))
         self.last_frame: int | None = None
         self._next_individual = 0
@@ -282,6 +285,8 @@ class GaitStage:
         self.delay = int(self.params[0] + self.params[1])
         g = profile.gait
         self.lost_frames = max(1, int(round(g.lost_s * self.fps)))
+        # a bird that vanished mid-view (behind a post) is kept this long
+        self.hidden_frames = max(self.lost_frames, int(round(g.occluded_s * self.fps)))
         # a bird last seen only partly (fewer than min_present_keypoints) has left after this
         self.leave_frames = min(self.lost_frames, max(3, int(round(0.1 * self.fps))))
         self.min_pass_frames = max(1, int(round(g.min_pass_s * self.fps)))
@@ -377,21 +382,25 @@ class GaitStage:
     def _detections(self, poses: np.ndarray | None
                     ) -> tuple[list[int], list[list[float]], list[int], list[float]]:
         """Rows with at least one keypoint (a tracked bird keeps its track while only a
-        foot is in view), their body centres, keypoint counts and leg lengths (px)."""
+        foot is in view), their body centres, keypoint counts, leg lengths (px) and body
+        keypoint masks (:func:`gaitlive.gait.kernels.detections`)."""
         if poses is None or len(poses) == 0:
-            return [], [], [], []
+            return [], [], [], [], []
         n_ind = len(poses)
         if len(self._rows_buf) < n_ind:
             self._rows_buf = np.zeros(n_ind, np.int64)
             self._centres_buf = np.zeros((n_ind, 2))
             self._counts_buf = np.zeros(n_ind, np.int64)
             self._sizes_buf = np.zeros(n_ind)
+            self._masks_buf = np.zeros(n_ind, np.int64)
         lay = self.layout
         n = kernels.detections(poses, self.pcutoff, 1, lay.body_idx, lay.seg_idx,
                                lay.n_scale_legs, self._rows_buf, self._centres_buf,
-                               self._counts_buf, self._sizes_buf, self._len_buf)
+                               self._counts_buf, self._sizes_buf, self._masks_buf,
+                               self._len_buf)
         return (self._rows_buf[:n].tolist(), self._centres_buf[:n].tolist(),
-                self._counts_buf[:n].tolist(), self._sizes_buf[:n].tolist())
+                self._counts_buf[:n].tolist(), self._sizes_buf[:n].tolist(),
+                self._masks_buf[:n].tolist())
 
     @staticmethod
     def _predicted(tr: _Track, frame: int) -> tuple[float, float]:
@@ -511,7 +520,7 @@ class GaitStage:
         return {int(t): int(d) for t, d in zip(ti, di, strict=True) if cost[t, d] < 1e6}
 
     def _step_all(self, frame: int, poses: np.ndarray | None, upd: GaitUpdate) -> None:
-        rows, centres, counts, sizes = self._detections(poses)
+        rows, centres, counts, sizes, masks = self._detections(poses)
         min_new = self.profile.gait.min_present_keypoints
         match = self._assign(rows, centres, counts, sizes, frame)
         used = set(match.values())
@@ -525,7 +534,11 @@ class GaitStage:
                 if tr.scale != tr.scale:  # (per frame: skip the call once a leg is known)
                     self._note_extent(tr, pose)
                 cx, cy = centres[j]
-                if tr.last_seen == frame - 1 and tr.cx == tr.cx and tr.cy == tr.cy:
+                # the velocity from consecutive centres of the same body keypoints: a
+                # centre of other keypoints (the feet alone while a post hides the rest)
+                # is elsewhere on the bird, and that jump would send the prediction astray
+                if (tr.last_seen == frame - 1 and tr.cx == tr.cx and tr.cy == tr.cy
+                        and masks[j] != 0 and masks[j] == tr.last_mask):
                     vx = 0.7 * tr.vx + 0.3 * (cx - tr.cx)
                     vy = 0.7 * tr.vy + 0.3 * (cy - tr.cy)
                     vmax = 0.3 * tr.scale if math.isfinite(tr.scale) else 0.0
@@ -536,6 +549,7 @@ class GaitStage:
                 tr.cx, tr.cy = cx, cy
                 tr.last_seen = frame
                 tr.last_count = counts[j]
+                tr.last_mask = masks[j]
                 self._note_size(tr, sizes[j])
                 tr.n_seen += 1
                 if not tr.confirmed:
@@ -543,10 +557,14 @@ class GaitStage:
             else:
                 self._run(tr, frame, tr.nan_pose, -1, upd)
                 gone = frame - tr.last_seen
-                # lost for lost_s, or vanished while only partly in view: it left
-                if gone >= self.lost_frames or (gone >= self.leave_frames and (
-                        (tr.last_count < min_new and self._near_border(tr, frame))
-                        or self._walked_out(tr, frame))):
+                # lost for lost_s (occluded_s where it vanished mid-view: it went behind
+                # something), or vanished while only partly in view near the border, or
+                # walked out of the view: it left
+                if gone >= self.lost_frames and (
+                        gone >= self.hidden_frames or self._near_border(tr, frame)) or (
+                        gone >= self.leave_frames and (
+                            (tr.last_count < min_new and self._near_border(tr, frame))
+                            or self._walked_out(tr, frame))):
                     ended.append(tr)
         for j, r in enumerate(rows):
             if j in used or counts[j] < min_new:
@@ -561,6 +579,7 @@ class GaitStage:
             self._note_extent(tr, poses[r])
             tr.cx, tr.cy = centres[j]
             tr.last_count = counts[j]
+            tr.last_mask = masks[j]
             self._note_size(tr, sizes[j])
             tr.n_seen = 1
             self._confirm(tr, upd)
