@@ -14,11 +14,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 
-def simulate_features(view: str, n: int, seed: int, noise_px: float = 1.0):
+def simulate_features(view: str, n: int, seed: int, noise_px: float = 1.0,
+                      model_path: str | None = None, work: Path | None = None):
+    """Pass features and severities of ``n`` simulated passes: from the truth poses plus
+    ``noise_px`` of noise, or, with ``model_path``, from that pose model's poses of the
+    rendered passes (as ``gaitlive analyze`` makes them; videos and poses are kept in
+    ``work``, and poses found there are used again)."""
     from gaitlive.config import load_profile
     from gaitlive.gait.stage import GaitStage
     from gaitlive.synth import simulate_pass
@@ -30,9 +36,16 @@ def simulate_features(view: str, n: int, seed: int, noise_px: float = 1.0):
         s = float(rng.uniform(0, 5))
         species = "turkey" if i % 4 == 3 else "broiler"
         sp = simulate_pass(severity=s, view=view, species=species, seed=seed * 10000 + i)
-        poses = sp.poses.copy()
-        poses[..., :2] += rng.normal(0, noise_px, poses[..., :2].shape).astype(np.float32)
-        _, passes = GaitStage(profile, fps=sp.fps).run_series(poses)
+        if model_path is not None:
+            from eval_gait_on_video import _stage_on_video
+
+            assert work is not None
+            _, passes = _stage_on_video(sp, profile, None, work, f"{view}-fit-{seed}-{i}",
+                                        model_path, reuse=True)
+        else:
+            poses = sp.poses.copy()
+            poses[..., :2] += rng.normal(0, noise_px, poses[..., :2].shape).astype(np.float32)
+            _, passes = GaitStage(profile, fps=sp.fps).run_series(poses)
         if not passes:
             continue
         best = max(passes, key=lambda p: p.n_steps)

@@ -380,7 +380,8 @@ class GaitStage:
 
     # ------------------------------------------------------------------ internals
     def _detections(self, poses: np.ndarray | None
-                    ) -> tuple[list[int], list[list[float]], list[int], list[float]]:
+                    ) -> tuple[list[int], list[list[float]], list[int], list[float],
+                               list[int]]:
         """Rows with at least one keypoint (a tracked bird keeps its track while only a
         foot is in view), their body centres, keypoint counts, leg lengths (px) and body
         keypoint masks (:func:`gaitlive.gait.kernels.detections`)."""
