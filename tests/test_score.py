@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -532,3 +533,22 @@ def test_a_feature_far_outside_the_fitted_range_is_not_extrapolated():
     assert np.allclose(m.predict_proba(far[None]), m.predict_proba(edge[None]))
     near = m.mean + 0.5 * m.std * np.array([1.0, 0.0, 0.0])
     assert not np.allclose(m.predict_proba(near[None]), m.predict_proba(edge[None]))
+
+
+def test_fit_score_models_tool_fits_on_truth_poses(tmp_path):
+    """tools/fit_score_models.py --poses truth (the seconds-long half of the default; the
+    rendered half runs gaitlive analyze, tested in test_analyze): both views' models are
+    written, load, and carry their cross-validated agreement and what they were fitted on."""
+    import subprocess
+    import sys
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fit_score_models.py"
+    r = subprocess.run([sys.executable, str(tool), "--poses", "truth", "--n", "24",
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    for view in ("side", "rear"):
+        m = load_score_model(tmp_path / f"score-{view}.json")
+        assert m.classes == [0, 1, 2, 3, 4, 5]
+        assert "truth-pose passes with 1 px keypoint noise" in m.meta["fitted_on"]
+        assert "rendered" not in m.meta["fitted_on"]
+        assert 0.0 <= m.meta["cv"]["within_one"] <= 1.0 and m.meta["n"] >= 12
