@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="rendered passes per view posed by --model")
     ap.add_argument("--model", default=str(MODELS_DIR / "gaitlive-corridor"),
                     help="pose model for --poses model/both")
-    ap.add_argument("--work", default="fit-score-work",
+    ap.add_argument("--work", default=str(MODELS_DIR.parent / "build" / "fit-score-work"),
                     help="folder for the rendered passes and their poses (kept: a rerun "
                          "takes the poses found there)")
     ap.add_argument("--seed", type=int, default=2026)
