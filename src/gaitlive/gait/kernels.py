@@ -246,11 +246,7 @@ def detections(poses, pcutoff, min_present, body_idx, seg_idx, n_scale_legs, row
                 cnt += 1
         if cnt < min_present:
             continue
-        sx, sy, m = _centre_sum(pose, body_idx, pcutoff)
-        mask = 0
-        for j in range(body_idx.shape[0]):
-            if _present(pose, body_idx[j], pcutoff):
-                mask |= 1 << j
+        sx, sy, m, mask = _centre_sum(pose, body_idx, pcutoff)
         masks_out[n] = mask
         if m == 0:
             for k in range(pose.shape[0]):
@@ -273,17 +269,20 @@ def detections(poses, pcutoff, min_present, body_idx, seg_idx, n_scale_legs, row
 
 @njit(cache=True)
 def _centre_sum(pose, idx, pcutoff):
-    """Sums of x and y over the keypoints ``idx`` present above pcutoff, and their count."""
+    """Sums of x and y over the keypoints ``idx`` present above pcutoff, their count, and
+    which they are (bit j for ``idx[j]``)."""
     sx = 0.0
     sy = 0.0
     m = 0
+    mask = 0
     for j in range(idx.shape[0]):
         k = idx[j]
         if _present(pose, k, pcutoff):
             sx += pose[k, 0]
             sy += pose[k, 1]
             m += 1
-    return sx, sy, m
+            mask |= 1 << j
+    return sx, sy, m, mask
 
 
 @njit(cache=True)
@@ -508,7 +507,7 @@ def gait_frame(t, pose, pcutoff, fps, required_idx, angle_idx, seg_idx, n_scale_
     row = hist[row_t]
     row[0] = t
     row[1] = scale
-    bx, by, nb = _centre_sum(pose, body_idx, pcutoff)
+    bx, by, nb, _ = _centre_sum(pose, body_idx, pcutoff)
     row[2] = bx / nb if nb > 0 else np.nan
     row[3] = by / nb if nb > 0 else np.nan
     if _present(pose, head_idx, pcutoff):

@@ -558,15 +558,15 @@ class GaitStage:
             else:
                 self._run(tr, frame, tr.nan_pose, -1, upd)
                 gone = frame - tr.last_seen
-                # lost for lost_s (occluded_s where it vanished mid-view: it went behind
-                # something), or vanished while only partly in view near the border, or
-                # walked out of the view: it left
-                if gone >= self.lost_frames and (
-                        gone >= self.hidden_frames or self._near_border(tr, frame)) or (
-                        gone >= self.leave_frames and (
-                            (tr.last_count < min_new and self._near_border(tr, frame))
-                            or self._walked_out(tr, frame))):
-                    ended.append(tr)
+                # it left: unseen for occluded_s (it vanished mid-view, behind something),
+                # for lost_s near the view's border, for 0.1 s when it was last seen only
+                # partly there, or it walked out of the view
+                if gone >= self.leave_frames:
+                    near = self._near_border(tr, frame)
+                    if (gone >= self.hidden_frames or near and (
+                            gone >= self.lost_frames or tr.last_count < min_new)
+                            or self._walked_out(tr, frame)):
+                        ended.append(tr)
         for j, r in enumerate(rows):
             if j in used or counts[j] < min_new:
                 continue  # a new bird needs min_present_keypoints keypoints
