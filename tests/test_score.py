@@ -552,3 +552,16 @@ def test_fit_score_models_tool_fits_on_truth_poses(tmp_path):
         assert "truth-pose passes with 1 px keypoint noise" in m.meta["fitted_on"]
         assert "rendered" not in m.meta["fitted_on"]
         assert 0.0 <= m.meta["cv"]["within_one"] <= 1.0 and m.meta["n"] >= 12
+
+
+def test_fit_score_models_tool_refuses_a_bad_pose_model_before_rendering(tmp_path):
+    import subprocess
+    import sys
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "fit_score_models.py"
+    r = subprocess.run([sys.executable, str(tool), "--model", str(tmp_path / "nope"),
+                        "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert f"--model: {tmp_path / 'nope'}: model path does not exist" in r.stderr
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()

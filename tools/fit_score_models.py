@@ -88,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--out", default=str(MODELS_DIR))
     args = ap.parse_args(argv)
+    if args.poses in ("model", "both"):
+        from gaitlive.pose import ModelError, read_model_card
+
+        try:  # before an hour of rendering
+            read_model_card(args.model)
+        except ModelError as e:
+            ap.error(f"--model: {e}")
     for view in ("side", "rear"):
         t0 = time.time()
         v = 0 if view == "side" else 1
