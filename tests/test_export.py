@@ -281,10 +281,11 @@ def test_train_bundled_model_tool_runs_every_stage(tmp_path):
     assert bad.returncode != 0
     assert str(work / "finetune2-project") in bad.stderr and "'seed': (6, 7)" in bad.stderr
     assert (work / "finetune2-project" / "config.yaml").is_file()
-    # one more round, at full resolution, continued from the exported model: only that
-    # round is rendered and trained; the card keeps the earlier rounds and the new resize
+    # one more round, at full resolution with half its clips at the image's edges,
+    # continued from the exported model: only that round is rendered and trained; the card
+    # keeps the earlier rounds and the new resize
     out2 = tmp_path / "model2"
-    more = [*args, "--fine-tune", "12:8:1:1e-3:6:1.0"]
+    more = [*args, "--fine-tune", "12:8:1:1e-3:6:1.0:0.5"]
     more[more.index("--out") + 1] = str(out2)
     cont = subprocess.run([python, *more, "--continue-from", str(out)], capture_output=True,
                           text=True, timeout=600)
@@ -294,11 +295,13 @@ def test_train_bundled_model_tool_runs_every_stage(tmp_path):
     card2 = read_model_card(out2)
     assert [r["data"]["seed"] for r in card2.raw["fine_tunes"]] == [5, 6, 8]
     assert card2.raw["fine_tunes"][2]["data"]["scale"] == 1.0
+    assert card2.raw["fine_tunes"][2]["data"]["edges"] == 0.5
+    assert "edges" not in card2.raw["fine_tunes"][1]["data"]
     assert card2.resize == 1.0 and card2.input_size == (640, 480)
     assert "--continue-from" not in card2.raw["reproduce"]
-    assert "--fine-tune 12:8:1:1e-3:6:1.0" in card2.raw["reproduce"]
+    assert "--fine-tune 12:8:1:1e-3:6:1.0:0.5" in card2.raw["reproduce"]
     # a card whose rounds are not this command's: refused, naming the round
-    other = [*more[:-1], "12:8:1:1e-3:6:1.0"]
+    other = [*more[:-1], "12:8:1:1e-3:6:1.0:0.5"]
     other[other.index("24:5:1:1e-3")] = "24:9:1:1e-3"
     wrong = subprocess.run([python, *other, "--continue-from", str(out)],
                            capture_output=True, text=True, timeout=600)

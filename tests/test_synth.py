@@ -447,6 +447,27 @@ def test_project_is_the_same_with_parallel_workers(tmp_path: Path):
             assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
+def test_edge_clips_show_the_bird_entering_or_leaving(tmp_path: Path, capsys):
+    """``edges=1``: every clip's frames are centred on the bird partly in the image, so
+    each clip has labelled frames with some keypoints in view and the rest outside it (NaN),
+    next to the image border; the side view's bird enters or leaves at the left or right."""
+    s = write_project(tmp_path / "e", frames=8, frames_per_clip=4, seed=11, scale=0.25,
+                      views=("side",), edges=1.0)
+    assert s.n_clips == 2
+    for folder in sorted((tmp_path / "e" / "labeled-data").iterdir()):
+        lf = read_collected_data(folder / "CollectedData_synth.h5")
+        w = cv2.imread(str(folder / lf.images[0])).shape[1]
+        n = np.isfinite(lf.xy[..., 0]).sum(axis=1)
+        part = (n >= 1) & (n < len(BODYPARTS))
+        assert part.any(), (folder.name, n)
+        xs = lf.xy[part][..., 0]
+        near = (np.nanmin(xs, axis=1) < 0.2 * w) | (np.nanmax(xs, axis=1) > 0.8 * w)
+        assert near.all(), (folder.name, xs)
+    assert json.loads((tmp_path / "e" / "synth_project.json").read_text())["edges"] == 1.0
+    assert cli_main(["synth", "project", "--out", str(tmp_path / "x"), "--edges", "1.5"]) == 2
+    assert "--edges must be in [0, 1], got 1.5" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("severity", [4.0, 5.0])
 def test_every_foot_swings_between_its_stances(severity):
     """The truth's stances of one foot never overlap and leave at least one frame of swing

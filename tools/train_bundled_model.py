@@ -62,26 +62,36 @@ class FineTune:
     #: image scale of the round's project (None: ``--scale``); the last round's scale is the
     #: ``model.resize`` the exported model expects
     scale: float | None = None
+    #: fraction of the round's clips centred on a bird entering or leaving the image
+    #: (``gaitlive synth project --edges``)
+    edges: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> FineTune:
-        """``FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP[:SCALE]]``, e.g. ``1200:2025:14:5e-4``."""
+        """``FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP[:SCALE[:EDGES]]]``, e.g.
+        ``1200:2025:14:5e-4``."""
         parts = text.split(":")
-        if len(parts) not in (4, 5, 6):
+        if len(parts) not in (4, 5, 6, 7):
             raise argparse.ArgumentTypeError(
-                f"--fine-tune {text!r}: expected FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP[:SCALE]]")
+                f"--fine-tune {text!r}: expected "
+                f"FRAMES:SEED:EPOCHS:LR[:FRAMES_PER_CLIP[:SCALE[:EDGES]]]")
         try:
             ft = cls(int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]),
-                     *(int(v) for v in parts[4:5]), *(float(v) for v in parts[5:]))
+                     *(int(v) for v in parts[4:5]), *(float(v) for v in parts[5:7]))
         except ValueError as e:
             raise argparse.ArgumentTypeError(f"--fine-tune {text!r}: {e}") from None
         if ft.scale is not None and not 0.1 <= ft.scale <= 1.0:
             raise argparse.ArgumentTypeError(
                 f"--fine-tune {text!r}: SCALE {ft.scale:g} must be in [0.1, 1]")
+        if not 0.0 <= ft.edges <= 1.0:
+            raise argparse.ArgumentTypeError(
+                f"--fine-tune {text!r}: EDGES {ft.edges:g} must be in [0, 1]")
         return ft
 
     def spec(self) -> str:
         tail = "" if self.scale is None else f":{self.scale:g}"
+        if self.edges and self.scale is not None:  # (EDGES comes after SCALE)
+            tail += f":{self.edges:g}"
         return (f"{self.frames}:{self.seed}:{self.epochs}:{self.lr:g}:{self.frames_per_clip}"
                 + tail)
 
@@ -99,13 +109,13 @@ FINE_TUNES: tuple[FineTune, ...] = (
 
 
 def _render(path: Path, *, frames: int, seed: int, scale: float, frames_per_clip: int = 12,
-            workers: int = 1) -> None:
+            workers: int = 1, edges: float = 0.0) -> None:
     from gaitlive.synth.export import write_project
 
     summary = path / "synth_project.json"
     if (path / "config.yaml").is_file():
         want = {"frames": frames, "seed": seed, "scale": scale,
-                "frames_per_clip": frames_per_clip}
+                "frames_per_clip": frames_per_clip, **({"edges": edges} if edges else {})}
         have = json.loads(summary.read_text()) if summary.is_file() else {}
         differ = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
         if not differ:
@@ -115,7 +125,8 @@ def _render(path: Path, *, frames: int, seed: int, scale: float, frames_per_clip
                          f"(key: have -> wanted {differ}); move it away or use another --work")
     t = time.time()
     s = write_project(path, frames=frames, seed=seed, scale=scale,
-                      frames_per_clip=frames_per_clip, workers=workers, progress=True)
+                      frames_per_clip=frames_per_clip, workers=workers, progress=True,
+                      edges=edges)
     log.info("rendered %s: %d frames, %d clips, views %s, species %s (%.0f s)", path,
              s.n_frames, s.n_clips, s.views, s.species, time.time() - t)
 
@@ -150,13 +161,14 @@ def _continued(a: argparse.Namespace, rounds: tuple[FineTune, ...]) -> dict[str,
                          f"rounds, this command only {len(rounds)}")
     for st, ft in zip(stages, rounds, strict=False):
         d = st["data"]
-        have = (d["frames"], d["seed"], st["lr"], d["frames_per_clip"], d["scale"])
+        have = (d["frames"], d["seed"], st["lr"], d["frames_per_clip"], d["scale"],
+                d.get("edges", 0.0))
         wanted = (ft.frames, ft.seed, ft.lr, ft.frames_per_clip,
-                  ft.scale if ft.scale is not None else a.scale)
+                  ft.scale if ft.scale is not None else a.scale, ft.edges)
         if have != wanted or st["epochs"] != ft.epochs:
             raise SystemExit(f"--continue-from {card_path}: round {st['round']} was "
                              f"{have} x {st['epochs']} epochs, this command's is {wanted} x "
-                             f"{ft.epochs} epochs (frames, seed, lr, frames per clip, scale)")
+                             f"{ft.epochs} epochs (frames, seed, lr, frames per clip, scale, edges)")
     return card
 
 
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3, help="stage-1 learning rate")
     p.add_argument("--crop", default="320x240", help="training crop WxH")
     p.add_argument("--fine-tune", action="append", type=FineTune.parse, default=None,
-                   metavar="FRAMES:SEED:EPOCHS:LR[:FPC[:SCALE]]",
+                   metavar="FRAMES:SEED:EPOCHS:LR[:FPC[:SCALE[:EDGES]]]",
                    help="a fine-tuning round (repeat for several; replaces the default "
                         "rounds: " + " ".join(f.spec() for f in FINE_TUNES) + ")")
     p.add_argument("--no-fine-tune", action="store_true", help="stage 1 only")
@@ -276,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         project = work / f"finetune{k}-project"
         scale = ft.scale if ft.scale is not None else a.scale
         _render(project, frames=ft.frames, seed=ft.seed, scale=scale,
-                frames_per_clip=ft.frames_per_clip, workers=a.render_workers)
+                frames_per_clip=ft.frames_per_clip, workers=a.render_workers,
+                edges=ft.edges)
         t = time.time()
         res = _train(project, TrainOptions(
             epochs=ft.epochs, lr=ft.lr, seed=ft.seed, eval_interval=100,
@@ -287,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         stages.append({"round": k, "from": "stage 1" if k == 1 else f"fine-tune {k - 1}",
                        "data": {"generator": "gaitlive synth project", "frames": ft.frames,
                                 "seed": ft.seed, "scale": scale,
-                                "frames_per_clip": ft.frames_per_clip, **_render_note(project)},
+                                "frames_per_clip": ft.frames_per_clip,
+                                **({"edges": ft.edges} if ft.edges else {}),
+                                **_render_note(project)},
                        "epochs": res.epochs_done, "lr": ft.lr,
                        "exported_from": res.snapshot.name if res.snapshot else None})
         prev = work / f"finetune{k}-export"

@@ -83,6 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="labelled frames per clip (default 12; fewer = more variety)")
     q.add_argument("--workers", type=int, default=1,
                    help="processes making clips in parallel (same project for any number)")
+    q.add_argument("--edges", type=float, default=0.0,
+                   help="fraction of clips centred on the bird entering or leaving the image "
+                        "(default 0)")
     q.add_argument("--force", action="store_true", help="write into an existing project")
     q.set_defaults(func=run)
     p.set_defaults(func=run, _synth_parser=p)
@@ -159,7 +162,8 @@ def _run(args: argparse.Namespace) -> int:
     species = [v.strip() for v in args.species.split(",") if v.strip()]
     s = write_project(Path(args.out), frames=args.frames, seed=args.seed, views=views,
                       species=species, scale=args.scale, frames_per_clip=args.frames_per_clip,
-                      workers=args.workers, progress=True, force=args.force)
+                      workers=args.workers, progress=True, force=args.force,
+                      edges=args.edges)
     dt = time.perf_counter() - t0
     log.debug("project written in %.1f s", dt)
     print(f"wrote DeepLabCut project {s.config} : {s.n_frames} labelled frames from "

@@ -277,6 +277,7 @@ class _ClipJob:
     species: tuple[str, ...]
     scale: float
     fps: float
+    edges: float = 0.0
 
 
 @dataclass
@@ -320,6 +321,16 @@ def _make_clip(job: _ClipJob) -> _ClipResult:
         lo, hi = main.start_frame, main.end_frame - span
     hi = max(lo, hi)
     f0 = int(rng.integers(lo, hi + 1))
+    if job.edges > 0.0:
+        # an edge clip: the window centred on a frame where the bird is entering or leaving
+        # the image (its own random stream: projects without edge clips are unchanged)
+        erng = np.random.default_rng([int(job.seed) & 0xFFFFFFFF, 5152, i])
+        span_f = np.arange(main.start_frame, main.end_frame + 1)
+        part = span_f[(n_vis[span_f] >= 1) & (n_vis[span_f] <= 7)]
+        if erng.random() < job.edges and len(part):
+            c = int(part[erng.integers(len(part))])
+            f0 = min(max(c - span // 2, main.start_frame), max(main.start_frame,
+                                                                 main.end_frame - span))
     picks = f0 + np.concatenate([[0], np.cumsum(steps[1:])]).astype(int)
     picks = np.unique(np.clip(picks, 0, seq.n_frames - 1))
     first, last = int(picks[0]), int(picks[-1])
@@ -360,6 +371,7 @@ def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int 
                   species: Sequence[str] = ("broiler", "turkey"), scale: float = 1.0,
                   frames_per_clip: int = 12, fps: float = 30.0, task: str = "synth-corridor",
                   workers: int = 1, progress: bool = False, force: bool = False,
+                  edges: float = 0.0,
                   on_clip: Callable[[int, int], None] | None = None) -> ProjectSummary:
     """Write a DeepLabCut 3 training project of ``frames`` labelled synthetic frames.
 
@@ -380,6 +392,11 @@ def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int 
     workers
         Processes making clips in parallel (clips are independent: the project is the same
         for any number of workers).
+    edges
+        Fraction of clips whose frames are centred on the bird entering or leaving the
+        image (partly in view: the legs without the head, the head without the legs).
+        The other clips are drawn as with 0 (mostly the whole bird in view, 15 % anywhere
+        in the pass), so a project with ``edges=0`` is the same as before the option.
 
     Returns
     -------
@@ -394,6 +411,8 @@ def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int 
         raise SynthExportError(f"--workers must be >= 1, got {workers}")
     if not 0.05 <= scale <= 1.0:
         raise SynthExportError(f"--scale must be in [0.05, 1], got {scale}")
+    if not 0.0 <= edges <= 1.0:
+        raise SynthExportError(f"--edges must be in [0, 1], got {edges}")
     if not views:
         raise SynthExportError("--views: give at least one of side, rear")
     for v in views:
@@ -435,7 +454,7 @@ def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int 
                 k = min(frames_per_clip, planned)
                 jobs.append(_ClipJob(out=out, seed=seed, index=i, n_frames=k,
                                      views=tuple(views), species=tuple(species), scale=scale,
-                                     fps=fps))
+                                     fps=fps, edges=edges))
                 planned -= k
                 i += 1
             results = pool.map(_make_clip, jobs) if pool is not None else map(_make_clip, jobs)
@@ -465,5 +484,6 @@ def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int 
         {"seed": seed, "frames": summary.n_frames, "clips": summary.n_clips,
          "views": summary.views, "species": summary.species, "scale": scale,
          "frames_per_clip": frames_per_clip, "labels": summary.n_labels,
-         "missing": summary.n_missing}, indent=1).encode())
+         "missing": summary.n_missing, **({"edges": edges} if edges else {})},
+        indent=1).encode())
     return summary
