@@ -817,6 +817,51 @@ def test_resume_without_a_snapshot_is_an_error(tmp_path, capsys):
     assert _tree(proj) == before and not any(train_dir.glob("snapshot*.pt"))
 
 
+def test_resume_after_a_start_killed_before_its_first_snapshot(tmp_path, capsys, caplog):
+    """A fresh start moves the earlier run aside and is SIGKILLed before its first snapshot
+    (nothing of it can move the run back). ``--resume`` then continues that earlier run: a
+    refused --resume moves nothing, an accepted one moves it back (the killed start's files
+    to failed-*) and trains on from its last epoch."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proj, train_dir = _trained(tmp_path, capsys)
+    snaps = _snapshots(train_dir)
+    assert snaps
+    code = ("import sys; from gaitlive.cli import main; "
+            "sys.exit(main(['train', sys.argv[1], '--epochs', '3', *sys.argv[2:]]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(proj), *TINY],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(train_dir.glob("previous-*")) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    (aside,) = train_dir.glob("previous-*")
+    assert not any(train_dir.glob("snapshot*.pt")), "killed too late: it saved a snapshot"
+    assert _snapshots(aside) == snaps
+    # refused (--epochs not above the epoch trained): one line, nothing moved
+    before = _tree(proj)
+    assert main(["train", str(proj), "--epochs", "1", *TINY, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "has already trained 1 epochs" in err and aside.name in err, err
+    assert _tree(proj) == before
+    # accepted: the earlier run is back and goes on to epoch 2
+    caplog.clear()
+    assert main(["train", str(proj), "--epochs", "2", *TINY, "--resume"]) == 0
+    out = capsys.readouterr()
+    assert "trained 2 epochs" in out.out, out.out
+    assert "resuming that run" in caplog.text and str(aside) in caplog.text, caplog.text
+    assert not aside.exists() and not list(train_dir.glob("previous-*"))
+    assert "training cspnext_s for 1 epochs" in caplog.text  # epoch 2 only: resumed
+    assert "snapshot-best-002.pt" in _snapshots(train_dir)
+
+
 def test_evaluate_checks_out_and_device_first_and_runs_a_model_on_the_device(tmp_path, capsys):
     """evaluate: --out a file (or under one) and a --device that is not a device are
     one-line errors before any evaluation; with --model the --device is used (not silently

@@ -657,13 +657,21 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
                                f"than the labelled images of {info.path} (the largest are "
                                f"{big_w}x{big_h}); expected a crop within them")
     paths = shuffle_paths(info, opts.shuffle, opts.trainset_index)
-    if opts.resume and paths is not None and init is None:
-        shuffle_net = (yaml.safe_load(paths[1].read_text(encoding="utf-8")) or {}).get("net_type")
+    # --resume where a start was killed (SIGKILL, power cut) after it had moved the earlier
+    # run aside and before its first snapshot: that earlier run is the one to resume. It is
+    # checked where it lies and moved back only once every check has passed.
+    aside = (interrupted_start(paths[0]) if opts.resume and paths is not None
+             and latest_snapshot(paths[0]) is None else None)
+    pc_check = paths[1] if paths is not None else None
+    if aside is not None and (aside / "pytorch_config.yaml").is_file():
+        pc_check = aside / "pytorch_config.yaml"
+    if opts.resume and paths is not None and init is None and pc_check is not None:
+        shuffle_net = (yaml.safe_load(pc_check.read_text(encoding="utf-8")) or {}).get("net_type")
         shuffle_net = shuffle_net if isinstance(shuffle_net, str) else None
         if opts.net is None:
             opts = replace(opts, net=shuffle_net)
         elif shuffle_net is not None and opts.net != shuffle_net:
-            raise ProjectError(f"{paths[1]}: --resume --net {opts.net}: shuffle "
+            raise ProjectError(f"{pc_check}: --resume --net {opts.net}: shuffle "
                                f"{opts.shuffle} trains {shuffle_net}; resume without --net, "
                                f"or train without --resume to start a {opts.net} run")
     asked_net = opts.net
@@ -676,6 +684,8 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
             raise ProjectError(f"{info.path}: --resume: shuffle {opts.shuffle} has no training "
                                f"folder yet; train it without --resume first")
         resume_from = latest_snapshot(paths[0])
+        if resume_from is None and aside is not None:
+            resume_from = latest_snapshot(aside)
         if resume_from is None:
             raise ProjectError(f"--resume: no snapshot in {paths[0]} to resume from; run "
                                f"without --resume to start training")
@@ -707,8 +717,8 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
                 widen_factor=opts.widen_factor, deepen_factor=opts.deepen_factor,
                 heatmap_stride=opts.heatmap_stride)
             _check_init_fits(init, probe["model"], opts, info)
-    if resume_from is not None and paths is not None:
-        cfg_now = configure_shuffle(paths[1], opts, random_init=None,
+    if resume_from is not None and paths is not None and pc_check is not None:
+        cfg_now = configure_shuffle(pc_check, opts, random_init=None,
                                     image_sizes=info.image_sizes, write=False)
         snap = torch.load(resume_from[0], map_location="cpu", weights_only=False)
         weights = snap.get("model") if isinstance(snap, dict) else None
@@ -722,6 +732,12 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     opts = replace(opts, pretrained=bool(pretrained))
     # validated: from here on files are written
     ensure_dlc_config(info)
+    if aside is not None and resume_from is not None and paths is not None:
+        log.warning("--resume: %s has no snapshot: a start that moved the earlier run aside "
+                    "to %s stopped before its first snapshot (killed?); resuming that run",
+                    paths[0], aside)
+        restore_previous_run(paths[0], aside)
+        resume_from = (paths[0] / resume_from[0].name, resume_from[1])
     previous = None
     if paths is not None and not opts.resume:
         previous = move_previous_run(paths[0])
@@ -739,6 +755,19 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
             except OSError as e:  # the training error is the one to report
                 log.warning("could not move the earlier run back from %s (%s)", previous, e)
         raise
+
+
+def interrupted_start(train_folder: Path) -> Path | None:
+    """The earlier run a killed start left aside: when ``train_folder`` has no snapshot,
+    the newest ``previous-*`` folder if it holds snapshots (a start moves the earlier run
+    there first, :func:`move_previous_run`, and a SIGKILL before its first snapshot leaves
+    it there). None otherwise."""
+    if any(train_folder.glob("snapshot*.pt")):
+        return None
+    aside = sorted(p for p in train_folder.glob("previous-*") if p.is_dir())
+    if aside and any(aside[-1].glob("snapshot*.pt")):
+        return aside[-1]
+    return None
 
 
 def restore_previous_run(train_folder: Path, previous: Path) -> bool:
