@@ -320,6 +320,25 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "8",
                  "--crop-step", "32", "--out", str(tmp_path / "ev3"), "--no-gallery"]) == 0
     assert "heldout: 12 frames" in capsys.readouterr().out
+    # --live: the same crops from a run config's presence section, exactly
+    live_cfg = tmp_path / "live.yaml"
+    live_cfg.write_text("presence:\n  margin: 8\n  crop_step: 32\n  min_crop: []\n"
+                        "  bird_size: 0\n  max_input_pixels: 0\n")
+    assert main(["evaluate", str(proj), "--model", str(model), "--live", "--config",
+                 str(live_cfg), "--out", str(tmp_path / "ev3l"), "--no-gallery"]) == 0
+    assert "crop margin 8, min none, step 32" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "ev3l" / "metrics.csv").equals(
+        pd.read_csv(tmp_path / "ev3" / "metrics.csv"))
+    for bad, why in ((["--live", "--crop-margin", "8"], "--live takes --crop-margin from the "
+                      "run config; give either --live or --crop-margin"),
+                     (["--config", str(live_cfg)], "used with --live"),
+                     (["--live", "--config", str(tmp_path / "none.yaml")], "none.yaml")):
+        assert main(["evaluate", str(proj), "--model", str(model), *bad]) == 2, bad
+        assert why in capsys.readouterr().err, bad
+    assert not pd.read_csv(tmp_path / "ev2" / "metrics.csv").equals(
+        pd.read_csv(tmp_path / "ev3" / "metrics.csv"))  # the crop matters here
+    assert main(["evaluate", str(proj), "--live"]) == 2
+    assert "give it with --model" in capsys.readouterr().err
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "-1"]) == 2
     assert "--crop-margin -1: expected a number of pixels >= 0, used with --model" in \
         capsys.readouterr().err

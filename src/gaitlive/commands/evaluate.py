@@ -1,8 +1,10 @@
 """``gaitlive evaluate``: pose errors of a trained model.
 
 On a DeepLabCut project (its train/test split, the shuffle's best or last snapshot), or
-with --model on an exported DLC-Live model folder run exactly as ``gaitlive run`` runs it,
-on all labelled frames of the project (a held-out set). Prints RMSE (all keypoints and those
+with --model on an exported DLC-Live model folder, through the runner ``gaitlive run`` uses,
+on all labelled frames of the project (a held-out set): on the whole frame, or with --live
+on the crop the run config's presence gate would give it (the labelled animal's box stands
+in for the moving blob; still frames have no motion). Prints RMSE (all keypoints and those
 above pcutoff), PCK at a fraction of body length and detection rate, overall and per
 bodypart; writes metrics.csv and gallery.png (labels vs predictions).
 
@@ -59,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-input-pixels", type=int, default=0, metavar="N",
                    help="with --crop-margin: scale a crop of more than N pixels down, as "
                         "presence.max_input_pixels does live (default 0: off)")
+    p.add_argument("--live", action="store_true",
+                   help="with --model: run it as 'gaitlive run' does with the run config "
+                        "(--config, default configs/default.yaml): its model.resize and its "
+                        "presence crop (margin, min_crop, crop_step, bird_size, "
+                        "max_input_pixels; the whole frame when presence or its crop is off)")
+    p.add_argument("--config", "-c", default=None, metavar="FILE",
+                   help="with --live: the run config to take the settings from")
     p.add_argument("--compare", default=None, metavar="OTHER_MODEL",
                    help="with --model: also run this exported model on the same frames and "
                         "report the paired differences (OTHER minus MODEL) with 95 %% "
@@ -100,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         if value < 0 or (value and args.crop_margin is None):
             raise ValueError(f"{flag} {value}: expected a number of pixels >= 0, used with "
                              f"--crop-margin")
+    if args.live or args.config:
+        _live_settings(args)
     if args.compare and not args.model:
         raise ValueError(f"--compare {args.compare}: compares two exported models; give the "
                          f"first with --model")
@@ -147,6 +158,40 @@ def run(args: argparse.Namespace) -> int:
     if res.gallery:
         print(f"gallery: {res.gallery}")
     return 0
+
+
+def _live_settings(args: argparse.Namespace) -> None:
+    """``--live``: the crop and resize settings of the run config, in place of the flags
+    (which may not be given with it: one source for each setting, no silent override)."""
+    from gaitlive.config import load_config
+
+    if args.config and not args.live:
+        raise ValueError(f"--config {args.config}: used with --live (the run config whose "
+                         f"settings the model runs with)")
+    if not args.model:
+        raise ValueError("--live: runs an exported model as 'gaitlive run' does; give it "
+                         "with --model")
+    given = [flag for flag, on in (("--resize", args.resize is not None),
+                                   ("--crop-margin", args.crop_margin is not None),
+                                   ("--min-crop", bool(args.min_crop)),
+                                   ("--crop-step", args.crop_step != 1),
+                                   ("--bird-size", args.bird_size != 0),
+                                   ("--max-input-pixels", args.max_input_pixels != 0)) if on]
+    if given:
+        raise ValueError(f"--live takes {', '.join(given)} from the run config; give either "
+                         f"--live or {', '.join(given)}")
+    cfg = load_config(args.config)  # validated: a bad file is one error naming it
+    pr = cfg.presence
+    args.resize = cfg.model.resize
+    if pr.enabled and pr.crop:
+        args.crop_margin, args.min_crop, args.crop_step = pr.margin, tuple(pr.min_crop), \
+            pr.crop_step
+        args.bird_size, args.max_input_pixels = pr.bird_size, pr.max_input_pixels
+    where = args.config or "configs/default.yaml"
+    crop = (f"crop margin {pr.margin}, min {'x'.join(map(str, pr.min_crop)) or 'none'}, step "
+            f"{pr.crop_step}, bird size {pr.bird_size}, max input {pr.max_input_pixels} px"
+            if args.crop_margin is not None else "the whole frame (presence crop off)")
+    print(f"--live ({where}): model.resize {args.resize:g}, {crop}")
 
 
 def _print_comparison(args: argparse.Namespace, a: Any, b: Any, pcutoff: float) -> int:
