@@ -660,8 +660,7 @@ def train_project(project: str | Path, opts: TrainOptions | None = None) -> Trai
     # --resume where a start was killed (SIGKILL, power cut) after it had moved the earlier
     # run aside and before its first snapshot: that earlier run is the one to resume. It is
     # checked where it lies and moved back only once every check has passed.
-    aside = (interrupted_start(paths[0]) if opts.resume and paths is not None
-             and latest_snapshot(paths[0]) is None else None)
+    aside = interrupted_start(paths[0]) if opts.resume and paths is not None else None
     pc_check = paths[1] if paths is not None else None
     if aside is not None and (aside / "pytorch_config.yaml").is_file():
         pc_check = aside / "pytorch_config.yaml"
