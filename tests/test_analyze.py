@@ -498,3 +498,30 @@ def test_a_re_run_keeps_the_earlier_results_and_a_bad_input_leaves_no_folder(tmp
                str(tmp_path / "never")])
     assert rc == 2 and "bad.h5" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
+
+
+def test_reanalysing_part_of_a_batch_updates_the_folders_passes_table(tmp_path, capsys):
+    """passes.csv is the table of every pass in the folder: re-analysing one of its inputs
+    replaces that input's rows (its own tables went to previous/) and keeps the others'."""
+    inp = tmp_path / "in"
+    for stem, sev, seed in (("a", 1, 21), ("b", 4, 22)):
+        sp = simulate_pass(severity=sev, view="side", seed=seed)
+        write_pose(inp / f"{stem}.h5", PoseData(poses=sp.poses, bodyparts=BODYPARTS,
+                                                scorer="DLC_test"))
+    out = tmp_path / "out"
+    args = ["--profile", "broiler-side", "--fps", "30", "--out", str(out)]
+    assert main(["analyze", str(inp / "a.h5"), str(inp / "b.h5"), *args]) == 0
+    first = pd.read_csv(out / "passes.csv", dtype={"video": str})
+    assert list(first.video) == ["a", "b"]
+    # a re-recorded a.h5 (another bird), analysed alone into the same folder
+    sp = simulate_pass(severity=5, view="side", seed=23)
+    write_pose(inp / "a.h5", PoseData(poses=sp.poses, bodyparts=BODYPARTS, scorer="DLC_test"))
+    assert main(["analyze", str(inp / "a.h5"), *args]) == 0, capsys.readouterr().err
+    now = pd.read_csv(out / "passes.csv", dtype={"video": str})
+    a_new = pd.read_csv(out / "a_passes.csv", dtype={"video": str})
+    assert sorted(now.video) == ["a", "b"]
+    pd.testing.assert_frame_equal(now[now.video == "b"].reset_index(drop=True),
+                                  first[first.video == "b"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(now[now.video == "a"].reset_index(drop=True), a_new)
+    assert not np.allclose(a_new.cadence_hz, first[first.video == "a"].cadence_hz)
+    assert list((out / "previous").glob("*/a_passes.csv"))

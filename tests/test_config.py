@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,65 @@ def test_an_overlay_video_that_is_no_video_file_is_refused_when_loaded(tmp_path,
     with pytest.raises(ConfigError) as e:
         load_config(p)
     assert str(e.value).startswith(f"{p}: overlay.video: ") and expect in str(e.value)
+
+
+def test_a_recording_fourcc_that_is_no_fourcc_is_refused_when_loaded(tmp_path):
+    d = _default()
+    d["record"]["fourcc"] = "abcdefg"
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=r"record\.fourcc: expected a 4-character FourCC "
+                                          r"code like 'mp4v' or 'MJPG', got 'abcdefg'") as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+
+
+def test_a_missing_source_in_a_config_file_names_the_file(tmp_path, capsys):
+    """The run opens the source before the model loads; a source: key of the file that is
+    no file names the file, a --source the option."""
+    from gaitlive.cli import main
+
+    d = _default()
+    d["source"] = str(tmp_path / "nope.mp4")
+    d["out_dir"] = str(tmp_path / "out")
+    p = _write(tmp_path, "run.yaml", d)
+    assert main(["run", "--config", str(p), "--headless", "--no-publish"]) == 2
+    assert f"{p}: source '{tmp_path / 'nope.mp4'}': no such file or folder" in \
+        capsys.readouterr().err
+    assert main(["run", "--config", str(p), "--source", str(tmp_path / "other.mp4"),
+                 "--headless", "--no-publish"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: source '{tmp_path / 'other.mp4'}': no such file" in err and str(p) not in err
+    assert not (tmp_path / "out").exists()  # a run that cannot start leaves no folder
+
+
+def test_a_profile_file_s_missing_score_model_names_the_profile_file(tmp_path):
+    """A copied profile with a wrong score.model: the error names that file (not only the
+    profile's name:, which the copy shares with the bundled one)."""
+    from gaitlive.commands import profile_score_model
+    from gaitlive.score import ScoreModelError
+
+    text = (Path(__file__).parents[1] / "configs" / "broiler-side.yaml").read_text()
+    assert "model: models/score-side.json" in text
+    p = tmp_path / "mine.yaml"
+    p.write_text(text.replace("model: models/score-side.json", "model: nonexist.json"))
+    cfg = load_config(overrides={"profile": str(p)})
+    assert cfg.profile.file == str(p)
+    with pytest.raises(ScoreModelError, match=rf"^{re.escape(str(p))}: profile 'broiler-side' "
+                                              r"score\.model: .*nonexist\.json: score model "
+                                              r"file not found"):
+        profile_score_model(cfg)
+    assert load_profile(p).file == str(p)
+
+
+def test_a_side_channel_on_the_publisher_s_own_address_is_refused_when_loaded(tmp_path):
+    d = _default()
+    d["publish"]["side_channel"] = d["publish"]["endpoint"]
+    p = _write(tmp_path, "bad.yaml", d)
+    with pytest.raises(ConfigError, match=r"publish\.side_channel: 'tcp://[^']+' is "
+                                          r"publish\.endpoint too; the side channel needs an "
+                                          r"address of its own") as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+    # two wildcard ports (* or 0) are two addresses
+    load_config(overrides={"publish.endpoint": "tcp://127.0.0.1:*",
+                           "publish.side_channel": "tcp://127.0.0.1:*"})

@@ -110,6 +110,17 @@ def test_keys_cli_refuses_to_overwrite_and_publisher_names_missing_keys(tmp_path
     assert (tmp_path / "k" / "server.key").read_bytes() != old
     with pytest.raises(KeyFileError, match="plain file name"):
         create_keypair(tmp_path, "../x")
+    # a second subscriber of the same name, or a subscriber named like the publisher, must
+    # not replace a public key in the allow-list folder (it would lock that one out)
+    assert _keys(tmp_path, "--out", "farm", "--name", "farm1", "--allow", "allowed").returncode == 0
+    first = (tmp_path / "allowed" / "farm1.key").read_bytes()
+    server = (tmp_path / "k" / "server.key").read_bytes()
+    for out, name, allow in (("farmB", "farm1", "allowed"), ("farm3", "server", "k")):
+        r = _keys(tmp_path, "--out", out, "--name", name, "--allow", allow)
+        assert r.returncode == 2 and f"{name}.key" in r.stderr and "--force" in r.stderr, r.stderr
+        assert not (tmp_path / out).exists() or not any((tmp_path / out).iterdir())
+    assert (tmp_path / "allowed" / "farm1.key").read_bytes() == first
+    assert (tmp_path / "k" / "server.key").read_bytes() == server
     s = PublishSettings(endpoint="tcp://127.0.0.1:*", side_channel="tcp://127.0.0.1:*",
                         journal=str(tmp_path / "j.sqlite"),
                         curve=CurveSettings(enabled=True, keys_dir=str(tmp_path / "nokeys"),

@@ -101,14 +101,20 @@ def test_export_rejects_bad_resize_and_metrics(trained_project, tmp_path, capsys
     empty.write_text("")
     text = tmp_path / "text.csv"
     text.write_text("split,bodypart,rmse_px\ntest,all,many\n")
+    # an exported model's metrics (gaitlive evaluate --model) name no snapshot: another
+    # model's figures must not reach this model's card
+    unnamed = tmp_path / "unnamed.csv"
+    unnamed.write_text("split,bodypart,n,rmse_px,pck,shuffle,snapshot,snapshot_sha256\n"
+                       "heldout,all,10,3.3,0.89,,,\n")
     for f, why in ((header_only, "no rows"), (unrelated, "lack ['split', 'bodypart']"),
                    (empty, "lack ['split', 'bodypart']"),
-                   (text, "line 2: rmse_px: expected a number, got 'many'")):
+                   (text, "line 2: rmse_px: expected a number, got 'many'"),
+                   (unnamed, "does not say which snapshot it measured")):
         assert main(["export", str(trained_project), "--to", str(model),
                      "--metrics", str(f)]) == 2
         err = capsys.readouterr().err
         assert f"--metrics {f}: " in err and why in err, err
-        assert f == text or "(columns split, bodypart, n, rmse_px" in err
+        assert f in (text, unnamed) or "(columns split, bodypart, n, rmse_px" in err
     assert not model.exists()
     # the library checks resize too
     from gaitlive.offline.export import export_project

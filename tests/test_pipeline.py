@@ -806,8 +806,10 @@ def test_recorder_rotates_segments_by_time(tmp_path):
 def test_recorder_rejects_a_bad_fourcc(tmp_path):
     from gaitlive.record import RecordError
 
-    with pytest.raises(RecordError, match=r"record.fourcc.*'mp4'"):
-        Recorder(RecordSettings(dir=str(tmp_path), fourcc="mp4"))
+    from gaitlive.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"fourcc: expected a 4-character FourCC .*'mp4'"):
+        RecordSettings(dir=str(tmp_path), fourcc="mp4")  # the form: when the config loads
     # four characters, but no encoder in this OpenCV build: refused before the run starts
     with pytest.raises(RecordError, match=r"record.fourcc 'ZZZZ': this OpenCV build cannot"):
         Recorder(RecordSettings(dir=str(tmp_path), fourcc="ZZZZ"))
@@ -1272,3 +1274,26 @@ def test_the_live_frame_rate_is_the_recent_one():
             assert got == pytest.approx(0.0, abs=1e-9)  # in the outage
     assert got == pytest.approx(30.0, rel=0.03)
     assert frames / 23.9 < 21  # what the rate since the start said
+
+
+def test_sigterm_while_the_run_starts_stops_it_as_ctrl_c_does(tmp_path):
+    """SIGTERM during the model load (after the source opened, before the pipeline's clean
+    stop handler): closed, exit status 130, one line, no traceback and no output files,
+    not the default SIGTERM death."""
+    proc = subprocess.Popen([sys.executable, "-m", "gaitlive.cli", "run", "--headless",
+                             "--no-publish", "--source", "demo", "--out", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    err_lines: list[str] = []
+    for line in proc.stderr:  # the source opens before the (slow) model load
+        err_lines.append(line)
+        if "opened file demo" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    err = "".join(err_lines) + proc.stderr.read()
+    rc = proc.wait(timeout=60)
+    proc.stdout.close()
+    assert rc == 130, err
+    assert "gaitlive run: SIGTERM received while starting, stopping" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

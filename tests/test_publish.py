@@ -512,3 +512,17 @@ def test_a_side_channel_libzmq_refuses_is_a_side_channel_error_and_leaks_no_sock
     th.start()
     th.join(10)
     assert not th.is_alive(), "zmq.Context.term() blocked on a socket left open"
+
+
+def test_the_demo_publisher_keeps_its_own_journal_and_camera(tmp_path):
+    """A real run later in the same folder must not carry on the demo's stream."""
+    r = subprocess.run([sys.executable, "-m", "gaitlive.publish.demo", "--count", "2",
+                        "--rate", "50", "--endpoint", "tcp://127.0.0.1:*",
+                        "--side-channel", "tcp://127.0.0.1:*"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "gaitlive-demo-journal.sqlite").is_file()
+    assert not (tmp_path / "gaitlive-journal.sqlite").exists()
+    with sqlite3.connect(tmp_path / "gaitlive-demo-journal.sqlite") as db:
+        cams = db.execute("SELECT DISTINCT camera_id FROM passes").fetchall()
+        assert cams == [("demo",)] and db.execute("SELECT COUNT(*) FROM passes").fetchone() == (2,)

@@ -141,3 +141,13 @@ def test_relay_cli_runs_until_sigterm_and_reports_bind_errors(tmp_path):
     assert "messages in from publishers" in err
     with pytest.raises(RelayError, match="--backend: expected a ZeroMQ endpoint .*'not-an-endpoint'"):
         Relay("tcp://127.0.0.1:*", "not-an-endpoint").start()
+
+
+@pytest.mark.parametrize("duration", ["0", "-1", "nan"])
+def test_relay_refuses_a_duration_that_is_no_time(duration, capsys):
+    from gaitlive.cli import main
+
+    assert main(["relay", "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
+                 "--duration", duration]) == 2
+    assert f"--duration: expected seconds > 0 (or leave it out to relay until stopped), " \
+        f"got {float(duration)}" in capsys.readouterr().err

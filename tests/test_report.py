@@ -170,6 +170,18 @@ def test_report_needs_the_contract_columns(tmp_path):
     assert not (tmp_path / "empty" / "report").exists()  # no empty folder left behind
     with pytest.raises(ReportError, match=r"--poses .*nowhere: not a folder"):
         build_report(tmp_path, None, PROFILE, pose_dirs=[tmp_path / "nowhere"])
+    # an analyze table cut to 0 bytes is an error; a live run's passes.csv is empty until
+    # its first pass (a run with no pass yet: a report with no pass)
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "barn9_passes.csv").write_text("")
+    with pytest.raises(ReportError, match=r"barn9_passes.csv: empty file; expected a table"):
+        build_report(cut, None, PROFILE)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "passes.csv").write_text("")
+    (run / "steps.csv").write_text("individual,pass_id,foot,strike_frame,lift_frame\n")
+    assert build_report(run, None, PROFILE).pass_pngs == []
 
 
 def _pass(individual, pass_id, score, **feat) -> PassResult:
@@ -228,6 +240,27 @@ def test_report_from_journal_and_listen_database(tmp_path):
     (tmp_path / "junk.sqlite").write_bytes(b"not sqlite at all, just text" * 10)
     with pytest.raises(ReportError, match="junk.sqlite"):
         read_pass_database(tmp_path / "junk.sqlite")
+
+
+def test_a_new_report_moves_the_earlier_one_aside(tmp_path):
+    """A report of other data in the same folder (a new run) must not leave the earlier
+    passes' PNGs beside an index that does not list them; the user's own files stay."""
+    make_analyze_output(tmp_path)
+    rep = tmp_path / "rep"
+    first = build_report(tmp_path, rep, PROFILE)
+    old = {p.name: p.read_bytes() for p in (*first.pass_pngs, *first.summary_pngs)}
+    (rep / "mine.png").write_bytes(b"the user's own figure")
+    (rep / "barn1_bird0_pass9.png").write_bytes(b"a pass of an earlier run")
+    index = (rep / "index.html").read_text()
+    (rep / "index.html").write_text(index + "<p><a href='barn1_bird0_pass9.png'>9</a></p>\n")
+    second = build_report(tmp_path, rep, PROFILE)
+    kept = list((rep / "previous").glob("*/index.html"))
+    assert len(kept) == 1
+    assert {p.name for p in kept[0].parent.glob("*.png")} == {*old, "barn1_bird0_pass9.png"}
+    assert all((kept[0].parent / n).read_bytes() == b for n, b in old.items())
+    assert sorted(p.name for p in rep.glob("*.png")) == sorted(
+        ["mine.png", *(p.name for p in (*second.pass_pngs, *second.summary_pngs))])
+    assert (rep / "mine.png").read_bytes() == b"the user's own figure"
 
 
 def test_report_cli(tmp_path):

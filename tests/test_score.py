@@ -440,6 +440,23 @@ def test_cli_score_fit_groups_repeated_keys(tmp_path, capsys):
     assert "grouped by 'video' (12 groups" in capsys.readouterr().out
 
 
+def test_cli_score_fit_one_video_scored_per_pass(tmp_path, capsys):
+    """Every pass from one recording, scored per pass (--key video,pass_id): no second video
+    to hold out, so the folds hold out passes, and the output says so."""
+    X, y = _ordinal_data(16, 3)
+    pd.DataFrame({"video": "barn1", "individual": 0, "pass_id": range(16), "f_a": X[:, 0],
+                  "f_b": X[:, 1], "f_c": X[:, 2]}).to_csv(tmp_path / "passes.csv", index=False)
+    pd.DataFrame({"video": "barn1", "pass_id": range(16), "score": y}).to_csv(
+        tmp_path / "human.csv", index=False)
+    rc = main(["score", "fit", str(tmp_path / "passes.csv"), str(tmp_path / "human.csv"),
+               "--key", "video,pass_id", "--folds", "4", "--out", str(tmp_path / "m")])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "16 passes joined on 'video,pass_id'; 3 features; 4-fold, not grouped: every " \
+        "pass has video 'barn1'" in out.out
+    assert load_score_model(tmp_path / "m.json").features == ["f_a", "f_b", "f_c"]
+
+
 def test_infinite_features_count_as_missing():
     X, y = _ordinal_data(60, 2)
     Xi = X.copy()
@@ -565,3 +582,17 @@ def test_fit_score_models_tool_refuses_a_bad_pose_model_before_rendering(tmp_pat
     assert r.returncode == 2
     assert f"--model: {tmp_path / 'nope'}: model path does not exist" in r.stderr
     assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()
+
+
+def test_cli_score_a_folder_where_a_file_is_expected(tmp_path, capsys):
+    _tables(tmp_path, n=12)
+    out = tmp_path / "analysed"
+    out.mkdir()
+    (out / "passes.csv").write_text((tmp_path / "passes.csv").read_text())
+    assert main(["score", "compare", str(out), str(tmp_path / "human.csv")]) == 2
+    assert f"{out}: is a folder; expected a CSV file; its table of all passes is passes.csv" \
+        in capsys.readouterr().err
+    assert main(["score", "compare", str(tmp_path / "passes.csv"), str(tmp_path)]) == 2
+    assert f"{tmp_path}: is a folder; expected a CSV file" in capsys.readouterr().err
+    with pytest.raises(ScoreModelError, match="is a folder; expected a score model file"):
+        load_score_model(tmp_path)

@@ -390,6 +390,14 @@ def test_cli_rejects_bad_values(tmp_path: Path, capsys):
     assert "--severity" in capsys.readouterr().err
     assert cli_main(["synth", "project", "--out", str(tmp_path), "--views", "top"]) == 2
     assert "top" in capsys.readouterr().err
+    # one severity per pass that disagrees with --passes, and stems that leave --out
+    assert cli_main(["synth", "video", "--out", str(tmp_path), "--severity", "1,2",
+                     "--passes", "3"]) == 2
+    assert "lists 2 passes but --passes is 3" in capsys.readouterr().err
+    for stem in ("../escape", "sub/clip", ".hidden"):
+        assert cli_main(["synth", "video", "--out", str(tmp_path / "o"), "--stem", stem]) == 2
+        assert f"--stem {stem!r}: expected a plain file name stem" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob("escape*"))
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     assert cli_main(["synth", "video", "--out", str(blocker / "sub"), "--passes", "1",
@@ -445,6 +453,28 @@ def test_project_is_the_same_with_parallel_workers(tmp_path: Path):
     for f in files:
         if f.suffix in (".png", ".csv"):
             assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_project_force_replaces_cleanly_and_keeps_the_earlier_one(tmp_path: Path):
+    """--force gives the new project alone (no earlier frames mixed in), and the earlier
+    one, trained shuffles included, is kept beside it."""
+    out = tmp_path / "p"
+    write_project(out, frames=4, frames_per_clip=2, seed=5, scale=0.25)
+    (out / "dlc-models-pytorch").mkdir()
+    (out / "dlc-models-pytorch" / "snapshot-010.pt").write_bytes(b"weights")
+    before = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert cli_main(["synth", "project", "--out", str(out), "--frames", "2",
+                     "--frames-per-clip", "2", "--seed", "6", "--scale", "0.5",
+                     "--force"]) == 0
+    kept = list(tmp_path.glob("p-previous-*"))
+    assert len(kept) == 1
+    assert sorted(p.relative_to(kept[0]) for p in kept[0].rglob("*") if p.is_file()) == before
+    assert not (out / "dlc-models-pytorch").exists()
+    folders = sorted((out / "labeled-data").iterdir())
+    assert len(folders) == 1
+    imgs = sorted(folders[0].glob("*.png"))
+    assert len(imgs) == 2 and len(read_collected_data(
+        folders[0] / "CollectedData_synth.h5").images) == 2
 
 
 def test_edge_clips_show_the_bird_entering_or_leaving(tmp_path: Path, capsys):

@@ -316,6 +316,14 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert main(["evaluate", str(proj), "--model", str(model), "--out",
                  str(tmp_path / "ev2")]) == 0
     assert "heldout: 12 frames" in capsys.readouterr().out
+    # evaluated again into the same folder: the earlier results are kept in previous/
+    first = (tmp_path / "ev2" / "metrics.csv").read_bytes()
+    assert main(["evaluate", str(proj), "--model", str(model), "--pck", "0.2", "--out",
+                 str(tmp_path / "ev2")]) == 0
+    kept = list((tmp_path / "ev2" / "previous").glob("*/metrics.csv"))
+    assert [k.read_bytes() for k in kept] == [first]
+    assert (kept[0].parent / "gallery.png").is_file()
+    assert (tmp_path / "ev2" / "metrics.csv").read_bytes() != first
     # ... and on crops around the labelled animal, as the live presence crop feeds it
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "8",
                  "--crop-step", "32", "--out", str(tmp_path / "ev3"), "--no-gallery"]) == 0
@@ -340,23 +348,24 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert main(["evaluate", str(proj), "--live"]) == 2
     assert "give it with --model" in capsys.readouterr().err
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "-1"]) == 2
-    assert "--crop-margin -1: expected a number of pixels >= 0, used with --model" in \
-        capsys.readouterr().err
+    assert "--crop-margin -1: expected a number of pixels >= 0" in capsys.readouterr().err
     assert main(["evaluate", str(proj), "--crop-margin", "8"]) == 2  # was silently ignored
-    assert "--crop-margin 8: expected a number of pixels >= 0, used with --model" in \
+    assert "--crop-margin 8: only with --model (an exported model run on crops" in \
         capsys.readouterr().err
-    assert main(["evaluate", str(proj), "--model", str(model), "--min-crop", "0", "64"]) == 2
+    assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "8",
+                 "--min-crop", "0", "64"]) == 2
     assert "--min-crop 0 64: expected two positive pixel sizes W H" in capsys.readouterr().err
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-step", "32"]) == 2
-    assert "--crop-step 32: expected a positive number of pixels, used with --crop-margin" \
-        in capsys.readouterr().err
+    assert "--crop-step 32: only with --crop-margin (or --live)" in capsys.readouterr().err
     # --bird-size: a bird larger than it (here every labelled animal) is scaled down
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "8",
                  "--bird-size", "4", "--out", str(tmp_path / "ev4"), "--no-gallery"]) == 0
     assert "heldout: 12 frames" in capsys.readouterr().out
     assert main(["evaluate", str(proj), "--model", str(model), "--bird-size", "100"]) == 2
-    assert "--bird-size 100: expected a number of pixels >= 0, used with --crop-margin" \
-        in capsys.readouterr().err
+    assert "--bird-size 100: only with --crop-margin (or --live)" in capsys.readouterr().err
+    assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "8",
+                 "--bird-size", "-1"]) == 2
+    assert "--bird-size -1: expected a number of pixels >= 0" in capsys.readouterr().err
     # --max-input-pixels: a crop larger than it runs scaled down
     assert main(["evaluate", str(proj), "--model", str(model), "--crop-margin", "8",
                  "--max-input-pixels", "500", "--out", str(tmp_path / "ev5"),
@@ -364,8 +373,7 @@ def test_train_evaluate_export_tiny_project(tmp_path, capsys):
     assert "heldout: 12 frames" in capsys.readouterr().out
     assert main(["evaluate", str(proj), "--model", str(model), "--max-input-pixels", "-5",
                  "--crop-margin", "8"]) == 2
-    assert "--max-input-pixels -5: expected a number of pixels >= 0, used with --crop-margin" \
-        in capsys.readouterr().err
+    assert "--max-input-pixels -5: expected a number of pixels >= 0" in capsys.readouterr().err
     # --compare: a second model on the same frames, paired (here the model itself: no
     # difference at all, and every interval is exactly 0)
     assert main(["evaluate", str(proj), "--model", str(model), "--compare", str(model),

@@ -205,6 +205,9 @@ class Profile:
     pcutoff: float = _field(0.5, lo=0.0, hi=1.0)
     gait: GaitSettings = _field(default_factory=GaitSettings)
     score: ScoreSettings = _field(default_factory=ScoreSettings)
+    # the profile file it came from (set by the loader; "" for one written inside a run
+    # config): relative paths in it (score.model) are looked for beside it, errors name it
+    file: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.bodyparts:
@@ -368,6 +371,11 @@ class PublishSettings:
                     validate_endpoint(value, key, wildcard=not connect)
                 except MessageError as e:
                     raise ConfigError(str(e).split(": ", 1)[1], key=key) from None
+        if self.side_channel == self.endpoint and not self.endpoint.endswith((":*", ":0")):
+            # the second bind would fail with a bare "Address already in use"
+            raise ConfigError(f"{self.side_channel!r} is publish.endpoint too; the side "
+                              f"channel needs an address of its own (e.g. the next port)",
+                              key="side_channel")
         # the journal is opened only when the publisher starts (after the model loads):
         # refuse what can never be a journal file now
         if self.enabled:
@@ -409,6 +417,13 @@ class RecordSettings:
     dir: str = "recordings"
     segment_s: float = _field(60.0, lo=1.0, hi=7 * 24 * 3600.0)
     fourcc: str = "mp4v"
+
+    def __post_init__(self) -> None:
+        # the form here, when the file is loaded; whether this OpenCV build writes the
+        # codec is probed when a recording starts
+        if len(self.fourcc) != 4:
+            raise ConfigError(f"expected a 4-character FourCC code like 'mp4v' or 'MJPG', "
+                              f"got {self.fourcc!r}", key="fourcc")
 
 
 @dataclass(frozen=True)
@@ -646,7 +661,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     """
     path = _profile_path(str(name_or_path))
     data = _read_yaml(path)
-    return from_mapping(Profile, data, file=path)
+    return dataclasses.replace(from_mapping(Profile, data, file=path), file=str(path))
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any, file: Path | None = None
@@ -710,7 +725,7 @@ def _load(path: Path, data: dict[str, Any]) -> Config:
         except ConfigError as e:
             raise ConfigError(e.message, file=path, key="profile") from None
         pdata = _read_yaml(ppath)
-        profile = from_mapping(Profile, pdata, file=ppath)
+        profile = dataclasses.replace(from_mapping(Profile, pdata, file=ppath), file=str(ppath))
     elif isinstance(prof, Mapping):
         profile = from_mapping(Profile, prof, file=path, prefix="profile")
     else:

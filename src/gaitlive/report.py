@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -126,10 +127,18 @@ class ReportResult:
 # --------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
+def _read_csv(path: Path, required: Sequence[str], *, may_be_empty: bool = False
+              ) -> pd.DataFrame:
+    """``may_be_empty``: a 0-byte file is a table without rows (a live run writes the
+    header of passes.csv with its first pass); otherwise it is an error (gaitlive analyze
+    always writes the header row: an empty file was cut short or is not its output)."""
     try:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
+        if not may_be_empty:
+            raise ReportError(f"{path}: empty file; expected a table with at least the "
+                              f"columns {list(required)} (gaitlive analyze writes the header "
+                              f"row even when there is no row)") from None
         df = pd.DataFrame(columns=list(required))
     except Exception as e:  # pandas raises many kinds
         raise ReportError(f"{path}: cannot read as CSV ({e})") from e
@@ -238,10 +247,11 @@ def load_recording(folder: str | os.PathLike[str], stem: str, profile: Profile |
     if not ppath.is_file():
         raise ReportError(f"{ppath}: passes file not found (expected gaitlive analyze or "
                           f"gaitlive run output)")
-    passes = _read_csv(ppath, PASS_COLUMNS)
+    run = stem == RUN_STEM  # a live run's tables are empty until its first pass
+    passes = _read_csv(ppath, PASS_COLUMNS, may_be_empty=run)
     sources = [ppath]
     if spath.is_file():
-        steps = _read_csv(spath, STEP_COLUMNS)
+        steps = _read_csv(spath, STEP_COLUMNS, may_be_empty=run)
         sources.append(spath)
     else:
         log.warning("%s not found: no gait diagrams", spath)
@@ -697,6 +707,8 @@ def build_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     base = source if source.is_dir() else source.parent
     out = Path(out_dir) if out_dir is not None else base / "report"
     existed = out.is_dir()
+    if existed:
+        _keep_earlier_report(out)
     out.mkdir(parents=True, exist_ok=True)
     try:
         return _build(source, out, profile, fps, pose_dirs, progress)
@@ -704,6 +716,29 @@ def build_report(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         if not existed and not any(out.iterdir()):
             out.rmdir()  # a failed report leaves no empty folder behind
         raise
+
+
+def _keep_earlier_report(out: Path) -> Path | None:
+    """Move an earlier report in ``out`` (its ``index.html`` and the PNGs it lists) to
+    ``out/previous/<time>/``: a report of other data (a new run in the same folder) would
+    otherwise leave the earlier passes' PNGs beside an index that does not list them. Other
+    files in ``out`` are left alone."""
+    from gaitlive.fileio import move_aside
+
+    index = out / "index.html"
+    if not index.is_file():
+        return None
+    try:
+        text = index.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # not a report's index: not ours to move
+    if not text.startswith("<!doctype html><meta charset='utf-8'><title>gaitlive report"):
+        return None
+    names = {html.unescape(m) for m in re.findall(r"(?:src|href)='([^'/]+\.png)'", text)}
+    files = [index, *sorted(f for n in names if (f := out / n).is_file())]
+    dest = move_aside(files, out / "previous", when=index.stat().st_mtime)
+    log.warning("%s: the earlier report (%d files) was moved to %s", out, len(files), dest)
+    return dest
 
 
 def _build(source: Path, out: Path, profile: Profile, fps: float | None,

@@ -191,6 +191,9 @@ def load_score_model(path: str | os.PathLike[str]) -> ScoreModel:
         When the file is missing or is not a score model.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ScoreModelError(f"{path}: is a folder; expected a score model file (.json, "
+                              f"written by 'gaitlive score fit')")
     if not path.is_file():
         raise ScoreModelError(f"{path}: score model file not found")
     try:
@@ -539,6 +542,10 @@ def read_table(path: str | os.PathLike[str], keys: Sequence[str] = ()):  # -> pd
     import pandas as pd
 
     path = Path(path)
+    if path.is_dir():
+        hint = ("; its table of all passes is passes.csv"
+                if (path / "passes.csv").is_file() else "")
+        raise ScoreModelError(f"{path}: is a folder; expected a CSV file{hint}")
     if not path.is_file():
         raise ScoreModelError(f"{path}: CSV file not found")
     try:

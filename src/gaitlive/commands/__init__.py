@@ -71,11 +71,14 @@ def profile_score_model(cfg: Any) -> Any:
     from gaitlive.paths import resolve_asset
     from gaitlive.score import ScoreModelError, load_score_model
 
-    p = resolve_asset(path, base=Path(cfg.file).parent if cfg.file else None)
+    named_in = cfg.profile.file or cfg.file  # the profile file, or the run config it is in
+    p = resolve_asset(path, base=Path(named_in).parent if named_in else None)
     try:
         return load_score_model(p)
     except ScoreModelError as e:
-        raise ScoreModelError(f"profile {cfg.profile.name!r} score.model: {e}") from None
+        where = f"{named_in}: " if named_in else ""
+        raise ScoreModelError(f"{where}profile {cfg.profile.name!r} score.model: {e}") \
+            from None
 
 
 def count_noun(n: int, word: str) -> str:

@@ -4,7 +4,8 @@ INPUT is a video (poses are inferred with the configured DLC-Live model), a Deep
 pose file (.h5/.csv, single- or multi-animal) or a flat keypoint CSV (the T-LEAP cow
 layout, with ``--profile cow-side``). Writes ``DIR/<stem>_steps.csv`` and
 ``DIR/<stem>_passes.csv``; for a video also ``DIR/<stem>.h5``/``.csv`` (poses) and
-``DIR/<stem>_labeled.mp4``. Several inputs also give ``DIR/passes.csv`` (all passes).
+``DIR/<stem>_labeled.mp4``. Several inputs also give ``DIR/passes.csv`` (all passes in the
+folder: re-analysing some inputs later replaces their rows and keeps the others').
 
 Every input is checked before any is analysed: it must exist and be a supported type, no
 two may have the same stem, and an existing ``DIR/<stem>.h5``/``.csv`` that a video would
@@ -183,10 +184,24 @@ def _analyze_all(args: argparse.Namespace, inputs: list[Path], out: Path, profil
                 break
         else:
             not_started = []
-        if len(inputs) > 1 and tables:
-            # an interrupted batch never replaces a complete passes.csv of an earlier run
+        earlier = out / "passes.csv"
+        if tables and (len(inputs) > 1 or earlier.is_file()):
+            # the folder's table of all passes: an earlier batch's rows of the videos not
+            # analysed now are kept, those analysed now are replaced (their own tables were
+            # just moved to previous/); an interrupted batch never replaces a complete
+            # passes.csv of an earlier run
+            new = pd.concat(tables, ignore_index=True)
+            if earlier.is_file():
+                try:
+                    old = pd.read_csv(earlier, dtype={"video": str})
+                except (ValueError, OSError) as e:  # unreadable: left as it is, said so
+                    log.warning("%s: not updated (unreadable: %s)", earlier, e)
+                    old = None
+                if old is not None and "video" in old.columns:
+                    new = pd.concat([old[~old.video.isin(set(new.video))], new],
+                                    ignore_index=True)
             name = "passes_partial.csv" if stop else "passes.csv"
-            allp = _atomic_csv(pd.concat(tables, ignore_index=True), out / name)
+            allp = _atomic_csv(new, out / name)
             print(f"{'passes so far' if stop else 'all passes'} -> {allp}")
     if stop is not None:
         if not_started:

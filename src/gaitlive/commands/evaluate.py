@@ -95,20 +95,29 @@ def run(args: argparse.Namespace) -> int:
         from gaitlive.pose import check_resize
 
         check_resize(args.resize, f"--resize {args.resize:g}")
-    if args.crop_margin is not None and (args.crop_margin < 0 or not args.model):
-        raise ValueError(f"--crop-margin {args.crop_margin}: expected a number of pixels >= "
-                         f"0, used with --model (an exported model run on crops, as live)")
-    if args.min_crop and (args.crop_margin is None or min(args.min_crop) <= 0):
-        raise ValueError(f"--min-crop {' '.join(map(str, args.min_crop))}: expected two positive "
-                         f"pixel sizes W H, used with --crop-margin")
-    if args.crop_step < 1 or (args.crop_step > 1 and args.crop_margin is None):
-        raise ValueError(f"--crop-step {args.crop_step}: expected a positive number of pixels, "
-                         f"used with --crop-margin")
+    if args.crop_margin is not None and not args.model:
+        raise ValueError(f"--crop-margin {args.crop_margin}: only with --model (an exported "
+                         f"model run on crops, as live); a project's snapshot is evaluated "
+                         f"on whole frames")
+    if args.crop_margin is not None and args.crop_margin < 0:
+        raise ValueError(f"--crop-margin {args.crop_margin}: expected a number of pixels >= 0")
+    crop_flags = (("--min-crop", " ".join(map(str, args.min_crop)) if args.min_crop else None),
+                  ("--crop-step", args.crop_step if args.crop_step != 1 else None),
+                  ("--bird-size", args.bird_size or None),
+                  ("--max-input-pixels", args.max_input_pixels or None))
+    for flag, value in crop_flags:
+        if value is not None and args.crop_margin is None and not args.live:
+            raise ValueError(f"{flag} {value}: only with --crop-margin (or --live), which "
+                             f"it shapes")
+    if args.min_crop and min(args.min_crop) <= 0:
+        raise ValueError(f"--min-crop {' '.join(map(str, args.min_crop))}: expected two "
+                         f"positive pixel sizes W H")
+    if args.crop_step < 1:
+        raise ValueError(f"--crop-step {args.crop_step}: expected a positive number of pixels")
     for flag, value in (("--bird-size", args.bird_size),
                         ("--max-input-pixels", args.max_input_pixels)):
-        if value < 0 or (value and args.crop_margin is None):
-            raise ValueError(f"{flag} {value}: expected a number of pixels >= 0, used with "
-                             f"--crop-margin")
+        if value < 0:
+            raise ValueError(f"{flag} {value}: expected a number of pixels >= 0")
     if args.live or args.config:
         _live_settings(args)
     if args.compare and not args.model:

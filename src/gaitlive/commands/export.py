@@ -95,6 +95,14 @@ def _read_metrics(path: str) -> tuple[dict[str, dict[str, dict[str, Any]]], dict
         raise ValueError(f"--metrics {p}: not a text file; {expected}") from None
     if not out:
         raise ValueError(f"--metrics {p}: no rows; {expected}")
+    if not source.get("snapshot"):
+        # 'gaitlive evaluate --model' (an exported model) and older files leave the snapshot
+        # columns empty: nothing would tie those figures to the snapshot exported
+        raise ValueError(f"--metrics {p}: does not say which snapshot it measured (its "
+                         f"shuffle and snapshot columns are empty, as 'gaitlive evaluate "
+                         f"--model' writes them for an exported model); evaluate the "
+                         f"project's snapshot with 'gaitlive evaluate PROJECT' and export "
+                         f"with that metrics.csv")
     return out, source
 
 

@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("gaitlive.relay")
     if args.hwm < 1:
         raise ValueError(f"--hwm: expected an integer >= 1, got {args.hwm}")
+    if args.duration is not None and not args.duration > 0:
+        raise ValueError(f"--duration: expected seconds > 0 (or leave it out to relay until "
+                         f"stopped), got {args.duration}")
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -169,9 +169,38 @@ def _make_sinks(sinks: list[Any], cfg: Any, args: argparse.Namespace, out_dir: P
 
 
 def run(args: argparse.Namespace) -> int:
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _run(args)
+
+    def on_term(signum: int, _frame: Any) -> None:
+        # while the run starts (model load, sockets, files): stop as Ctrl-C does, with what
+        # was opened closed, instead of the default SIGTERM death; the pipeline's own
+        # handler (a clean stop that writes the outputs) replaces this once it runs
+        print("gaitlive run: SIGTERM received while starting, stopping", file=sys.stderr,
+              flush=True)
+        raise KeyboardInterrupt("SIGTERM")
+
+    before = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return _run(args)
+    finally:
+        if not getattr(args, "owns_process", False):  # else: the pipeline's handler stays
+            signal.signal(signal.SIGTERM, before)
+
+
+def _run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from gaitlive.capture import Capture, FrameSlot, RateProbe, live_rate, open_source
+    from gaitlive.capture import (
+        Capture,
+        FrameSlot,
+        RateProbe,
+        SourceError,
+        live_rate,
+        open_source,
+    )
     from gaitlive.gait.stage import GaitStage, view_box
     from gaitlive.pipeline import Pipeline, PipelineStats
     from gaitlive.pose import load_runner
@@ -181,15 +210,25 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, realtime=False)
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames: expected a positive integer, got {args.max_frames}")
-    from gaitlive.fileio import output_dir
+    from gaitlive.fileio import check_output_dir, output_dir
 
-    out_dir = output_dir(args.out if args.out else cfg.out_dir,
-                         "--out" if args.out else f"{cfg.file}: out_dir")
+    out_where = ("--out" if args.out else f"{cfg.file}: out_dir")
+    check_output_dir(args.out if args.out else cfg.out_dir, out_where)  # creates nothing
     profile = cfg.profile
 
     # the source first: a wrong camera index or URL fails before the slow model load
-    source = open_source(cfg.source, open_timeout_s=cfg.open_timeout_s,
-                         read_timeout_s=cfg.read_timeout_s)
+    try:
+        source = open_source(cfg.source, open_timeout_s=cfg.open_timeout_s,
+                             read_timeout_s=cfg.read_timeout_s)
+    except SourceError as e:
+        if getattr(args, "source", None) is not None:
+            raise  # --source: the message names it already
+        raise SourceError(f"{cfg.file}: {e}") from None  # the config file's source: key
+    try:
+        out_dir = output_dir(args.out if args.out else cfg.out_dir, out_where)
+    except BaseException:
+        source.close()
+        raise
     # a camera or stream may deliver another rate than it reports: read from now (while
     # the model loads), measured after it, and the gait stage's clock follows what it
     # delivers

@@ -201,6 +201,12 @@ def run_fit(args: argparse.Namespace) -> int:
     keys = df["_group"].to_numpy()
     n_keys = len(set(keys.tolist()))
     grouped = n_keys < len(keys)
+    one_video = None
+    if grouped and n_keys == 1 and len(args.key.split(",")) > 1:
+        # every pass is from one video (key video,pass_id): there is no second video to
+        # hold out, so the folds hold out passes, and the agreement says less about
+        # other videos (cameras, light) than a grouped one would
+        grouped, one_video = False, str(keys[0])
     pred = cross_validated_predictions(X, y, feats, folds=args.folds, l2=args.l2,
                                        classes=classes, groups=keys if grouped else None)
     ag = compute_agreement(pred, y, labels=range(scale[0], scale[1] + 1))
@@ -209,6 +215,10 @@ def run_fit(args: argparse.Namespace) -> int:
     if grouped:
         by = args.key.split(",")[0].strip()
         cv += f", grouped by {by!r} ({n_keys} groups: a group's passes share a fold)"
+    elif one_video is not None:
+        by = args.key.split(",")[0].strip()
+        cv += (f", not grouped: every pass has {by} {one_video!r}, so there is no other "
+               f"{by} to hold out (expect less agreement on other {by}s)")
     print(f"{len(y)} passes joined on {args.key!r}; {len(feats)} features; "
           f"{cv} cross-validated agreement:")
     print(format_agreement(ag))

@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = ss.add_parser("video", help="a rendered clip and its exact truth")
     v.add_argument("--out", "-o", required=True, help="output folder")
     v.add_argument("--view", choices=("side", "rear"), default="side")
-    v.add_argument("--passes", type=int, default=3, help="number of passes (default 3)")
+    v.add_argument("--passes", type=int, default=None,
+                   help="number of passes (default 3, or as many as --severity lists)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--species", choices=("broiler", "turkey", "mixed"), default="broiler")
     v.add_argument("--severity", default=None,
@@ -86,7 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--edges", type=float, default=0.0,
                    help="fraction of clips centred on the bird entering or leaving the image "
                         "(default 0)")
-    q.add_argument("--force", action="store_true", help="write into an existing project")
+    q.add_argument("--force", action="store_true",
+                   help="replace an existing project: what --out holds is moved to "
+                        "<out>-previous-<time> beside it first (nothing is deleted)")
     q.set_defaults(func=run)
     p.set_defaults(func=run, _synth_parser=p)
 
@@ -118,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         from gaitlive.synth import simulate_sequence
         from gaitlive.synth.export import write_video_set
 
-        if args.passes < 1:
+        if args.passes is not None and args.passes < 1:
             raise SynthArgError(f"--passes must be >= 1, got {args.passes}")
         if args.fps <= 0:
             raise SynthArgError(f"--fps must be > 0, got {args.fps}")
@@ -129,15 +132,23 @@ def _run(args: argparse.Namespace) -> int:
         if not 0.0 <= args.gap[0] <= args.gap[1]:
             raise SynthArgError(f"--gap: expected 0 <= MIN <= MAX, got {args.gap}")
         w, h = _size(args.size)
-        sev = _severities(args.severity, args.passes)
+        sev = _severities(args.severity, args.passes or 3)
+        if sev is not None and args.passes is not None and len(sev) != args.passes:
+            raise SynthArgError(f"--severity {args.severity!r} lists {len(sev)} passes but "
+                                f"--passes is {args.passes}: give one severity for all "
+                                f"passes, or one per pass")
+        n_passes = len(sev) if sev is not None else (args.passes or 3)
         stem = args.stem or f"synth-{args.view}-s{args.seed}"
+        if not stem or Path(stem).name != stem or stem.startswith(".") or "\\" in stem:
+            raise SynthArgError(f"--stem {stem!r}: expected a plain file name stem (the files "
+                                f"go into --out; no folders, no leading dot)")
         old = sorted(p.name for p in Path(args.out).glob(f"{stem}*")
                      if p.is_file() and p.name.startswith((f"{stem}.", f"{stem}_truth")))
         if old and not args.force:
             raise SynthArgError(f"--out {args.out}: already holds the clip {stem!r} "
                                 f"({', '.join(old)}); give another --out or --stem, or "
                                 f"--force to replace it")
-        seq = simulate_sequence(passes=args.passes, severities=sev, view=args.view,
+        seq = simulate_sequence(passes=n_passes, severities=sev, view=args.view,
                                 species=args.species, fps=args.fps, seed=args.seed, width=w,
                                 height=h, gap_s=tuple(args.gap), background=args.background,
                                 pecking=args.pecking)

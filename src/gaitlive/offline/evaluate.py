@@ -549,6 +549,23 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
+RESULT_FILES = ("metrics.csv", "gallery.png", "compare.csv")
+
+
+def keep_earlier_results(out: Path) -> Path | None:
+    """Move an earlier evaluation's results in ``out`` (:data:`RESULT_FILES`) to
+    ``out/previous/<time>/`` before new ones are written; returns that folder, or None."""
+    from gaitlive.fileio import move_aside
+
+    old = [out / n for n in RESULT_FILES if (out / n).is_file()]
+    if not old:
+        return None
+    dest = move_aside(old, out / "previous", when=max(f.stat().st_mtime for f in old))
+    log.warning("%s: the earlier evaluation's results (%s) were moved to %s", out,
+                ", ".join(f.name for f in old), dest)
+    return dest
+
+
 def load_labels(project: str | Path) -> tuple[list[Path], np.ndarray, list[str], Any]:
     """Labelled images and keypoints of a DeepLabCut project (single animal).
 
@@ -636,6 +653,7 @@ def evaluate_project(project: str | Path, *, shuffle: int = 1, trainset_index: i
                                              pck_fraction=pck_fraction,
                                              body_length=body_length)
     out = output_dir(out_dir) if out_dir else loader.evaluation_folder
+    keep_earlier_results(out)
     csv = write_metrics_csv(out / "metrics.csv", splits, bodyparts,
                             source={"shuffle": str(shuffle), "snapshot": snapshot.path.name,
                                     "snapshot_sha256": file_digest(snapshot.path)})
@@ -783,6 +801,7 @@ def evaluate_model(model: str | Path, labels: str | Path, *, settings: Any = Non
     m = compute_pose_metrics(gt, pred, bodyparts, pcutoff=pcutoff, pck_fraction=pck_fraction,
                              body_length=body_length)
     out = output_dir(out_dir or default_out)
+    keep_earlier_results(out)
     csv = write_metrics_csv(out / "metrics.csv", {"heldout": m}, bodyparts)
     gal = write_gallery(out / "gallery.png", images, gt, pred, bodyparts,
                         pcutoff=pcutoff) if gallery else None

@@ -4,7 +4,8 @@
 score ``pass_id % 6``) on the default endpoints with a real :class:`Publisher` (journal,
 side channel, heartbeats), then keeps serving the side channel for ``--linger`` seconds.
 It prints ``ready <pub endpoint> <side endpoint>`` once bound and ``sent <pass_id>`` after
-each pass was handed over, so scripts and tests can follow it.
+each pass was handed over, so scripts and tests can follow it. It keeps its own journal
+(``gaitlive-demo-journal.sqlite``) and camera id (``demo``), apart from a real run's.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gaitlive.publish.demo", description=__doc__)
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556")
     p.add_argument("--side-channel", default="tcp://127.0.0.1:5557")
-    p.add_argument("--journal", default="gaitlive-journal.sqlite")
-    p.add_argument("--camera-id", default="cam0")
+    # its own journal and camera id: a real run later in the same folder must not carry on
+    # the demo's stream (same publisher epoch), nor a listener file its passes as cam0's
+    p.add_argument("--journal", default="gaitlive-demo-journal.sqlite")
+    p.add_argument("--camera-id", default="demo")
     p.add_argument("--publisher-id", default=None)
     p.add_argument("--count", type=int, default=100, help="passes to publish")
     p.add_argument("--first", type=int, default=0, help="pass_id of the first pass")

@@ -58,11 +58,17 @@ def create_keypair(out_dir: str | Path, name: str = "server", *, allow_dir: str 
     if not name or "/" in name or name.startswith("."):
         raise KeyFileError(f"key name: expected a plain file name, got {name!r}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     pub, sec = out / f"{name}.key", out / f"{name}.key_secret"
     if not overwrite and (pub.exists() or sec.exists()):
         raise KeyFileError(f"{pub}: a key pair named {name!r} already exists "
                         f"(use --force to replace it)")
+    if allow_dir is not None and not overwrite and (Path(allow_dir) / pub.name).exists():
+        # another subscriber's (or the publisher's own) public key of that name: replacing
+        # it would lock that one out
+        raise KeyFileError(f"{Path(allow_dir) / pub.name}: the allow-list folder already holds "
+                           f"a public key named {name!r} (choose another --name, or use "
+                           f"--force to replace it)")
+    out.mkdir(parents=True, exist_ok=True)
     p, s = zmq.auth.create_certificates(out, name)
     sec_path = Path(s)
     sec_path.chmod(0o600)

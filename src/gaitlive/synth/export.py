@@ -385,7 +385,8 @@ def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int 
     Parameters
     ----------
     out
-        Project folder (created; must not already hold a ``config.yaml`` unless ``force``).
+        Project folder (created; must not already hold a ``config.yaml`` unless ``force``,
+        which first moves whatever it holds to ``<out>-previous-<time>`` beside it).
     scale
         Write images (and videos) resized by this factor with the labels scaled the way
         dlclive's ``resize`` undoes it (``x_small = x * scale``).
@@ -427,6 +428,15 @@ def write_project(out: str | os.PathLike[str], *, frames: int = 1500, seed: int 
     if (out / "config.yaml").exists() and not force:
         raise SynthExportError(f"{out / 'config.yaml'}: a project already exists there "
                                f"(choose another --out or pass --force)")
+    if force and out.is_dir() and any(out.iterdir()):
+        # a clean replacement that loses nothing: the earlier project (frames, labels,
+        # trained shuffles) moves to a sibling folder, not mixed with the new frames
+        from gaitlive.fileio import move_aside
+
+        absolute = out.resolve()
+        dest = move_aside(sorted(absolute.iterdir()), absolute.parent,
+                          prefix=f"{absolute.name}-previous-")
+        log.warning("%s: the earlier contents were moved to %s (--force)", out, dest)
     import yaml
 
     out.mkdir(parents=True, exist_ok=True)
