@@ -804,9 +804,8 @@ def test_recorder_rotates_segments_by_time(tmp_path):
 
 
 def test_recorder_rejects_a_bad_fourcc(tmp_path):
-    from gaitlive.record import RecordError
-
     from gaitlive.config import ConfigError
+    from gaitlive.record import RecordError
 
     with pytest.raises(ConfigError, match=r"fourcc: expected a 4-character FourCC .*'mp4'"):
         RecordSettings(dir=str(tmp_path), fourcc="mp4")  # the form: when the config loads
