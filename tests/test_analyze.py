@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from gaitlive.cli import main
 from gaitlive.dlcio import PoseData, read_pose, write_pose
 from gaitlive.synth import BODYPARTS, simulate_pass
+from gaitlive.testing import make_tiny_pytorch_export
 
 STEP_COLS = ["individual", "pass_id", "foot", "strike_frame", "lift_frame"]
 PASS_COLS = ["individual", "pass_id", "start_frame", "end_frame", "n_steps", "cadence_hz",
@@ -105,9 +107,7 @@ def test_cow_passes_features_fit_and_compare(shared_data, tmp_path, capsys):
 def test_analyze_video_with_a_real_dlclive_export(tmp_path, capsys):
     """The video path: real DLC-Live inference (a tiny PyTorch export with random weights),
     the poses saved in DeepLabCut format, the tables and the labelled movie."""
-    cv2 = pytest.importorskip("cv2")
-    testing = pytest.importorskip("gaitlive.testing")
-    model = testing.make_tiny_pytorch_export(tmp_path / "model")
+    model = make_tiny_pytorch_export(tmp_path / "model")
     video = tmp_path / "clip.mp4"
     vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (128, 96))
     rng = np.random.default_rng(0)
@@ -139,7 +139,6 @@ def test_analyze_video_with_a_real_dlclive_export(tmp_path, capsys):
 
 def _write_clip(path, n_frames=20, size=(128, 96), fps=25.0):
     """A real mp4 (OpenCV): a bright disc moving over a noisy floor."""
-    import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
     w, h = size
@@ -156,9 +155,7 @@ def _write_clip(path, n_frames=20, size=(128, 96), fps=25.0):
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny real DLC-Live PyTorch export (random weights), shared by the video tests."""
-    pytest.importorskip("cv2")
-    testing = pytest.importorskip("gaitlive.testing")
-    return testing.make_tiny_pytorch_export(tmp_path_factory.mktemp("tiny") / "model")
+    return make_tiny_pytorch_export(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def _one_line_error(capsys, *names):
@@ -347,7 +344,6 @@ def test_analyze_unreadable_pose_files_give_one_line_errors(tmp_path, capsys):
 
 def test_a_truncated_video_is_analysed_as_far_as_it_decodes_and_says_so(tmp_path, tiny_model,
                                                                         caplog):
-    import cv2
 
     video = tmp_path / "cut.avi"
     vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (128, 96))
@@ -367,7 +363,6 @@ def test_a_truncated_video_is_analysed_as_far_as_it_decodes_and_says_so(tmp_path
 
 
 def _write_video(path, n: int = 3, size=(640, 480)):
-    import cv2
 
     vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
     for _ in range(n):
@@ -393,7 +388,6 @@ def test_source_video_of_a_pose_file(tmp_path):
 
 
 def test_analyze_pose_file_takes_the_frame_rate_of_its_source_video(tmp_path, capsys):
-    import cv2
 
     sp = simulate_pass(severity=1, view="side", seed=21)
     h5 = write_pose(tmp_path / "walkDLC_resnet50_xDec7shuffle1_1000.h5",

@@ -211,19 +211,23 @@ def test_an_unknown_model_device_is_refused_when_loaded(tmp_path):
 
 
 def test_cli_reports_config_error(tmp_path, capsys):
+    """A bad config file given to a command: one line naming the file and the key, exit 2,
+    before anything runs."""
     from gaitlive.cli import main
 
     d = _default()
     d["bogus"] = 1
+    d["out_dir"] = str(tmp_path / "out")
     p = _write(tmp_path, "bad.yaml", d)
-    from gaitlive.commands import config_from_args
-
-    class A:
-        config = str(p)
-
-    with pytest.raises(ConfigError, match="bogus: unknown key"):
-        config_from_args(A())
-    assert main(["info", "--no-tf"]) == 0
+    for argv in (["run", "--config", str(p), "--headless"],
+                 ["analyze", str(tmp_path / "x.h5"), "--config", str(p), "--out",
+                  str(tmp_path / "a")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"gaitlive {argv[0]}: error: {p}: bogus: unknown key; expected "
+                              f"one of: "), err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "a").exists()
 
 
 @pytest.mark.parametrize("key", ["heartbeat_s", "queue_size"])

@@ -304,18 +304,47 @@ def test_listen_refuses_a_file_that_is_not_its_database(tmp_path, bad):
 
 
 def test_messages_module_decodes_what_listen_stores(tmp_path):
-    # the status heartbeat a listener relies on for tail gaps is part of the schema
-    with Publisher(_settings(tmp_path), "cam0") as pub:
-        pub.publish_pass(synthetic_pass(0, "cam0"))
-        _until(lambda: pub.stats()["pass_seq"] == 1, 5, "journal")
-        from gaitlive.publish import iter_messages
+    """A subscriber of its own (``iter_messages``) and a listener on the same publisher: the
+    pass it decodes is the row the listener stored, field for field, and the messages match
+    the published schema (the status heartbeat a listener relies on for tail gaps too)."""
+    import jsonschema
 
-        for m in iter_messages(pub.endpoint, ["status"], "cam0", timeout_s=5):
-            assert m.body["pass_seq"] == 1 and m.side_channel == pub.side_endpoint
-            assert isinstance(m, M.Message)
-            break
-        else:
-            raise AssertionError("no status")
+    from gaitlive.publish import iter_messages
+
+    schema = M.load_schema()
+    store = SQLiteStore(tmp_path / "farm.sqlite")
+    with Publisher(_settings(tmp_path), "cam0") as pub:
+        listener = Listener(pub.endpoint, store, ["pass"], side_channel=pub.side_endpoint)
+        th = _run_listener(listener)
+        msgs = iter_messages(pub.endpoint, ["pass", "status"], "cam0", timeout_s=5)
+        try:
+            status = next(m for m in msgs if m.kind == "status")  # connected now
+            _until(lambda: listener.streams, 10, "the listener's first heartbeat")
+            sent = synthetic_pass(0, "cam0")
+            pub.publish_pass(sent)
+            got = next(m for m in msgs if m.kind == "pass")
+            _until(lambda: listener.stored == 1, 10, "the stored score")
+        finally:
+            msgs.close()
+            listener.stop_event.set()
+            th.join(10)
+    store.close()
+    for m in (status, got):
+        assert isinstance(m, M.Message) and m.side_channel == pub.side_endpoint
+        jsonschema.validate({"topic": m.topic.decode(), "header": M.json_view(m.header),
+                             "body": M.json_view(M.unpack(m.raw_body))}, schema,
+                            cls=jsonschema.Draft202012Validator)
+    assert got.body["pass_id"] == sent.pass_id and got.body["score"] == sent.score
+    with sqlite3.connect(tmp_path / "farm.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        (row,) = db.execute("SELECT * FROM scores").fetchall()
+    assert (row["publisher_id"], row["epoch"], row["seq"], row["camera_id"]) == \
+        (got.publisher_id, got.epoch, got.seq, "cam0")
+    for k in ("individual", "pass_id", "start_frame", "end_frame", "n_steps", "score",
+              "score_class", "confidence", "reason"):
+        assert row[k] == got.body[k], k
+    assert json.loads(row["features"]) == pytest.approx(got.body["features"])
+    assert got.body["features"] == pytest.approx(sent.features)
 
 
 class _SlowPoseSink(SQLiteStore):

@@ -416,10 +416,15 @@ def test_write_labelled_video_bad_input(tmp_path):
 # ------------------------------------------------------------------------------------
 
 
-@pytest.mark.gui
-def test_window_under_xvfb_screenshot_and_quit(xvfb_display, tmp_path):
-    if shutil.which("ffmpeg") is None or shutil.which("xdotool") is None:
-        pytest.skip("needs ffmpeg (x11grab) and xdotool")
+WINDOW_BLACK = 3  # exit status of _window_child: the window was never painted
+
+
+def _window_child(display: str, shot: str) -> int:
+    """In a process of its own: open the overlay window, check on screenshots that it shows
+    every bodypart colour, then that 'q' in it asks to quit. Returns 0, or WINDOW_BLACK when
+    the window stayed black (OpenCV's Qt HighGUI now and then never paints a new window on
+    a loaded machine, and then no later window of that process either: opencv-python issue
+    362); an assertion error is a failure."""
     sink = OverlaySink(PROFILE, window=True, video_path=None, fps=30.0, queue_size=4,
                        title="gaitlive-test")
     img = np.full((480, 640, 3), 70, np.uint8)
@@ -436,28 +441,22 @@ def test_window_under_xvfb_screenshot_and_quit(xvfb_display, tmp_path):
         assert wid, "the overlay window did not appear"
         # the window paints on its own time (seconds on a loaded machine): keep feeding it
         # and take screenshots until every bodypart colour is on screen, or 30 s
-        shot = tmp_path / "screen.png"
         start = time.monotonic()
         while True:
             for _ in range(10):
                 sink.submit(img, pose[None], GaitUpdate(0, [_track(0)]), {"camera": "cam0"})
                 time.sleep(0.05)
             subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-draw_mouse", "0", "-f",
-                            "x11grab", "-video_size", "1280x800", "-i", xvfb_display,
-                            "-frames:v", "1", str(shot)], check=True, timeout=30)
-            screen = cv2.imread(str(shot))
+                            "x11grab", "-video_size", "1280x800", "-i", display,
+                            "-frames:v", "1", shot], check=True, timeout=30)
+            screen = cv2.imread(shot)
             assert screen is not None
             hits = [int(np.all(np.abs(screen.astype(int) - c) <= 2, axis=2).sum())
                     for c in COLOURS]
             if min(hits) >= 10 or time.monotonic() > start + 30:
                 break
             if time.monotonic() > start + 15 and screen.max() <= 16:
-                # OpenCV's Qt HighGUI now and then never paints a new window on a loaded
-                # machine: black for good, also in a plain imshow loop, and every later
-                # window of the process too (opencv-python issue 362). Not this code's doing,
-                # and nothing to look at: the drawing itself is tested on images above.
-                pytest.skip("OpenCV's Qt window was never painted (black screen after "
-                            "15 s; opencv-python issue 362, seen under load)")
+                return WINDOW_BLACK
         # every bodypart colour is on screen (the window shows the overlay)
         for k, c in enumerate(COLOURS):
             assert hits[k] >= 10, f"{PROFILE.bodyparts[k]} colour {c} not on screen"
@@ -473,6 +472,31 @@ def test_window_under_xvfb_screenshot_and_quit(xvfb_display, tmp_path):
     finally:
         sink.close()
     assert sink.error is None
+    return 0
+
+
+@pytest.mark.gui
+def test_window_under_xvfb_screenshot_and_quit(xvfb_display, tmp_path):
+    """The overlay window shows the overlay and quits on 'q'. Each try is a new process
+    (the Qt fault above blackens every window of a process); a window that stays black in
+    three processes in a row is a failure, not the fault (about 1 start in 3-5 under load)."""
+    import os
+    import sys
+
+    if shutil.which("ffmpeg") is None or shutil.which("xdotool") is None:
+        pytest.skip("needs ffmpeg (x11grab) and xdotool")
+    child = ("import sys; sys.path.insert(0, sys.argv[1]); import test_overlay as t; "
+             "sys.exit(t._window_child(sys.argv[2], sys.argv[3]))")
+    for attempt in range(3):
+        r = subprocess.run([sys.executable, "-c", child, str(Path(__file__).parent),
+                            xvfb_display, str(tmp_path / f"screen{attempt}.png")],
+                           env={**os.environ, "DISPLAY": xvfb_display}, capture_output=True,
+                           text=True, timeout=180)
+        if r.returncode != WINDOW_BLACK:
+            break
+    assert r.returncode == 0, (f"try {attempt + 1} of 3: exit {r.returncode} "
+                               f"({'window never painted' if r.returncode == WINDOW_BLACK else 'failed'})"
+                               f"\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
 
 
 # ------------------------------------------------------------------------------------

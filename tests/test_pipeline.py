@@ -1271,8 +1271,8 @@ def test_the_live_frame_rate_is_the_recent_one():
         got = rate(t, frames)
         if k == 17 * 10:
             assert got == pytest.approx(0.0, abs=1e-9)  # in the outage
+    # 30 fps, not the rate since the start (frames / 23.9 s = 20.1)
     assert got == pytest.approx(30.0, rel=0.03)
-    assert frames / 23.9 < 21  # what the rate since the start said
 
 
 def test_sigterm_while_the_run_starts_stops_it_as_ctrl_c_does(tmp_path):

@@ -337,12 +337,19 @@ def test_bad_frames_and_crops(pt_model):
 
 
 def test_cli_error_for_bad_model(tmp_path, capsys):
+    """A real project and a model path that is no model: one line naming the path."""
     from gaitlive.cli import main
+    from gaitlive.testing import make_tiny_dlc_project
 
-    rc = main(["evaluate", str(tmp_path), "--model", str(tmp_path / "nope")])
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "gaitlive evaluate: error:" in err
+    proj = make_tiny_dlc_project(tmp_path / "p", n=2, bodyparts=POULTRY_BODYPARTS[:3])
+    for bad, why in ((tmp_path / "nope", "model path does not exist"),
+                     (proj / "config.yaml", "not a model file")):
+        rc = main(["evaluate", str(proj), "--model", str(bad), "--no-gallery"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith(f"gaitlive evaluate: error: {bad}: {why}; expected "
+                                          f"a DeepLabCut-Live export"), err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "nope").exists()
 
 
 def test_multi_animal_model_passes_through(tmp_path):

@@ -286,13 +286,17 @@ def test_rendering_is_deterministic_and_frame_order_free():
     assert not np.array_equal(b, c)
 
 
-def test_render_speed_smoke():
-    """Not a timing assertion: one frame renders and has the requested size and type."""
+def test_a_small_rear_view_frame_renders_at_the_requested_size_with_the_bird_visible():
+    """One frame of a 200x150 rear-view turkey clip: the requested size and type, and the
+    bird in it (visible keypoints, inside the image)."""
     s = simulate_sequence(passes=1, view="rear", species="turkey", seed=2, width=200,
                           height=150)
-    r = next(render_frames(s, [s.passes[0].start_frame + 10]))
+    f = s.passes[0].start_frame + 10
+    r = next(render_frames(s, [f]))
     assert r.image.shape == (150, 200, 3) and r.image.dtype == np.uint8
-    assert r.visible.shape == (1, 8)
+    assert r.visible.shape == (1, 8) and r.visible.sum() >= 4
+    xy = s.poses[f, 0, r.visible[0].astype(bool), :2]
+    assert ((xy >= 0) & (xy < (200, 150))).all()
 
 
 # --------------------------------------------------------------------------------------
@@ -385,9 +389,10 @@ def test_cli_rejects_bad_values(tmp_path: Path, capsys):
     assert cli_main(["synth", "video", "--out", str(tmp_path), "--size", "big"]) == 2
     assert "--size" in capsys.readouterr().err
     assert cli_main(["synth", "video", "--out", str(tmp_path), "--severity", "7"]) == 2
+    assert "--severity: values must be in [0, 5]" in capsys.readouterr().err
     for seed in ("-1", str(2 ** 32)):  # would alias another seed's clip
         assert cli_main(["synth", "video", "--out", str(tmp_path), "--seed", seed]) == 2
-    assert "--severity" in capsys.readouterr().err
+        assert f"--seed: expected 0 to {2 ** 32 - 1}, got {seed}" in capsys.readouterr().err
     assert cli_main(["synth", "project", "--out", str(tmp_path), "--views", "top"]) == 2
     assert "top" in capsys.readouterr().err
     # one severity per pass that disagrees with --passes, and stems that leave --out
@@ -516,8 +521,16 @@ def test_truth_cadence_counts_the_steps_whose_stance_is_not_listed():
     in 222 frames = 1.351 steps/s (counting the listed ones gave 1.216)."""
     sp = simulate_pass(severity=5.0, view="side", seed=87, fps=15)
     strikes = sorted(sp.strikes["left"] + sp.strikes["right"])
-    assert len(strikes) == 19 and strikes[-1] - strikes[0] == 222
-    assert sp.passes[0].cadence_hz == pytest.approx(20 * 15 / 222)
+    # every stance onset of the walk itself (the simulator's per-frame stance of each foot),
+    # listed or not, between the first and the last listed strike
+    st = sp.actors[0].walk.stance.astype(bool)
+    onsets = sorted(int(f) for j in range(st.shape[1])
+                    for f in np.flatnonzero(st[1:, j] & ~st[:-1, j]) + 1)
+    made = [f for f in onsets if strikes[0] <= f <= strikes[-1]]
+    assert set(strikes) <= set(made) and len(strikes) < len(made)  # some are not listed
+    assert sp.passes[0].cadence_hz == pytest.approx(
+        (len(made) - 1) * 15 / (strikes[-1] - strikes[0]))
+    assert (len(strikes), len(made), strikes[-1] - strikes[0]) == (19, 21, 222)  # docstring
 
 
 @pytest.mark.parametrize("seed", range(0, 40, 3))

@@ -517,12 +517,18 @@ def test_fine_tune_starts_from_an_exported_model(tmp_path, capsys):
     assert card.raw["training"]["init_weights"] == str(pt.resolve())  # its weights file
 
 
-def test_fine_tune_rejects_a_file_that_is_not_a_model(tmp_path):
+def test_fine_tune_rejects_a_file_that_is_not_a_model(tmp_path, capsys):
+    """One line naming the file, before any training dataset or model folder is made."""
     proj = make_project(tmp_path / "dots", n=12)
+    before = sorted(p.relative_to(proj) for p in proj.rglob("*"))
     bad = tmp_path / "weights.pt"
     bad.write_bytes(b"not a torch file")
     assert main(["train", str(proj), "--epochs", "1", "--no-pretrained",
                  "--init-weights", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"gaitlive train: error: {bad}: --init-weights: not a PyTorch model file" in err
+    assert "Traceback" not in err
+    assert sorted(p.relative_to(proj) for p in proj.rglob("*")) == before
 
 
 # -- repeated runs, fine-tuning architecture, config.yaml, the sbatch line -----------------
