@@ -1295,4 +1295,4 @@ def test_sigterm_while_the_run_starts_stops_it_as_ctrl_c_does(tmp_path):
     assert rc == 130, err
     assert "gaitlive run: SIGTERM received while starting, stopping" in err
     assert "Traceback" not in err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()

@@ -224,11 +224,6 @@ def _run(args: argparse.Namespace) -> int:
         if getattr(args, "source", None) is not None:
             raise  # --source: the message names it already
         raise SourceError(f"{cfg.file}: {e}") from None  # the config file's source: key
-    try:
-        out_dir = output_dir(args.out if args.out else cfg.out_dir, out_where)
-    except BaseException:
-        source.close()
-        raise
     # a camera or stream may deliver another rate than it reports: read from now (while
     # the model loads), measured after it, and the gait stage's clock follows what it
     # delivers
@@ -254,6 +249,12 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"model {cfg.model.path} detects {list(runner.bodyparts)} but profile "
                          f"{profile.name!r} expects {list(profile.bodyparts)} (same names, "
                          f"same order)")
+    try:  # made once the run can start: a run stopped or refused before leaves no folder
+        out_dir = output_dir(args.out if args.out else cfg.out_dir, out_where)
+    except BaseException:
+        source.close()
+        runner.close()
+        raise
     live = source.reconnectable
     if live and not cfg.realtime:
         log.info("--no-realtime has no effect on a live source")
