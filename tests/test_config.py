@@ -392,3 +392,69 @@ def test_a_side_channel_on_the_publisher_s_own_address_is_refused_when_loaded(tm
     # two wildcard ports (* or 0) are two addresses
     load_config(overrides={"publish.endpoint": "tcp://127.0.0.1:*",
                            "publish.side_channel": "tcp://127.0.0.1:*"})
+
+
+def test_a_run_config_names_only_what_it_changes(tmp_path):
+    """A file with a publish: block alone (as docs/zmq.md shows) keeps every other setting
+    of configs/default.yaml, not the code's own defaults; a list replaces, a mapping
+    merges."""
+    base = load_config()
+    p = tmp_path / "barn.yaml"
+    p.write_text("publish:\n  endpoint: tcp://127.0.0.1:6600\n  side_channel: "
+                 "tcp://127.0.0.1:6601\npresence:\n  min_crop: [256, 192]\n")
+    cfg = load_config(p)
+    assert cfg.publish.endpoint == "tcp://127.0.0.1:6600"
+    assert cfg.publish.journal == base.publish.journal and cfg.publish.jpeg == base.publish.jpeg
+    assert cfg.presence.min_crop == (256, 192)
+    assert cfg.presence.bird_size == base.presence.bird_size != 0
+    assert cfg.presence.max_input_pixels == base.presence.max_input_pixels != 0
+    assert cfg.presence.min_area_fraction == base.presence.min_area_fraction
+    assert cfg.model == base.model and cfg.profile == base.profile and cfg.file == str(p)
+    # a key the default does not know is still refused, naming this file
+    p.write_text("presence:\n  bird_sise: 100\n")
+    with pytest.raises(ConfigError, match=r"presence\.bird_sise: unknown key") as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+
+
+def test_side_channel_option_overrides_the_config_and_is_named_in_errors(tmp_path):
+    """Two cameras on one machine need two side channels: --side-channel sets it."""
+    import argparse
+
+    from gaitlive.commands import config_from_args
+
+    args = argparse.Namespace(config=None, profile=None, source=None, model=None,
+                              endpoint=None, side_channel="tcp://127.0.0.1:5558",
+                              camera_id="cam1")
+    cfg = config_from_args(args)
+    assert cfg.publish.side_channel == "tcp://127.0.0.1:5558" and cfg.camera_id == "cam1"
+    args.side_channel = cfg.publish.endpoint
+    with pytest.raises(ConfigError, match=r"^--side-channel: .* is publish\.endpoint too"):
+        config_from_args(args)
+
+
+def test_the_bundled_model_is_found_from_any_folder(tmp_path, monkeypatch):
+    """evaluate --model / --compare and train --init-weights find models/gaitlive-corridor
+    as run --model does, from outside the project; a path found nowhere stays as typed."""
+    from gaitlive.commands import bundled_or_given
+    from gaitlive.paths import PROJECT_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    assert Path(bundled_or_given("models/gaitlive-corridor")) == \
+        (PROJECT_ROOT / "models" / "gaitlive-corridor").resolve()
+    assert bundled_or_given("models/nothing") == "models/nothing"
+    (tmp_path / "models" / "gaitlive-corridor").mkdir(parents=True)  # the user's own wins
+    assert Path(bundled_or_given("models/gaitlive-corridor")) == \
+        (tmp_path / "models" / "gaitlive-corridor").resolve()
+    assert bundled_or_given(None) is None
+
+
+def test_evaluate_finds_the_bundled_model_from_another_folder(tmp_path, monkeypatch, capsys):
+    from gaitlive.cli import main
+    from gaitlive.testing import make_tiny_dlc_project
+
+    proj = make_tiny_dlc_project(tmp_path / "p", n=2)  # nose, tail: not the model's
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", str(proj), "--model", "models/gaitlive-corridor"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" not in err and "are not predicted by" in err, err

@@ -394,6 +394,18 @@ def test_write_labelled_video(tmp_path):
     def red(f):
         return int(((f[..., 2] > 180) & (f[..., 1] < 80) & (f[..., 0] < 80)).sum())
     assert red(frames[21]) > red(frames[19]) + 300
+    # the tables' files (as gaitlive analyze writes them) give the same movie
+    steps.to_csv(tmp_path / "clip_steps.csv", index=False)
+    passes.to_csv(tmp_path / "clip_passes.csv", index=False)
+    again = write_labelled_video(video, poses, tmp_path / "res" / "from_files.avi", PROFILE,
+                                 tmp_path / "clip_steps.csv", str(tmp_path / "clip_passes.csv"))
+    cap = cv2.VideoCapture(str(again))
+    for f in frames:
+        ok, g = cap.read()
+        assert ok and np.array_equal(f, g)
+    with pytest.raises(FileNotFoundError, match="nope_steps.csv: table not found"):
+        write_labelled_video(video, poses, tmp_path / "res" / "x.avi", PROFILE,
+                             tmp_path / "nope_steps.csv")
 
 
 def test_write_labelled_video_bad_input(tmp_path):

@@ -681,6 +681,16 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, file: Path | None
     cur[parts[-1]] = value
 
 
+def _layered(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` laid over ``base``: mappings merge key by key, anything else (a value, a
+    list, a mapping replacing a value) replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        b = out.get(k)
+        out[k] = _layered(b, v) if isinstance(b, dict) and isinstance(v, dict) else v
+    return out
+
+
 def load_config(path: str | Path | None = None,
                 overrides: Mapping[str, Any] | None = None,
                 labels: Mapping[str, str] | None = None) -> Config:
@@ -689,7 +699,9 @@ def load_config(path: str | Path | None = None,
     Parameters
     ----------
     path
-        A YAML file; ``None`` means ``configs/default.yaml``.
+        A YAML file; ``None`` means ``configs/default.yaml``. Another file is laid over
+        ``configs/default.yaml``: it names only what it changes (mappings merge key by key;
+        values and lists replace).
     overrides
         Dotted keys to replace after loading, e.g. ``{"source": "cam.mp4",
         "model.path": "models/x", "publish.endpoint": "tcp://127.0.0.1:6000"}`` (what the
@@ -699,8 +711,14 @@ def load_config(path: str | Path | None = None,
         (default: the key and the value given): a bad value given on the command line is
         not blamed on the file.
     """
-    path = Path(path) if path is not None else CONFIG_DIR / "default.yaml"
+    default = CONFIG_DIR / "default.yaml"
+    path = Path(path) if path is not None else default
     data = _read_yaml(path)
+    if path.resolve() != default.resolve():
+        # a run config names what it changes; the rest is configs/default.yaml's (a file
+        # with only a publish: block must not drop the tuned presence and model settings
+        # back to the code's own defaults)
+        data = _layered(_read_yaml(default), data)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     for k, v in given.items():
         _set_dotted(data, k, v, path)

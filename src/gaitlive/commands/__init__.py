@@ -28,6 +28,9 @@ def add_config_args(p: argparse.ArgumentParser, *, source: bool = True) -> None:
     p.add_argument("--model", "-m", default=None, help="exported DLC-Live model folder")
     p.add_argument("--endpoint", default=None,
                    help="ZeroMQ PUB endpoint (default from config: tcp://127.0.0.1:5556)")
+    p.add_argument("--side-channel", default=None,
+                   help="ZeroMQ side-channel (catch-up) endpoint (default from config: "
+                        "tcp://127.0.0.1:5557); each camera process needs its own")
     p.add_argument("--camera-id", default=None, help="camera id carried by every message")
 
 
@@ -39,6 +42,7 @@ def config_from_args(args: argparse.Namespace):  # -> gaitlive.config.Config
         "source": getattr(args, "source", None),
         "model.path": getattr(args, "model", None),
         "publish.endpoint": getattr(args, "endpoint", None),
+        "publish.side_channel": getattr(args, "side_channel", None),
         "camera_id": getattr(args, "camera_id", None),
     }
     return load_config(args.config, overrides=overrides, labels=OVERRIDE_OPTIONS)
@@ -46,7 +50,20 @@ def config_from_args(args: argparse.Namespace):  # -> gaitlive.config.Config
 
 #: the config key each common option overrides, and the option's name in errors
 OVERRIDE_OPTIONS = {"profile": "--profile", "source": "--source", "model.path": "--model",
-                    "publish.endpoint": "--endpoint", "camera_id": "--camera-id"}
+                    "publish.endpoint": "--endpoint", "publish.side_channel": "--side-channel",
+                    "camera_id": "--camera-id"}
+
+
+def bundled_or_given(path: str | None) -> str | None:
+    """A path option as typed, or where it is found the way config assets are (the current
+    folder, then the project: ``models/gaitlive-corridor`` from any folder); as typed when it
+    is found nowhere, so that the error names what the user wrote."""
+    if path is None:
+        return None
+    from gaitlive.paths import resolve_asset
+
+    found = resolve_asset(path)
+    return str(found) if found.exists() else path
 
 
 def exit_now(code: int) -> None:

@@ -3,8 +3,9 @@
 Opens a window on the frames in ``DIR/labeled-data/*/`` (see ``gaitlive frames``). Click
 each bodypart in the project's order; the next one comes up by itself, and the next frame
 once all are placed. Keys: x skip (occluded), u undo, n/p next/previous frame, g next
-unfinished frame, Tab or 1-9 choose a bodypart to re-place, d delete it, +/- or the mouse
-wheel zoom, right-drag pans, drag a point to move it, s save, h help, q quit.
+unfinished frame, Tab or 1-9 choose a bodypart to re-place, d delete it, +/- zoom (the
+mouse wheel too, except with the Qt HighGUI of the PyPI OpenCV wheels, which zooms its own
+view on it), right-drag pans, drag a point to move it, s save, h help, q quit.
 
 Labels are saved after every click to ``CollectedData_<scorer>.h5`` and ``.csv`` (as
 DeepLabCut writes them) and the session resumes where it stopped. With ``--model``, each

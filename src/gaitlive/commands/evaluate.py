@@ -81,11 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # options first: a bad one must not cost a whole evaluation
+    from gaitlive.commands import bundled_or_given
     from gaitlive.fileio import check_output_dir
     from gaitlive.offline.evaluate import evaluate_model, evaluate_project
     from gaitlive.pose import check_device
 
-    # options first: a bad one must not cost a whole evaluation
+    args.model, args.compare = bundled_or_given(args.model), bundled_or_given(args.compare)
     check_device(args.device)
     if args.out:
         check_output_dir(args.out)

@@ -70,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """The :class:`TrainOptions` of parsed ``gaitlive train`` arguments."""
+    from gaitlive.commands import bundled_or_given
     from gaitlive.offline.train import TrainOptions
     from gaitlive.pose import check_device
 
@@ -110,7 +111,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
                         heatmap_stride=args.heatmap_stride, lr=args.lr, seed=args.seed,
                         save_epochs=args.save_epochs, eval_interval=args.eval_interval,
                         workers=args.workers, color=not args.no_color_aug,
-                        init_weights=args.init_weights)
+                        init_weights=bundled_or_given(args.init_weights))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,9 +29,21 @@ __all__ = ["pass_pose_row", "write_labelled_video"]
 
 
 def _records(items: Any) -> list[dict[str, Any]]:
-    """Steps/passes given as dataclasses, dicts or a pandas DataFrame -> list of dicts."""
+    """Steps/passes given as dataclasses, dicts, a pandas DataFrame or the path of a
+    ``_steps.csv`` / ``_passes.csv`` table -> list of dicts."""
     if items is None:
         return []
+    if isinstance(items, (str, os.PathLike)):
+        import pandas as pd
+
+        path = Path(items)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: table not found (expected a gaitlive analyze "
+                                    f"<stem>_steps.csv or <stem>_passes.csv)")
+        try:
+            items = pd.read_csv(path)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"{path}: cannot read as CSV ({e})") from None
     if hasattr(items, "to_dict") and hasattr(items, "columns"):
         return [dict(r) for r in items.to_dict("records")]
     out = []
@@ -147,11 +159,12 @@ def write_labelled_video(video_path: str | os.PathLike[str], poses: Any,
     profile
         Bodyparts (must match the poses' keypoints), skeleton, angles and score scale.
     steps
-        Step events (:class:`StepEvent`, dicts or a DataFrame with the ``_steps.csv``
-        columns ``individual, pass_id, foot, strike_frame, lift_frame``): a foot print at
-        each strike.
+        Step events (:class:`StepEvent`, dicts, or a DataFrame or the path of a table with
+        the ``_steps.csv`` columns ``individual, pass_id, foot, strike_frame,
+        lift_frame``): a foot print at each strike.
     passes
-        Finished passes (:class:`PassResult` or ``_passes.csv`` rows): the bird's id, step
+        Finished passes (:class:`PassResult`, or ``_passes.csv`` rows: a DataFrame or the
+        file's path): the bird's id, step
         count and features during its pass, and its score at its end.
     fps
         Frame rate; default the video's.
