@@ -261,18 +261,16 @@ def _keep_previous(out: Path, stem: str, source: Path, kind: str) -> Path | None
     ``out/previous/<time>/`` before this one writes any (an interrupted re-run would
     otherwise replace complete results with partial ones); returns that folder, or None
     when there were none. The input itself is never moved."""
-    from gaitlive.fileio import move_aside
+    from gaitlive.fileio import move_to_previous
 
     names = [f"{stem}_steps.csv", f"{stem}_passes.csv", f"{stem}_labeled.mp4"]
     if kind == "video":  # its pose file (check_inputs made sure analyze wrote it)
         names += [f"{stem}.h5", f"{stem}.csv"]
     src = source.resolve()
-    old = [out / n for n in names if (out / n).is_file() and (out / n).resolve() != src]
-    if not old:
-        return None
-    dest = move_aside(old, out / "previous", when=max(f.stat().st_mtime for f in old))
-    log.warning("%s: the previous analysis's outputs (%s) were moved to %s", source,
-                ", ".join(f.name for f in old), dest)
+    dest = move_to_previous([out / n for n in names if (out / n).resolve() != src], out)
+    if dest is not None:
+        log.warning("%s: the previous analysis's outputs (%s) were moved to %s", source,
+                    ", ".join(sorted(f.name for f in dest.iterdir())), dest)
     return dest
 
 

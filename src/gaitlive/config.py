@@ -659,9 +659,13 @@ def load_profile(name_or_path: str | Path) -> Profile:
     >>> load_profile("broiler-rear").view
     'rear'
     """
-    path = _profile_path(str(name_or_path))
-    data = _read_yaml(path)
-    return dataclasses.replace(from_mapping(Profile, data, file=path), file=str(path))
+    return _profile_from_file(_profile_path(str(name_or_path)))
+
+
+def _profile_from_file(path: Path) -> Profile:
+    """A profile file, validated; the profile records where it came from (``file``)."""
+    return dataclasses.replace(from_mapping(Profile, _read_yaml(path), file=path),
+                               file=str(path))
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any, file: Path | None = None
@@ -742,8 +746,7 @@ def _load(path: Path, data: dict[str, Any]) -> Config:
             ppath = _profile_path(prof, relative_to=path.parent)
         except ConfigError as e:
             raise ConfigError(e.message, file=path, key="profile") from None
-        pdata = _read_yaml(ppath)
-        profile = dataclasses.replace(from_mapping(Profile, pdata, file=ppath), file=str(ppath))
+        profile = _profile_from_file(ppath)
     elif isinstance(prof, Mapping):
         profile = from_mapping(Profile, prof, file=path, prefix="profile")
     else:

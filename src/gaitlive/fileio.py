@@ -169,3 +169,13 @@ def move_aside(files: Sequence[Path], parent: Path, prefix: str = "",
     for f in files:
         os.replace(f, dest / f.name)
     return dest
+
+
+def move_to_previous(files: Sequence[Path], folder: Path) -> Path | None:
+    """Move those of ``files`` that exist to ``folder/previous/<time>/`` (the time the
+    newest was written), so new results never overwrite earlier ones; returns that folder,
+    or None when none exists."""
+    old = [f for f in files if f.is_file()]
+    if not old:
+        return None
+    return move_aside(old, folder / "previous", when=max(f.stat().st_mtime for f in old))

@@ -654,8 +654,12 @@ def _safe(s: Any) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(s))
 
 
+_INDEX_HEAD = "<!doctype html><meta charset='utf-8'><title>"
+_TITLE = "gaitlive report"  # how an index this module wrote begins its title
+
+
 def _write_index(result: ReportResult, title: str) -> Path:
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{html.escape(title)}</title>",
+    parts = [f"{_INDEX_HEAD}{html.escape(title)}</title>",
              f"<h1>{html.escape(title)}</h1>", "<h2>Summaries</h2>"]
     for p in result.summary_pngs:
         parts.append(f"<p><img src='{html.escape(p.name)}' style='max-width:100%'></p>")
@@ -723,7 +727,7 @@ def _keep_earlier_report(out: Path) -> Path | None:
     ``out/previous/<time>/``: a report of other data (a new run in the same folder) would
     otherwise leave the earlier passes' PNGs beside an index that does not list them. Other
     files in ``out`` are left alone."""
-    from gaitlive.fileio import move_aside
+    from gaitlive.fileio import move_to_previous
 
     index = out / "index.html"
     if not index.is_file():
@@ -732,12 +736,11 @@ def _keep_earlier_report(out: Path) -> Path | None:
         text = index.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None  # not a report's index: not ours to move
-    if not text.startswith("<!doctype html><meta charset='utf-8'><title>gaitlive report"):
+    if not text.startswith(_INDEX_HEAD + _TITLE):
         return None
     names = {html.unescape(m) for m in re.findall(r"(?:src|href)='([^'/]+\.png)'", text)}
-    files = [index, *sorted(f for n in names if (f := out / n).is_file())]
-    dest = move_aside(files, out / "previous", when=index.stat().st_mtime)
-    log.warning("%s: the earlier report (%d files) was moved to %s", out, len(files), dest)
+    dest = move_to_previous([index, *sorted(out / n for n in names)], out)
+    log.warning("%s: the earlier report was moved to %s", out, dest)
     return dest
 
 
@@ -786,7 +789,7 @@ def _build(source: Path, out: Path, profile: Profile, fps: float | None,
         _report_database(source, out, profile, result)
     if bar is not None:
         bar.close()
-    result.index = _write_index(result, f"gaitlive report: {source.name}")
+    result.index = _write_index(result, f"{_TITLE}: {source.name}")
     log.info("report: %d pass PNGs, %d summaries in %s", len(result.pass_pngs),
              len(result.summary_pngs), out)
     return result

@@ -93,22 +93,20 @@ def _keep_previous_outputs(out_dir: Path, overlay_video: Path | None = None) -> 
     produced; returns that folder, or None when there was nothing to move. An
     ``overlay.video`` elsewhere that exists is moved the same way, to ``previous/<time>/``
     beside it."""
-    from gaitlive.fileio import move_aside
+    from gaitlive.fileio import move_to_previous
 
-    old = [out_dir / n for n in RUN_OUTPUTS if (out_dir / n).is_file()]
+    old = [out_dir / n for n in RUN_OUTPUTS]
     if overlay_video is not None and overlay_video.is_file():
         if overlay_video.resolve().parent == out_dir.resolve():
             if overlay_video.name not in RUN_OUTPUTS:
                 old.append(overlay_video)
         else:
-            dest = move_aside([overlay_video], overlay_video.parent / "previous",
-                              when=overlay_video.stat().st_mtime)
+            dest = move_to_previous([overlay_video], overlay_video.parent)
             print(f"the previous overlay video {overlay_video} was moved to {dest}",
                   flush=True)
-    if not old:
-        return None
-    dest = move_aside(old, out_dir / "previous", when=max(f.stat().st_mtime for f in old))
-    print(f"the previous run's outputs in {out_dir} were moved to {dest}", flush=True)
+    dest = move_to_previous(old, out_dir)
+    if dest is not None:
+        print(f"the previous run's outputs in {out_dir} were moved to {dest}", flush=True)
     return dest
 
 

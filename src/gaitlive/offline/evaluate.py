@@ -555,14 +555,12 @@ RESULT_FILES = ("metrics.csv", "gallery.png", "compare.csv")
 def keep_earlier_results(out: Path) -> Path | None:
     """Move an earlier evaluation's results in ``out`` (:data:`RESULT_FILES`) to
     ``out/previous/<time>/`` before new ones are written; returns that folder, or None."""
-    from gaitlive.fileio import move_aside
+    from gaitlive.fileio import move_to_previous
 
-    old = [out / n for n in RESULT_FILES if (out / n).is_file()]
-    if not old:
-        return None
-    dest = move_aside(old, out / "previous", when=max(f.stat().st_mtime for f in old))
-    log.warning("%s: the earlier evaluation's results (%s) were moved to %s", out,
-                ", ".join(f.name for f in old), dest)
+    dest = move_to_previous([out / n for n in RESULT_FILES], out)
+    if dest is not None:
+        log.warning("%s: the earlier evaluation's results (%s) were moved to %s", out,
+                    ", ".join(sorted(f.name for f in dest.iterdir())), dest)
     return dest
 
 
